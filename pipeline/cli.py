@@ -1,0 +1,106 @@
+"""The ``adjudicate`` command: options in, exit codes out.
+
+Exit codes: 0 done; 1 the run failed and published nothing; 2 usage error.
+Only counts and check names reach the terminal: member ids and NPIs go to the
+output files, never to stdout, stderr or logs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+from pipeline.publish import refuse_existing
+from pipeline.run import publish_validation, validate_files, validation_summary
+
+
+class AsOf(click.ParamType):
+    """An ISO date or date-time, read as UTC; a bare date means the end of that day."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        return parse_as_of(str(value), lambda message: self.fail(message, param, ctx))
+
+
+def parse_as_of(text: str, fail: Any) -> datetime:
+    """``--as-of`` as a naive UTC datetime."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        fail(f"{text!r} is not an ISO date (2026-11-27) or date-time (2026-11-27T06:00:00Z)")
+    if "T" not in text and " " not in text.strip():
+        moment = datetime.combine(moment.date(), time.max.replace(microsecond=0))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def now_utc() -> datetime:
+    """The run's default ``--as-of``: this second, UTC."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="adjudicate")
+def main() -> None:
+    """Adjudicate advanced-imaging claim lines against prior authorizations."""
+
+
+def _echo_counts(summary: dict[str, Any]) -> None:
+    for entry in summary["inputs"]:
+        click.echo(
+            f"{entry['source']} {entry['path']}: {entry['rows_read']} rows read, "
+            f"{entry['valid']} valid, {entry['rejected']} rejected"
+        )
+        for reject in entry["rejects_by_check"]:
+            click.echo(f"    {reject['column']:<28} {reject['check']:<34} {reject['rejects']:>8}")
+
+
+@main.command()
+@click.option(
+    "--claims",
+    "claims",
+    multiple=True,
+    required=True,
+    metavar="PATH",
+    help="A claims file (.csv, .csv.gz, .parquet); repeat for several.",
+)
+@click.option("--authorizations", metavar="PATH", help="The authorization register.")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=AsOf(),
+    help="The moment the run stands at (UTC); services after it are rejected. Default: now.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Publish rejects.parquet and summary.json here (must not exist).",
+)
+def validate(
+    claims: tuple[str, ...],
+    authorizations: str | None,
+    as_of: datetime | None,
+    out: Path | None,
+) -> None:
+    """Validate claims (and the register) against the contract; adjudicate nothing."""
+    try:
+        if out is not None:
+            refuse_existing(out)
+        result = validate_files(claims, authorizations, as_of or now_utc())
+        summary = validation_summary(result)
+        if out is not None:
+            publish_validation(result, out)
+    except PipelineError as error:
+        raise click.ClickException(str(error)) from error
+    _echo_counts(summary)
+    if out is not None:
+        click.echo(f"published {out}")

@@ -1,0 +1,18 @@
+"""What can go wrong with a run's inputs, as the library says it.
+
+The command line turns these into exit codes; nothing here knows about them.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A run cannot go on; the message says what was wrong and how to fix it."""
+
+
+class InputError(PipelineError):
+    """An input file cannot be read, or lacks a column every row needs."""
+
+
+class PublishError(PipelineError):
+    """The output directory cannot be published."""

@@ -1,0 +1,207 @@
+"""Reading input files as text with their lineage, and writing outputs.
+
+Only this module and the publisher touch files. Every value is read as text:
+a reader that guesses types turns place of service ``02`` into ``2``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.errors import InputError
+
+SOURCE_FILE = "source_file"
+SOURCE_ROW = "source_row"
+LINEAGE_COLUMNS = (SOURCE_FILE, SOURCE_ROW)
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet",)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file read: where it was, how many data rows it had."""
+
+    path: str
+    rows: int
+
+
+def file_kind(path: str) -> str:
+    """``csv`` or ``parquet`` by the file's extension; anything else is refused."""
+    name = path.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise InputError(f"{path}: unsupported file type; expected .csv, .csv.gz or .parquet")
+
+
+def _csv_header(path: str) -> list[str]:
+    """The header row of a CSV file, compressed or not."""
+    with pa.input_stream(path, compression="detect") as stream:
+        head = stream.read(1 << 20)
+    text = head.decode("utf-8-sig", errors="replace")
+    first = next(csv.reader(io.StringIO(text)), None)
+    if not first:
+        raise InputError(f"{path}: the file is empty; expected a header row")
+    return [name.strip() for name in first]
+
+
+def _read_csv_as_text(path: str) -> pa.Table:
+    header = _csv_header(path)
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise InputError(f"{path}: the header names a column twice: {', '.join(duplicated)}")
+    try:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
+
+
+def _why(error: Exception) -> str:
+    """The reader's complaint without the offending row, which may hold member ids."""
+    text = str(error)
+    shape = re.search(r"Expected \d+ columns, got \d+", text)
+    if shape:
+        return shape.group(0).lower() + " in a row (a stray comma or an unclosed quote?)"
+    if "UTF8" in text or "utf-8" in text.lower():
+        return "it is not UTF-8 text"
+    return text.split(":")[0]
+
+
+def _read_parquet_as_text(path: str) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"{path}: cannot be read as a Parquet file: {error}") from error
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        try:
+            columns.append(column.cast(pa.string()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise InputError(
+                f"{path}: column {name} of type {column.type} cannot be read as text"
+            ) from error
+    return pa.table(columns, names=table.column_names)
+
+
+def read_text_table(path: str) -> pa.Table:
+    """Every column of one file as text, as written."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such file")
+    if file_kind(path) == "csv":
+        return _read_csv_as_text(path)
+    return _read_parquet_as_text(path)
+
+
+def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Leading and trailing blanks trimmed; an empty value is null."""
+    trimmed = pc.utf8_trim_whitespace(column)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def read_inputs(
+    paths: Sequence[str],
+    *,
+    contract: Sequence[str],
+    required: Sequence[str],
+    one_of: Iterable[tuple[str, ...]] = (),
+) -> tuple[pd.DataFrame, list[InputFile]]:
+    """Read files of one table as text, with each row's file and 1-based data row.
+
+    The contract's columns are trimmed, emptied to null, and added (all null)
+    when a file lacks them; other columns pass through as written. A file
+    missing a ``required`` column (or every column of a ``one_of`` group) is
+    refused, naming every one it lacks.
+    """
+    tables: list[pa.Table] = []
+    files: list[InputFile] = []
+    for path in paths:
+        table = read_text_table(path)
+        _require_columns(path, table.column_names, required, one_of)
+        lineage = {
+            SOURCE_FILE: pa.array([path] * table.num_rows, pa.string()),
+            SOURCE_ROW: pa.array(range(1, table.num_rows + 1), pa.int64()),
+        }
+        for name, values in lineage.items():
+            if name in table.column_names:
+                table = table.drop_columns([name])
+            table = table.append_column(name, values)
+        tables.append(table)
+        files.append(InputFile(path=path, rows=table.num_rows))
+    combined = pa.concat_tables(tables, promote_options="default")
+    for name in contract:
+        if name in combined.column_names:
+            index = combined.column_names.index(name)
+            combined = combined.set_column(index, name, _tidy(combined.column(name)))
+        else:
+            combined = combined.append_column(name, pa.nulls(combined.num_rows, pa.string()))
+    frame = combined.to_pandas()
+    frame[SOURCE_FILE] = frame[SOURCE_FILE].astype("category")
+    return frame, files
+
+
+def _require_columns(
+    path: str,
+    columns: Sequence[str],
+    required: Sequence[str],
+    one_of: Iterable[tuple[str, ...]],
+) -> None:
+    present = set(columns)
+    missing = [name for name in required if name not in present]
+    for group in one_of:
+        if not present.intersection(group):
+            missing.append(" or ".join(group))
+    if missing:
+        raise InputError(f"{path} is missing required columns: {', '.join(missing)}")
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def write_parquet(frame: pd.DataFrame, path: Path, schema: pa.Schema | None = None) -> int:
+    """Write ``frame`` as Parquet with no index and no library metadata; returns rows.
+
+    The file depends only on the data and the pyarrow version, so reruns are
+    byte-identical.
+    """
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    pq.write_table(table, path, compression="zstd", write_statistics=True)
+    return table.num_rows
+
+
+def write_json(document: Any, path: Path) -> None:
+    """Write ``document`` as sorted, indented JSON with a final newline."""
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def sha256_of(path: Path | str) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

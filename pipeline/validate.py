@@ -1,0 +1,190 @@
+"""Validation that never loses a row.
+
+The contract's pandera models run lazily over the text as read; every failure
+becomes a rejects row joined back to its source row, and every row that has
+none is valid. A row is in exactly one of the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from pipeline.io import SOURCE_FILE, SOURCE_ROW, InputFile
+from schemas import authorizations as register_contract
+from schemas import claims as claims_contract
+from schemas.checks import message_template, row_rule_for
+from schemas.outputs import REJECT_COLUMNS, empty_rejects
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The rows that passed every check, and one rejects row per failure of the others."""
+
+    valid: pd.DataFrame
+    rejects: pd.DataFrame
+
+    @property
+    def rejected_rows(self) -> int:
+        """How many input rows failed at least one check."""
+        return int(self.rejects[[SOURCE_FILE, SOURCE_ROW]].drop_duplicates().shape[0])
+
+
+def normalize_case(
+    frame: pd.DataFrame, upper: Sequence[str], lower: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Codes upper-cased (and claim types lower-cased); nothing else is repaired."""
+    changes = {name: frame[name].str.upper() for name in upper if name in frame}
+    changes |= {name: frame[name].str.lower() for name in lower if name in frame}
+    return frame.assign(**changes)
+
+
+def validate_claims(lines: pd.DataFrame, as_of: datetime) -> Validated:
+    """Check claim lines read as text against the claims contract at ``as_of``."""
+    lines = normalize_case(
+        lines, claims_contract.UPPER_CASE_COLUMNS, claims_contract.LOWER_CASE_COLUMNS
+    )
+    schema = claims_contract.claims_schema(as_of)
+    return _validate(lines, schema, claims_contract.CONTRACT_COLUMNS, source="claims")
+
+
+def validate_authorizations(register: pd.DataFrame) -> Validated:
+    """Check register rows read as text against the register contract."""
+    register = normalize_case(register, register_contract.UPPER_CASE_COLUMNS)
+    schema = register_contract.AuthorizationInput.to_schema()
+    return _validate(register, schema, register_contract.CONTRACT_COLUMNS, source="authorizations")
+
+
+def _validate(
+    frame: pd.DataFrame,
+    schema: pa.DataFrameSchema,
+    contract_columns: Sequence[str],
+    *,
+    source: str,
+) -> Validated:
+    frame = frame.reset_index(drop=True)
+    checked = frame[list(contract_columns)]
+    try:
+        schema.validate(checked, lazy=True, inplace=True)
+    except SchemaErrors as errors:
+        rejects = _rejects_from_failures(errors.failure_cases, frame, source)
+        failed = np.zeros(len(frame), dtype=bool)
+        failed[rejects.pop("_row").to_numpy()] = True
+        return Validated(valid=frame[~failed], rejects=rejects)
+    return Validated(valid=frame, rejects=empty_rejects())
+
+
+def _rejects_from_failures(
+    failures: pd.DataFrame, frame: pd.DataFrame, source: str
+) -> pd.DataFrame:
+    """One rejects row per (row, column, check), with a message a person can act on."""
+    if failures["index"].isna().any():
+        schema_level = failures.loc[failures["index"].isna(), "check"].unique().tolist()
+        raise RuntimeError(f"validation failed without naming rows: {schema_level}")
+    column = failures["column"].astype("str")
+    check = failures["check"].astype("str")
+    rule_names = check.unique()
+    rules = {name: row_rule_for(name) for name in rule_names}
+    rule_column = check.map({k: r.column for k, r in rules.items() if r is not None})
+    rule_check = check.map({k: r.check for k, r in rules.items() if r is not None})
+    cases = pd.DataFrame(
+        {
+            "_row": failures["index"].astype("int64").to_numpy(),
+            "column": rule_column.fillna(column).to_numpy(),
+            "check": rule_check.fillna(check).to_numpy(),
+            "_template_key": check.to_numpy(),
+        }
+    ).drop_duplicates(["_row", "column", "check"])
+    pieces = [
+        _filled(group, frame, str(col), str(key))
+        for (col, key), group in cases.groupby(["column", "_template_key"], sort=True)
+    ]
+    rejects = pd.concat(pieces, ignore_index=True)
+    rows = rejects["_row"].to_numpy()
+    rejects = rejects.assign(
+        source=source,
+        source_file=frame[SOURCE_FILE].astype("str").to_numpy()[rows],
+        source_row=frame[SOURCE_ROW].to_numpy()[rows],
+        claim_id=_column_or_null(frame, "claim_id", rows, source),
+        claim_line_number=_column_or_null(frame, "claim_line_number", rows, source),
+    )
+    return sort_rejects(rejects[[*REJECT_COLUMNS, "_row"]])
+
+
+def _column_or_null(frame: pd.DataFrame, name: str, rows: np.ndarray, source: str) -> pd.Series:
+    if source != "claims" or name not in frame:
+        return pd.Series([None] * len(rows), dtype="str")
+    return frame[name].iloc[rows].reset_index(drop=True)
+
+
+def _filled(cases: pd.DataFrame, frame: pd.DataFrame, column: str, key: str) -> pd.DataFrame:
+    """The value and message for one group of failures of one check on one column."""
+    rule = row_rule_for(key)
+    template = rule.message if rule is not None else message_template(key)
+    template = template.replace("{column}", column)
+    values = frame[column].iloc[cases["_row"].to_numpy()].reset_index(drop=True)
+    if "{value}" in template:
+        before, after = template.split("{value}", 1)
+        message = before + values.fillna("") + after
+    else:
+        message = pd.Series([template] * len(values), dtype="str")
+    return pd.DataFrame(
+        {
+            "_row": cases["_row"].to_numpy(),
+            "column": column,
+            "check": cases["check"].to_numpy(),
+            "value": values.astype("str").to_numpy(),
+            "message": message.astype("str").to_numpy(),
+        }
+    )
+
+
+def sort_rejects(rejects: pd.DataFrame) -> pd.DataFrame:
+    """Claims before the register, then by claim and line, then by source row and check."""
+    keys = pd.DataFrame(
+        {
+            "source": rejects["source"].ne("claims").astype("int8"),
+            "claim_id": rejects["claim_id"],
+            "line": pd.to_numeric(rejects["claim_line_number"], errors="coerce"),
+            "claim_line_number": rejects["claim_line_number"],
+            "source_file": rejects["source_file"],
+            "source_row": rejects["source_row"],
+            "column": rejects["column"],
+            "check": rejects["check"],
+        }
+    )
+    order = keys.sort_values(list(keys.columns), kind="stable", na_position="last").index
+    return rejects.loc[order].reset_index(drop=True)
+
+
+def counts_by_file(validated: Validated, files: Sequence[InputFile]) -> list[dict[str, object]]:
+    """Rows read, valid and rejected per input file, with rejects counted per check."""
+    valid = validated.valid[SOURCE_FILE].astype("str").value_counts()
+    rejects = validated.rejects
+    rejected_rows = rejects.drop_duplicates([SOURCE_FILE, SOURCE_ROW])[SOURCE_FILE].value_counts()
+    by_check = rejects.groupby([SOURCE_FILE, "column", "check"], observed=True).size()
+    summary: list[dict[str, object]] = []
+    for file in files:
+        path = file.path
+        checks = by_check.loc[path] if path in by_check.index.get_level_values(0) else None
+        summary.append(
+            {
+                "path": path,
+                "rows_read": file.rows,
+                "valid": int(valid.get(path, 0)),
+                "rejected": int(rejected_rows.get(path, 0)),
+                "rejects_by_check": []
+                if checks is None
+                else [
+                    {"column": column, "check": check, "rejects": int(count)}
+                    for (column, check), count in checks.items()
+                ],
+            }
+        )
+    return summary

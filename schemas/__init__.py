@@ -1,0 +1,1 @@
+"""The data contract: pandera models of every table the pipeline reads or writes."""

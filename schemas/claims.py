@@ -1,0 +1,531 @@
+"""The claims input: one row per claim line, every value as text (CONTRACT §2).
+
+The model checks the text as it arrives. Values are trimmed and codes
+upper-cased before it runs (:func:`normalize_claims`); nothing else is
+repaired. Columns the contract does not name pass through unchecked.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from schemas import codesets
+from schemas.checks import (
+    column_rule,
+    in_code_set,
+    is_iso_date,
+    matches,
+    npi_check_digit_ok,
+    parse_dates,
+    register_row_rule,
+    row_rule,
+)
+
+CLAIM_TYPES = ("professional", "institutional")
+PLAN_TYPES = ("HMO", "PPO", "POS", "EPO", "MEDICARE", "MEDICAID")
+FREQUENCY_CODES = ("1", "7", "8")
+DIAGNOSIS_COLUMNS = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
+MODIFIER_COLUMNS = tuple(f"hcpcs_modifier_{i}" for i in range(1, 5))
+NPI_COLUMNS = ("rendering_npi", "billing_npi", "facility_npi", "ordering_npi")
+DATE_COLUMNS = (
+    "claim_start_date",
+    "claim_end_date",
+    "claim_line_start_date",
+    "claim_line_end_date",
+)
+HCPCS_SHAPE = r"[0-9]{4}[0-9A-Z]|[A-Z][0-9]{4}"
+"""CPT (five digits, or four and a letter for categories II and III) or HCPCS Level II."""
+
+DIAGNOSIS_REGEX = r"^diagnosis_code_([1-9]|1[0-9]|2[0-5])$"
+MODIFIER_REGEX = r"^hcpcs_modifier_[1-4]$"
+
+
+def _text(description: str, *, required: str, nullable: bool = True) -> object:
+    """A text column; ``required`` is the contract's 'required' cell."""
+    return pa.Field(
+        nullable=nullable,
+        description=description,
+        metadata={"required": required},
+    )
+
+
+def _is_professional(df: pd.DataFrame) -> pd.Series:
+    return df["claim_type"].eq("professional").fillna(False).astype(bool)
+
+
+def _is_institutional(df: pd.DataFrame) -> pd.Series:
+    return df["claim_type"].eq("institutional").fillna(False).astype(bool)
+
+
+class ClaimLineInput(pa.DataFrameModel):
+    """One row per claim line, as text, as it arrives in a claims file."""
+
+    claim_id: Series[str] = pa.Field(
+        nullable=False,
+        description="The claim's identifier, 1 to 50 characters.",
+        metadata={"required": "yes"},
+    )
+    claim_line_number: Series[str] = pa.Field(
+        nullable=False,
+        description="Line number within the claim, an integer >= 1; "
+        "(claim_id, claim_line_number) is unique in a run.",
+        metadata={"required": "yes"},
+    )
+    claim_type: Series[str] = pa.Field(
+        nullable=False,
+        description="`professional` or `institutional`.",
+        metadata={"required": "yes"},
+    )
+    member_id: Series[str] = pa.Field(
+        nullable=False,
+        description="The member; the same on every line of a claim.",
+        metadata={"required": "yes"},
+    )
+    plan_type: Series[str] = pa.Field(
+        nullable=False,
+        description="HMO, PPO, POS, EPO, MEDICARE or MEDICAID (any case).",
+        metadata={"required": "yes"},
+    )
+    claim_frequency_code: Series[str] = _text(
+        "`1` original, `7` replacement, `8` void; empty means `1`.", required="no"
+    )
+    original_claim_id: Series[str] = _text(
+        "The claim_id a replacement or void names (X12 REF*F8).",
+        required="with frequency 7 or 8",
+    )
+    claim_start_date: Series[str] = _text("Claim header start date, YYYY-MM-DD.", required="no")
+    claim_end_date: Series[str] = _text("Claim header end date, YYYY-MM-DD.", required="no")
+    claim_line_start_date: Series[str] = _text(
+        "Date of service, YYYY-MM-DD.", required="yes, unless claim_start_date is given"
+    )
+    claim_line_end_date: Series[str] = _text(
+        "Line end date, YYYY-MM-DD, not before the start date.", required="no"
+    )
+    place_of_service_code: Series[str] = _text(
+        "CMS Place of Service, two digits.", required="professional lines"
+    )
+    bill_type_code: Series[str] = _text(
+        "UB-04 type of bill, three digits (a leading 0 may make four).",
+        required="institutional lines",
+    )
+    revenue_center_code: Series[str] = _text("UB-04 revenue code, four digits.", required="no")
+    hcpcs_code: Series[str] = _text(
+        "CPT or HCPCS Level II code, five characters; an institutional line may have none.",
+        required="professional lines",
+    )
+    hcpcs_modifier: Series[str] = pa.Field(
+        alias=MODIFIER_REGEX,
+        regex=True,
+        nullable=True,
+        description="hcpcs_modifier_1 .. hcpcs_modifier_4: two characters "
+        "(`26` professional component, `TC` technical).",
+        metadata={"required": "no", "label": "hcpcs_modifier_1 .. hcpcs_modifier_4"},
+    )
+    service_unit_quantity: Series[str] = _text(
+        "Units, a number >= 0; empty means 1.", required="no"
+    )
+    rendering_npi: Series[str] = _text(
+        "Rendering provider NPI, ten digits with a valid check digit; an institutional "
+        "line without one is rendered by its facility_npi, else its billing_npi.",
+        required="professional lines",
+    )
+    billing_npi: Series[str] = _text("Billing provider NPI.", required="no")
+    facility_npi: Series[str] = _text("Facility NPI.", required="no")
+    ordering_npi: Series[str] = _text("Ordering provider NPI (never liable).", required="no")
+    diagnosis_code: Series[str] = pa.Field(
+        alias=DIAGNOSIS_REGEX,
+        regex=True,
+        nullable=True,
+        description="diagnosis_code_1 .. diagnosis_code_25: ICD-10-CM, with or without the dot.",
+        metadata={"required": "no", "label": "diagnosis_code_1 .. diagnosis_code_25"},
+    )
+    charge_amount: Series[str] = pa.Field(
+        nullable=False,
+        description="Billed charge, a decimal >= 0 with at most two places.",
+        metadata={"required": "yes"},
+    )
+    prior_authorization_number: Series[str] = _text(
+        "The authorization number the provider reported (X12 REF*G1).", required="no"
+    )
+
+    class Config:
+        strict = False
+        coerce = False
+
+    # --- one value at a time ------------------------------------------------
+
+    @column_rule(
+        "claim_id",
+        check="text_1_to_50",
+        message="{column} '{value}' is longer than 50 characters",
+    )
+    def _claim_id_length(cls, s: pd.Series) -> pd.Series:
+        return s.str.len().le(50).fillna(True).astype(bool)
+
+    @column_rule(
+        "claim_line_number",
+        check="positive_integer",
+        message="{column} '{value}' is not a whole number of 1 or more",
+    )
+    def _line_number(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"0*[1-9][0-9]{0,8}")
+
+    @column_rule(
+        "claim_type",
+        check="claim_type_known",
+        message="{column} '{value}' is neither 'professional' nor 'institutional'",
+    )
+    def _claim_type(cls, s: pd.Series) -> pd.Series:
+        return s.isin(CLAIM_TYPES) | s.isna()
+
+    @column_rule(
+        "plan_type",
+        check="plan_type_known",
+        message="{column} '{value}' is not one of " + ", ".join(PLAN_TYPES),
+    )
+    def _plan_type(cls, s: pd.Series) -> pd.Series:
+        return s.isin(PLAN_TYPES) | s.isna()
+
+    @column_rule(
+        "claim_frequency_code",
+        check="frequency_code_known",
+        message="{column} '{value}' is not 1 (original), 7 (replacement) or 8 (void)",
+    )
+    def _frequency(cls, s: pd.Series) -> pd.Series:
+        return s.isin(FREQUENCY_CODES) | s.isna()
+
+    @column_rule(
+        *DATE_COLUMNS,
+        check="iso_date",
+        message="{column} '{value}' is not a real date written YYYY-MM-DD",
+    )
+    def _dates(cls, s: pd.Series) -> pd.Series:
+        return is_iso_date(s)
+
+    @column_rule(
+        "place_of_service_code",
+        check="place_of_service_format",
+        message="{column} '{value}' is not a two-digit CMS place of service code; "
+        "did the file lose a leading zero?",
+    )
+    def _pos_format(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"\d{2}")
+
+    @column_rule(
+        "place_of_service_code",
+        check="place_of_service_known",
+        message="{column} '{value}' is not in the CMS Place of Service code set",
+    )
+    def _pos_known(cls, s: pd.Series) -> pd.Series:
+        return in_code_set(s, codesets.place_of_service_codes(), r"\d{2}")
+
+    @column_rule(
+        "bill_type_code",
+        check="bill_type_format",
+        message="{column} '{value}' is not a three-digit UB-04 type of bill "
+        "(a leading 0 may make four)",
+    )
+    def _bill_type_format(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"0?\d{3}")
+
+    @column_rule(
+        "bill_type_code",
+        check="bill_type_known",
+        message="{column} '{value}' is not in the UB-04 type of bill code set",
+    )
+    def _bill_type_known(cls, s: pd.Series) -> pd.Series:
+        three = s.str.replace(r"^0(\d{3})$", r"\1", regex=True)
+        return in_code_set(three, codesets.bill_type_codes(), r"\d{3}")
+
+    @column_rule(
+        "revenue_center_code",
+        check="revenue_code_format",
+        message="{column} '{value}' is not a four-digit UB-04 revenue code; "
+        "did the file lose a leading zero?",
+    )
+    def _revenue_format(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"\d{4}")
+
+    @column_rule(
+        "revenue_center_code",
+        check="revenue_code_known",
+        message="{column} '{value}' is not in the UB-04 revenue code set",
+    )
+    def _revenue_known(cls, s: pd.Series) -> pd.Series:
+        return in_code_set(s, codesets.revenue_center_codes(), r"\d{4}")
+
+    @column_rule(
+        "hcpcs_code",
+        check="hcpcs_format",
+        message="{column} '{value}' is not a five-character CPT or HCPCS code",
+    )
+    def _hcpcs(cls, s: pd.Series) -> pd.Series:
+        return matches(s, HCPCS_SHAPE)
+
+    @column_rule(
+        MODIFIER_REGEX,
+        check="modifier_format",
+        message="{column} '{value}' is not a two-character HCPCS modifier",
+    )
+    def _modifier(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"[0-9A-Z]{2}")
+
+    @column_rule(
+        "service_unit_quantity",
+        check="units_non_negative_number",
+        message="{column} '{value}' is not a number >= 0",
+    )
+    def _units(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"\d+(\.\d+)?")
+
+    @column_rule(
+        *NPI_COLUMNS,
+        check="npi_format",
+        message="{column} '{value}' is not a ten-digit NPI",
+    )
+    def _npi_format(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"\d{10}")
+
+    @column_rule(
+        *NPI_COLUMNS,
+        check="npi_check_digit",
+        message="{column} '{value}' fails the NPI check digit (Luhn over 80840 and the "
+        "first nine digits); is a digit mistyped?",
+    )
+    def _npi_luhn(cls, s: pd.Series) -> pd.Series:
+        return npi_check_digit_ok(s)
+
+    @column_rule(
+        DIAGNOSIS_REGEX,
+        check="icd10cm_format",
+        message="{column} '{value}' is not an ICD-10-CM code (a letter, two characters, "
+        "then up to four, with or without the dot)",
+    )
+    def _diagnosis(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
+
+    @column_rule(
+        "charge_amount",
+        check="money_two_places",
+        message="{column} '{value}' is not an amount >= 0 with at most two decimal places",
+    )
+    def _charge(cls, s: pd.Series) -> pd.Series:
+        return matches(s, r"\d{1,13}(\.\d{1,2})?")
+
+    # --- rules over several columns of a line ---------------------------------
+
+    @row_rule(
+        column="place_of_service_code",
+        check="required_on_professional_line",
+        message="{column} is required on a professional line",
+    )
+    def _pos_required(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(_is_professional(df) & df["place_of_service_code"].isna())
+
+    @row_rule(
+        column="hcpcs_code",
+        check="required_on_professional_line",
+        message="{column} is required on a professional line",
+    )
+    def _hcpcs_required(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(_is_professional(df) & df["hcpcs_code"].isna())
+
+    @row_rule(
+        column="rendering_npi",
+        check="required_on_professional_line",
+        message="{column} is required on a professional line",
+    )
+    def _rendering_required(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(_is_professional(df) & df["rendering_npi"].isna())
+
+    @row_rule(
+        column="bill_type_code",
+        check="required_on_institutional_line",
+        message="{column} is required on an institutional line",
+    )
+    def _bill_type_required(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(_is_institutional(df) & df["bill_type_code"].isna())
+
+    @row_rule(
+        column="rendering_npi",
+        check="provider_npi_required",
+        message="an institutional line needs a rendering_npi, facility_npi or billing_npi",
+    )
+    def _institutional_provider(cls, df: pd.DataFrame) -> pd.Series:
+        none = df[["rendering_npi", "facility_npi", "billing_npi"]].isna().all(axis=1)
+        return ~(_is_institutional(df) & none)
+
+    @row_rule(
+        column="claim_line_start_date",
+        check="date_of_service_required",
+        message="{column} is required when claim_start_date is empty",
+    )
+    def _date_of_service_required(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(df["claim_line_start_date"].isna() & df["claim_start_date"].isna())
+
+    @row_rule(
+        column="claim_line_end_date",
+        check="not_before_start",
+        message="{column} '{value}' is before claim_line_start_date",
+    )
+    def _line_dates_ordered(cls, df: pd.DataFrame) -> pd.Series:
+        start = parse_dates(df["claim_line_start_date"])
+        end = parse_dates(df["claim_line_end_date"])
+        return ~(end < start).fillna(False).astype(bool)
+
+    @row_rule(
+        column="claim_end_date",
+        check="not_before_start",
+        message="{column} '{value}' is before claim_start_date",
+    )
+    def _claim_dates_ordered(cls, df: pd.DataFrame) -> pd.Series:
+        start = parse_dates(df["claim_start_date"])
+        end = parse_dates(df["claim_end_date"])
+        return ~(end < start).fillna(False).astype(bool)
+
+    @row_rule(
+        column="original_claim_id",
+        check="required_for_replacement_or_void",
+        message="{column} is required when claim_frequency_code is 7 or 8",
+    )
+    def _original_required(cls, df: pd.DataFrame) -> pd.Series:
+        names_one = df["claim_frequency_code"].isin(("7", "8"))
+        return ~(names_one & df["original_claim_id"].isna())
+
+    # --- rules over several lines ---------------------------------------------
+
+    @row_rule(
+        column="claim_line_number",
+        check="duplicate_claim_line",
+        message="(claim_id, claim_line_number) appears more than once; every copy is "
+        "rejected so that a person can say which is right",
+    )
+    def _unique_line(cls, df: pd.DataFrame) -> pd.Series:
+        return ~duplicated_claim_lines(df)
+
+    @row_rule(
+        column="member_id",
+        check="differs_within_claim",
+        message="{column} '{value}' differs between the lines of this claim; "
+        "every line of the claim is rejected",
+    )
+    def _same_member(cls, df: pd.DataFrame) -> pd.Series:
+        return ~differs_within_claim(df, "member_id")
+
+    @row_rule(
+        column="claim_type",
+        check="differs_within_claim",
+        message="{column} '{value}' differs between the lines of this claim; "
+        "every line of the claim is rejected",
+    )
+    def _same_claim_type(cls, df: pd.DataFrame) -> pd.Series:
+        return ~differs_within_claim(df, "claim_type")
+
+    @row_rule(
+        column="plan_type",
+        check="differs_within_claim",
+        message="{column} '{value}' differs between the lines of this claim; "
+        "every line of the claim is rejected",
+    )
+    def _same_plan_type(cls, df: pd.DataFrame) -> pd.Series:
+        return ~differs_within_claim(df, "plan_type")
+
+
+def _codes(series: pd.Series) -> pd.Series:
+    """Integer codes of a column's values, nulls included as their own value."""
+    codes, _ = pd.factorize(series, use_na_sentinel=False)
+    return pd.Series(codes, index=series.index)
+
+
+def duplicated_claim_lines(df: pd.DataFrame) -> pd.Series:
+    """True on every copy of a (claim_id, claim_line_number) seen more than once.
+
+    Line numbers compare as numbers (``01`` is line 1). Hashes two integer
+    codes rather than two text columns: the costly part of validation at scale.
+    """
+    line = pd.to_numeric(df["claim_line_number"], errors="coerce")
+    line_codes = _codes(line)
+    key = _codes(df["claim_id"]) * (int(line_codes.max()) + 1 if len(df) else 1) + line_codes
+    return key.duplicated(keep=False)
+
+
+def differs_within_claim(df: pd.DataFrame, column: str) -> pd.Series:
+    """True on every line of a claim whose lines disagree on ``column``."""
+    claim = _codes(df["claim_id"])
+    values = _codes(df[column])
+    frame = pd.DataFrame({"claim": claim, "value": values})
+    grouped = frame.groupby("claim", sort=False)["value"]
+    return grouped.transform("min").ne(grouped.transform("max"))
+
+
+def date_of_service(df: pd.DataFrame) -> pd.Series:
+    """The line's date of service: its line start date, else the claim's start date."""
+    return parse_dates(df["claim_line_start_date"]).fillna(parse_dates(df["claim_start_date"]))
+
+
+SERVICE_AFTER_AS_OF = register_row_rule(
+    "claim_line_start_date",
+    "service_after_as_of",
+    "the date of service is after the run's --as-of; "
+    "a claim cannot be paid for a service that has not happened",
+)
+
+
+def claims_schema(as_of: datetime) -> pa.DataFrameSchema:
+    """The claims contract for a run standing at ``as_of`` (naive UTC)."""
+    schema = copy.deepcopy(ClaimLineInput.to_schema())
+    last_day = pd.Timestamp(as_of).normalize()
+
+    def not_after_as_of(df: pd.DataFrame) -> pd.Series:
+        return ~(date_of_service(df) > last_day).fillna(False).astype(bool)
+
+    check = pa.Check(not_after_as_of, name=SERVICE_AFTER_AS_OF, ignore_na=False)
+    schema.checks = [*schema.checks, check]
+    return schema
+
+
+CONTRACT_COLUMNS: tuple[str, ...] = (
+    "claim_id",
+    "claim_line_number",
+    "claim_type",
+    "member_id",
+    "plan_type",
+    "claim_frequency_code",
+    "original_claim_id",
+    *DATE_COLUMNS,
+    "place_of_service_code",
+    "bill_type_code",
+    "revenue_center_code",
+    "hcpcs_code",
+    *MODIFIER_COLUMNS,
+    "service_unit_quantity",
+    *NPI_COLUMNS,
+    *DIAGNOSIS_COLUMNS,
+    "charge_amount",
+    "prior_authorization_number",
+)
+"""Every column the contract names, in contract order."""
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "claim_id",
+    "claim_line_number",
+    "claim_type",
+    "member_id",
+    "plan_type",
+    "charge_amount",
+)
+"""Columns that must be in every claims file (else the run fails, naming them)."""
+
+UPPER_CASE_COLUMNS: tuple[str, ...] = (
+    "plan_type",
+    "hcpcs_code",
+    *MODIFIER_COLUMNS,
+    "bill_type_code",
+    *DIAGNOSIS_COLUMNS,
+)
+LOWER_CASE_COLUMNS: tuple[str, ...] = ("claim_type",)
