@@ -16,7 +16,14 @@ import click
 from pipeline import __version__
 from pipeline.errors import PipelineError
 from pipeline.publish import refuse_existing
-from pipeline.run import publish_validation, validate_files, validation_summary
+from pipeline.rules import load_rules
+from pipeline.run import (
+    adjudicate,
+    publish_run,
+    publish_validation,
+    validate_files,
+    validation_summary,
+)
 
 
 class AsOf(click.ParamType):
@@ -104,3 +111,49 @@ def validate(
     _echo_counts(summary)
     if out is not None:
         click.echo(f"published {out}")
+
+
+@main.command()
+@click.option(
+    "--claims",
+    "claims",
+    multiple=True,
+    required=True,
+    metavar="PATH",
+    help="A claims file (.csv, .csv.gz, .parquet); repeat for several.",
+)
+@click.option("--authorizations", required=True, metavar="PATH", help="The authorization register.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The directory to publish (must not exist).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=AsOf(),
+    help="The moment the run stands at (UTC). Default: now, recorded in the outputs.",
+)
+@click.option("--rules", "rules_path", metavar="PATH", help="A rules file replacing the built-in one.")
+def run(
+    claims: tuple[str, ...],
+    authorizations: str,
+    out: Path,
+    as_of: datetime | None,
+    rules_path: str | None,
+) -> None:
+    """The nightly job: validate, adjudicate, publish DIR."""
+    try:
+        refuse_existing(out)
+        rules = load_rules(rules_path)
+        result = adjudicate(claims, authorizations, as_of or now_utc(), rules)
+        publish_run(result, out)
+    except PipelineError as error:
+        raise click.ClickException(str(error)) from error
+    summary = result.summary
+    _echo_counts(summary)
+    decisions = summary["decisions"]
+    click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in decisions.items()))
+    click.echo(f"denied amount: {summary['denied_amount']}")
+    click.echo(f"published {out} (run {result.run_id})")

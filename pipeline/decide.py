@@ -1,0 +1,122 @@
+"""Step 4 of the policy: the decision, and who pays for a denial.
+
+Also the kernel that runs every step over one partition of members: a pure
+function of frames, with no file access and no clock, so that the local
+engine, a Spark ``applyInPandas`` and ``check-code`` all call the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.authorization import AUTHORIZED, PENDING, authorization_outcomes
+from pipeline.rules import Rules
+from pipeline.scope import in_program, line_facts
+from pipeline.setting import PLAN_EXCEPTION, exempt_setting, plan_exception
+from schemas.outputs import DECISIONS, REASONS
+
+RECORD_INVALID = "AUTHORIZATION_RECORD_INVALID"
+DECISION_COLUMNS = (
+    "decision",
+    "reason",
+    "carc",
+    "rarc",
+    "group_code",
+    "liable_npi",
+    "denied_amount",
+    "matched_authorization_id",
+    "code_substituted",
+    "records_required",
+    "modality",
+    "body_region",
+    "run_id",
+)
+MONEY = pd.ArrowDtype(pa.decimal128(18, 2))
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One partition of members: their valid claim lines and their register state."""
+
+    lines: pd.DataFrame
+    register: pd.DataFrame
+    members_with_invalid_records: frozenset[str] = frozenset()
+    units_taken_before: pd.DataFrame | None = None
+
+
+def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every line's decision columns (indexed like the lines), and the units it took."""
+    lines = partition.lines
+    facts = line_facts(lines, rules)
+    scope = in_program(facts, rules)
+    setting = exempt_setting(facts, rules).where(scope["in_program"])
+    excepted = plan_exception(facts, rules) & scope["in_program"] & setting.isna()
+    exempt_reason = setting.fillna(pd.Series(PLAN_EXCEPTION, index=facts.index).where(excepted))
+    needs = scope["in_program"] & exempt_reason.isna()
+    need = facts[needs.to_numpy(bool)].assign(code_family=scope["code_family"][needs])
+    outcome, used = authorization_outcomes(
+        need, facts, partition.register, rules, partition.units_taken_before
+    )
+    reason = exempt_reason.copy()
+    reason.loc[need.index] = outcome["reason"]
+    decision = _decision(scope["in_program"], exempt_reason, reason)
+    invalid = need["member_id"].isin(partition.members_with_invalid_records)
+    reconsider = need.index[invalid.to_numpy(bool) & decision.loc[need.index].eq("DENY").to_numpy()]
+    decision.loc[reconsider] = "PEND"
+    reason.loc[reconsider] = RECORD_INVALID
+    matched = pd.Series(pd.NA, index=facts.index, dtype="str")
+    matched.loc[need.index] = outcome["matched_authorization_id"]
+    substituted = pd.Series(False, index=facts.index)
+    substituted.loc[need.index] = outcome["code_substituted"]
+    denied = decision.eq("DENY").to_numpy(bool)
+    columns = {
+        "decision": pd.Categorical(decision, categories=DECISIONS),
+        "reason": pd.Categorical(reason, categories=REASONS),
+        **_remittance(reason, denied, rules),
+        "liable_npi": facts["rendered_by"].where(denied),
+        "denied_amount": _denied_amount(lines["charge_amount"], denied),
+        "matched_authorization_id": matched,
+        "code_substituted": substituted.astype(bool),
+        "records_required": scope["records_required"].astype(bool),
+        "modality": scope["modality"],
+        "body_region": scope["body_region"],
+        "run_id": pd.Series(run_id, index=facts.index, dtype="str"),
+    }
+    return pd.DataFrame(columns, index=facts.index), used
+
+
+def _decision(in_scope: pd.Series, exempt_reason: pd.Series, reason: pd.Series) -> pd.Series:
+    chosen = np.select(
+        [
+            ~in_scope.to_numpy(bool),
+            exempt_reason.notna().to_numpy(bool),
+            reason.eq(AUTHORIZED).to_numpy(bool),
+            reason.eq(PENDING).to_numpy(bool),
+        ],
+        ["NOT_APPLICABLE", "EXEMPT", "AUTHORIZED", "PEND"],
+        default="DENY",
+    )
+    return pd.Series(chosen, index=in_scope.index, dtype="str")
+
+
+def _remittance(reason: pd.Series, denied: np.ndarray, rules: Rules) -> dict[str, pd.Series]:
+    """CARC, RARC and group code for denied lines, from the rules' remittance table."""
+    denied_reason = reason.where(denied)
+    carc = {name: codes.get("carc") for name, codes in rules.remittance.items()}
+    rarc = {name: codes.get("rarc") for name, codes in rules.remittance.items()}
+    return {
+        "carc": denied_reason.map(carc).astype("str"),
+        "rarc": denied_reason.map(rarc).astype("str"),
+        "group_code": pd.Series(rules.group_code, index=reason.index, dtype="str").where(denied),
+    }
+
+
+def _denied_amount(charge: pd.Series, denied: np.ndarray) -> pd.Series:
+    amounts = pa.array(charge.where(denied, "0").astype("str"), pa.string()).cast(
+        pa.decimal128(18, 2)
+    )
+    return pd.Series(amounts, index=charge.index, dtype=MONEY)

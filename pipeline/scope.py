@@ -1,0 +1,112 @@
+"""Step 1 of the policy: is the line in the program, and are records required?
+
+Also the typed view of valid claim lines that every later step reads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.rules import Rules
+from schemas.checks import parse_dates
+from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS
+
+
+def claim_codes(claim_id: pd.Series) -> np.ndarray:
+    """A dense integer per claim, for claim-level flags without text group-bys."""
+    codes, _ = pd.factorize(claim_id)
+    return np.asarray(codes)
+
+
+def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """The typed facts of valid claim lines that the policy's steps read.
+
+    ``lines`` is validated text; the result has the same (positional) index.
+    """
+    dos = parse_dates(lines["claim_line_start_date"]).fillna(parse_dates(lines["claim_start_date"]))
+    modifiers = [lines[c] for c in MODIFIER_COLUMNS if c in lines]
+    professional_component = np.zeros(len(lines), dtype=bool)
+    for modifier in modifiers:
+        professional_component |= (
+            modifier.isin(rules.professional_component_modifiers).to_numpy(dtype=bool)
+        )
+    bill_type = lines["bill_type_code"].str.replace(r"^0(\d{3})$", r"\1", regex=True)
+    units = pd.to_numeric(lines["service_unit_quantity"], errors="coerce").fillna(1.0)
+    rendered_by = lines["rendering_npi"].fillna(lines["facility_npi"]).fillna(lines["billing_npi"])
+    return pd.DataFrame(
+        {
+            "claim": claim_codes(lines["claim_id"]),
+            "claim_id": lines["claim_id"],
+            "line_number": pd.to_numeric(lines["claim_line_number"]).astype("int64"),
+            "claim_type": lines["claim_type"],
+            "member_id": lines["member_id"],
+            "plan_type": lines["plan_type"],
+            "date_of_service": dos,
+            "place_of_service": lines["place_of_service_code"],
+            "bill_type": bill_type,
+            "revenue_code": lines["revenue_center_code"],
+            "hcpcs_code": lines["hcpcs_code"],
+            "professional_component": professional_component,
+            "units": units.astype("float64"),
+            "rendering_npi": lines["rendering_npi"],
+            "facility_npi": lines["facility_npi"],
+            "billing_npi": lines["billing_npi"],
+            "rendered_by": rendered_by,
+            "prior_authorization_number": lines["prior_authorization_number"],
+            "behavioral_health": behavioral_health(lines, rules),
+        },
+        index=lines.index,
+    )
+
+
+def behavioral_health(lines: pd.DataFrame, rules: Rules) -> np.ndarray:
+    """True where any diagnosis on the line is a behavioral-health one (chapter F)."""
+    found = np.zeros(len(lines), dtype=bool)
+    pattern = rules.behavioral_health_diagnosis
+    for column in DIAGNOSIS_COLUMNS:
+        if column in lines:
+            found |= lines[column].str.match(pattern).fillna(False).to_numpy(bool)
+    return found
+
+
+def code_in_force(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """The code table row in force for each line's code on its date of service."""
+    table = rules.code_table
+    candidates = facts[["hcpcs_code", "date_of_service"]].reset_index(names="line")
+    joined = candidates.merge(table, on="hcpcs_code", how="inner")
+    starts_ok = joined["effective_from"].isna() | (
+        joined["effective_from"] <= joined["date_of_service"]
+    )
+    ends_ok = joined["effective_to"].isna() | (joined["date_of_service"] <= joined["effective_to"])
+    in_force = joined[starts_ok & ends_ok].drop_duplicates("line").set_index("line")
+    return in_force.reindex(facts.index)
+
+
+def in_program(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """Whether each line is in the program, with its modality, region, family and records.
+
+    A code the table marks behavioral-health-only (SPECT) is in the program only
+    with a behavioral-health diagnosis on the line.
+    """
+    row = code_in_force(facts, rules)
+    bh = facts["behavioral_health"].to_numpy(bool)
+    listed = row["code_family"].notna().to_numpy(bool)
+    bh_only = row["behavioral_health_only"].fillna(False).to_numpy(bool)
+    program = listed & (~bh_only | bh)
+    records_with_bh = (
+        row["modality"].isin(rules.records_with_behavioral_health_modalities).to_numpy(bool)
+        | row["code_family"].isin(rules.records_with_behavioral_health_families).to_numpy(bool)
+    ) & bh
+    records = program & (row["records_required"].fillna(False).to_numpy(bool) | records_with_bh)
+    keep = pd.Series(program, index=facts.index)
+    return pd.DataFrame(
+        {
+            "in_program": program,
+            "records_required": records,
+            "modality": row["modality"].where(keep),
+            "body_region": row["body_region"].where(keep),
+            "code_family": row["code_family"].where(keep),
+        },
+        index=facts.index,
+    )
