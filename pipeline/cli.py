@@ -7,6 +7,8 @@ output files, never to stdout, stderr or logs.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import click
 
 from pipeline import __version__
+from pipeline.codecheck import Service, check_code
 from pipeline.errors import PipelineError
 from pipeline.publish import refuse_existing
 from pipeline.rules import load_rules
@@ -24,6 +27,7 @@ from pipeline.run import (
     validate_files,
     validation_summary,
 )
+from schemas.claims import PLAN_TYPES
 
 
 class AsOf(click.ParamType):
@@ -157,3 +161,88 @@ def run(
     click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in decisions.items()))
     click.echo(f"denied amount: {summary['denied_amount']}")
     click.echo(f"published {out} (run {result.run_id})")
+
+
+def _shaped(pattern: str, what: str) -> Any:
+    """A click callback refusing an option value not of the given shape."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            if item is not None and not re.fullmatch(pattern, item.strip().upper()):
+                raise click.BadParameter(f"{item!r} is not {what}", ctx, param)
+        return value
+
+    return callback
+
+
+@main.command("check-code")
+@click.argument("code")
+@click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="Date of service. Default: today.")
+@click.option(
+    "--plan-type",
+    type=click.Choice(PLAN_TYPES, case_sensitive=False),
+    default="HMO",
+    show_default=True,
+)
+@click.option(
+    "--place-of-service",
+    callback=_shaped(r"\d{2}", "a two-digit place of service code"),
+    help="Where the service is provided (professional claims).",
+)
+@click.option(
+    "--bill-type",
+    callback=_shaped(r"0?\d{3}", "a three-digit type of bill"),
+    help="UB-04 type of bill (institutional claims).",
+)
+@click.option(
+    "--revenue-code",
+    callback=_shaped(r"\d{4}", "a four-digit revenue code"),
+    help="A revenue code on the same claim (institutional).",
+)
+@click.option(
+    "--diagnosis",
+    multiple=True,
+    callback=_shaped(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?", "an ICD-10-CM code"),
+    help="An ICD-10-CM diagnosis; repeat for several.",
+)
+@click.option("--rules", "rules_path", metavar="PATH", help="A rules file replacing the built-in one.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def check_code_command(
+    code: str,
+    when: datetime | None,
+    plan_type: str,
+    place_of_service: str | None,
+    bill_type: str | None,
+    revenue_code: str | None,
+    diagnosis: tuple[str, ...],
+    rules_path: str | None,
+    as_json: bool,
+) -> None:
+    """Does CODE need prior authorization, and are medical records required?"""
+    if place_of_service is not None and (bill_type is not None or revenue_code is not None):
+        raise click.UsageError(
+            "--place-of-service describes a professional claim and --bill-type or "
+            "--revenue-code an institutional one; give one or the other."
+        )
+    try:
+        rules = load_rules(rules_path)
+    except PipelineError as error:
+        raise click.ClickException(str(error)) from error
+    service = Service(
+        hcpcs_code=code,
+        date_of_service=(when or now_utc()).date(),
+        plan_type=plan_type,
+        place_of_service=place_of_service,
+        bill_type=bill_type,
+        revenue_code=revenue_code,
+        diagnoses=diagnosis,
+    )
+    answer = check_code(service, rules)
+    if as_json:
+        click.echo(json.dumps(answer.as_dict(), sort_keys=True))
+        return
+    click.echo(answer.explanation)
+    for name, value in answer.as_dict().items():
+        if name != "explanation":
+            click.echo(f"  {name}: {'-' if value is None else value}")
