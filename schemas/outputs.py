@@ -14,6 +14,7 @@ REASONS = (
     "INPATIENT",
     "AMBULATORY_SURGERY",
     "PLAN_EXCEPTION",
+    "OBSERVATION",
     "AUTHORIZATION_MATCHED",
     "AUTHORIZATION_PENDING",
     "AUTHORIZATION_RECORD_INVALID",
@@ -59,3 +60,67 @@ def empty_rejects() -> pd.DataFrame:
     """A rejects table with no rows and the right columns."""
     frame = pd.DataFrame({name: pd.Series(dtype="str") for name in REJECT_COLUMNS})
     return frame.astype({"source_row": "int64"})
+
+
+class AdjudicatedLine(pa.DataFrameModel):
+    """One row per valid claim line: its input columns (as read), lineage, and the decision.
+
+    The claims contract's columns come first in contract order (all of them,
+    empty where a file lacked one), then any columns the file carried beyond
+    the contract, then ``source_file`` and ``source_row``, then these.
+    """
+
+    source_file: Series[str] = pa.Field(description="The input file the line came from.")
+    source_row: Series[int] = pa.Field(ge=1, description="The line's 1-based data row in that file.")
+    decision: Series[pd.CategoricalDtype] = pa.Field(
+        isin=DECISIONS,
+        description="NOT_APPLICABLE, EXEMPT, AUTHORIZED, PEND or DENY.",
+        dtype_kwargs={"categories": DECISIONS},
+    )
+    reason: Series[pd.CategoricalDtype] = pa.Field(
+        nullable=True,
+        isin=REASONS,
+        description="Why; empty for NOT_APPLICABLE.",
+        dtype_kwargs={"categories": REASONS},
+    )
+    carc: Series[str] = pa.Field(
+        nullable=True, description="X12 Claim Adjustment Reason Code for a DENY, else empty."
+    )
+    rarc: Series[str] = pa.Field(
+        nullable=True, description="Remittance Advice Remark Code where one applies, else empty."
+    )
+    group_code: Series[str] = pa.Field(
+        nullable=True,
+        isin=["CO"],
+        description="CO for a DENY (provider liability, member held harmless), else empty.",
+    )
+    liable_npi: Series[str] = pa.Field(
+        nullable=True,
+        description="For a DENY: the rendering provider's NPI (an institutional line without "
+        "one: its facility_npi, else billing_npi); never the ordering provider's.",
+    )
+    denied_amount: Series[object] = pa.Field(
+        description="charge_amount for a DENY, else 0 (decimal, two places)."
+    )
+    matched_authorization_id: Series[str] = pa.Field(
+        nullable=True,
+        description="The authorization used, for AUTHORIZED, PEND and DENY where one was found.",
+    )
+    code_substituted: Series[bool] = pa.Field(
+        description="True when the authorization was for another code of the same family."
+    )
+    records_required: Series[bool] = pa.Field(
+        description="True when the policy requires medical records with the request."
+    )
+    modality: Series[str] = pa.Field(
+        nullable=True, description="From the program's code table, for codes in the program."
+    )
+    body_region: Series[str] = pa.Field(
+        nullable=True, description="From the program's code table, for codes in the program."
+    )
+    run_id: Series[str] = pa.Field(
+        description="The run's id: a digest of its inputs, --as-of and rules."
+    )
+
+    class Config:
+        strict = False

@@ -1,0 +1,451 @@
+"""Every rule and outcome of POLICY.md, one small case each, in the policy's order."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from pipeline.rules import load_rules
+from tests.policy_helpers import NPI_A, NPI_B, NPI_C, NPI_D, adjudicate_rows, auth, line
+
+
+def outcome(frame: pd.DataFrame, row: int = 0) -> tuple[object, ...]:
+    got = frame.iloc[row]
+    reason = None if pd.isna(got["reason"]) else str(got["reason"])
+    matched = got["matched_authorization_id"]
+    return (str(got["decision"]), reason, None if pd.isna(matched) else matched)
+
+
+# --- 1. is the line in the program? -------------------------------------------------
+
+SCOPE_CASES = [
+    ("office visit code", line(hcpcs_code="99213"), ("NOT_APPLICABLE", None, None)),
+    ("lab code", line(hcpcs_code="80053"), ("NOT_APPLICABLE", None, None)),
+    (
+        "retired breast MRI code, old date",
+        line(hcpcs_code="77058", claim_line_start_date="2018-12-31"),
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "retired breast MRI code, day after retirement",
+        line(hcpcs_code="77058", claim_line_start_date="2019-01-01"),
+        ("NOT_APPLICABLE", None, None),
+    ),
+    (
+        "new head-and-neck CTA, day before it began",
+        line(hcpcs_code="70471", claim_line_start_date="2025-12-31"),
+        ("NOT_APPLICABLE", None, None),
+    ),
+    (
+        "new head-and-neck CTA, first day",
+        line(hcpcs_code="70471", claim_line_start_date="2026-01-01"),
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "SPECT without a behavioral-health diagnosis",
+        line(hcpcs_code="78803", diagnosis_code_1="M5416"),
+        ("NOT_APPLICABLE", None, None),
+    ),
+    (
+        "SPECT with F32.A",
+        line(hcpcs_code="78803", diagnosis_code_1="M5416", diagnosis_code_7="F32.A"),
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "SPECT with F00 (not chapter F01-F99)",
+        line(hcpcs_code="78803", diagnosis_code_1="F00"),
+        ("NOT_APPLICABLE", None, None),
+    ),
+    (
+        "institutional room line without a code or line date",
+        line(
+            claim_type="institutional",
+            hcpcs_code=None,
+            claim_line_start_date=None,
+            claim_start_date="2026-03-10",
+            place_of_service_code=None,
+            bill_type_code="131",
+            revenue_center_code="0001",
+            service_unit_quantity="0",
+            rendering_npi=None,
+            facility_npi=NPI_B,
+        ),
+        ("NOT_APPLICABLE", None, None),
+    ),
+]
+
+
+@pytest.mark.parametrize(("claim", "expected"), [c[1:] for c in SCOPE_CASES], ids=[c[0] for c in SCOPE_CASES])
+def test_scope(claim: dict[str, str], expected: tuple[object, ...]) -> None:
+    assert outcome(adjudicate_rows([claim])) == expected
+
+
+RECORDS_CASES = [
+    ("MRI brain", line(hcpcs_code="70553"), False),
+    ("PET", line(hcpcs_code="78815"), True),
+    ("CTA", line(hcpcs_code="71275"), True),
+    ("breast MRI", line(hcpcs_code="77049"), True),
+    ("MRA without behavioral-health diagnosis", line(hcpcs_code="70544"), False),
+    ("MRA with behavioral-health diagnosis", line(hcpcs_code="70544", diagnosis_code_1="F329"), True),
+    ("functional MRI with behavioral-health diagnosis", line(hcpcs_code="70555", diagnosis_code_2="F20.9"), True),
+    ("MRI brain with behavioral-health diagnosis", line(hcpcs_code="70553", diagnosis_code_1="F329"), False),
+    ("not in program", line(hcpcs_code="99213"), False),
+]
+
+
+@pytest.mark.parametrize(("claim", "expected"), [c[1:] for c in RECORDS_CASES], ids=[c[0] for c in RECORDS_CASES])
+def test_records_required(claim: dict[str, str], expected: bool) -> None:
+    assert bool(adjudicate_rows([claim]).iloc[0]["records_required"]) is expected
+
+
+# --- 2. is it exempt? -------------------------------------------------------------
+
+
+def institutional(claim_id: str, number: str, **values: str | None) -> dict[str, object]:
+    base: dict[str, str | None] = {
+        "claim_id": claim_id,
+        "claim_line_number": number,
+        "claim_type": "institutional",
+        "place_of_service_code": None,
+        "rendering_npi": None,
+        "facility_npi": NPI_B,
+        "bill_type_code": "131",
+    }
+    return line(**(base | values))
+
+
+def imaging_with(revenue: str, bill_type: str = "131") -> list[dict[str, object]]:
+    """An institutional claim: a CT line on 0350 and another line on ``revenue``."""
+    return [
+        institutional("I1", "1", hcpcs_code="70450", revenue_center_code="0350", bill_type_code=bill_type),
+        institutional("I1", "2", hcpcs_code="99284", revenue_center_code=revenue, bill_type_code=bill_type),
+    ]
+
+
+SETTING_CASES = [
+    ("POS 21 inpatient", [line(place_of_service_code="21")], ("EXEMPT", "INPATIENT", None)),
+    ("POS 23 emergency room", [line(place_of_service_code="23")], ("EXEMPT", "EMERGENCY_ROOM", None)),
+    ("POS 24 ambulatory surgery", [line(place_of_service_code="24")], ("EXEMPT", "AMBULATORY_SURGERY", None)),
+    ("POS 20 freestanding urgent care", [line(place_of_service_code="20")], ("DENY", "NO_AUTHORIZATION", None)),
+    ("POS 11 office", [line(place_of_service_code="11")], ("DENY", "NO_AUTHORIZATION", None)),
+    ("POS 19 outpatient hospital", [line(place_of_service_code="19")], ("DENY", "NO_AUTHORIZATION", None)),
+    ("POS 22 outpatient hospital", [line(place_of_service_code="22")], ("DENY", "NO_AUTHORIZATION", None)),
+    ("bill type 111", [institutional("I1", "1", hcpcs_code="70450", bill_type_code="111")], ("EXEMPT", "INPATIENT", None)),
+    ("bill type 0121", [institutional("I1", "1", hcpcs_code="70450", bill_type_code="0121")], ("EXEMPT", "INPATIENT", None)),
+    ("ER revenue 0450 on another line", imaging_with("0450"), ("EXEMPT", "EMERGENCY_ROOM", None)),
+    ("ER revenue 0981 on another line", imaging_with("0981"), ("EXEMPT", "EMERGENCY_ROOM", None)),
+    ("urgent care 0456 on a 13x claim", imaging_with("0456"), ("EXEMPT", "HOSPITAL_URGENT_CARE", None)),
+    ("urgent care 0456 on an 85x claim", imaging_with("0456", bill_type="851"), ("DENY", "NO_AUTHORIZATION", None)),
+    ("bill type 831", [institutional("I1", "1", hcpcs_code="70450", bill_type_code="831")], ("EXEMPT", "AMBULATORY_SURGERY", None)),
+    ("revenue 0490", imaging_with("0490", bill_type="851"), ("EXEMPT", "AMBULATORY_SURGERY", None)),
+    ("13x with revenue 0361", imaging_with("0361"), ("EXEMPT", "AMBULATORY_SURGERY", None)),
+    ("observation 0762 is not exempt", imaging_with("0762"), ("DENY", "NO_AUTHORIZATION", None)),
+    ("inpatient and ER: inpatient wins", imaging_with("0450", bill_type="111"), ("EXEMPT", "INPATIENT", None)),
+    ("ER and surgery: ER wins", imaging_with("0450", bill_type="831"), ("EXEMPT", "EMERGENCY_ROOM", None)),
+    ("PPO plan exception", [line(plan_type="PPO")], ("EXEMPT", "PLAN_EXCEPTION", None)),
+    ("ppo in lower case", [line(plan_type="ppo")], ("EXEMPT", "PLAN_EXCEPTION", None)),
+    ("PPO in the ER: setting first", [line(plan_type="PPO", place_of_service_code="23")], ("EXEMPT", "EMERGENCY_ROOM", None)),
+    ("PPO, not in program", [line(plan_type="PPO", hcpcs_code="99213")], ("NOT_APPLICABLE", None, None)),
+]
+
+
+@pytest.mark.parametrize(("claims", "expected"), [c[1:] for c in SETTING_CASES], ids=[c[0] for c in SETTING_CASES])
+def test_exemptions(claims: list[dict[str, object]], expected: tuple[object, ...]) -> None:
+    assert outcome(adjudicate_rows(claims)) == expected
+
+
+def test_er_exemption_does_not_reach_a_later_claim() -> None:
+    """An ER-ordered follow-up scan performed on a later claim in another setting."""
+    claims = [*imaging_with("0450"), institutional("I2", "1", hcpcs_code="70450", revenue_center_code="0350")]
+    frame = adjudicate_rows(claims)
+    assert outcome(frame, 2) == ("DENY", "NO_AUTHORIZATION", None)
+
+
+def test_observation_switch_exempts_observation() -> None:
+    rules = replace(load_rules(), observation_exempt=True)
+    assert outcome(adjudicate_rows(imaging_with("0762"), rules=rules)) == ("EXEMPT", "OBSERVATION", None)
+
+
+def test_excepted_plan_types_is_a_setting() -> None:
+    rules = replace(load_rules(), excepted_plan_types=frozenset({"PPO", "EPO"}))
+    assert outcome(adjudicate_rows([line(plan_type="EPO")], rules=rules)) == ("EXEMPT", "PLAN_EXCEPTION", None)
+
+
+# --- 3. is there an authorization? ---------------------------------------------------
+
+AUTH_CASES = [
+    ("exact code", [line()], [auth()], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
+    ("first valid day", [line(claim_line_start_date="2026-03-01")], [auth()], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
+    ("last valid day", [line(claim_line_start_date="2026-03-31")], [auth()], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
+    ("day before first", [line(claim_line_start_date="2026-02-28")], [auth()], ("DENY", "OUTSIDE_AUTHORIZED_DATES", "A1")),
+    ("day after last", [line(claim_line_start_date="2026-04-01")], [auth()], ("DENY", "OUTSIDE_AUTHORIZED_DATES", "A1")),
+    ("family substitution", [line(hcpcs_code="70551")], [auth()], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
+    ("never across modality", [line(hcpcs_code="70544")], [auth()], ("DENY", "CODE_NOT_AUTHORIZED", "A1")),
+    ("never across body region", [line(hcpcs_code="72148")], [auth()], ("DENY", "CODE_NOT_AUTHORIZED", "A1")),
+    ("pending", [line()], [auth(status="PENDING")], ("PEND", "AUTHORIZATION_PENDING", "A1")),
+    ("denied", [line()], [auth(status="DENIED")], ("DENY", "AUTHORIZATION_DENIED", "A1")),
+    ("cancelled counts as absent", [line()], [auth(status="CANCELLED")], ("DENY", "NO_AUTHORIZATION", None)),
+    ("another member's authorization", [line()], [auth(member_id="M2")], ("DENY", "NO_AUTHORIZATION", None)),
+    ("nothing at all", [line()], [], ("DENY", "NO_AUTHORIZATION", None)),
+    ("provider matches rendering", [line()], [auth(provider_npi=NPI_A)], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
+    (
+        "provider matches billing",
+        [line(billing_npi=NPI_C)],
+        [auth(provider_npi=NPI_C)],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    ("provider differs", [line()], [auth(provider_npi=NPI_D)], ("DENY", "PROVIDER_NOT_AUTHORIZED", "A1")),
+    (
+        "ordering provider does not count",
+        [line(ordering_npi=NPI_D)],
+        [auth(provider_npi=NPI_D)],
+        ("DENY", "PROVIDER_NOT_AUTHORIZED", "A1"),
+    ),
+    (
+        "recorded after as-of is invisible",
+        [line()],
+        [auth(recorded_at="2026-07-01T00:00:00Z")],
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "approved then cancelled",
+        [line()],
+        [auth(), auth(status="CANCELLED", recorded_at="2026-03-05T00:00:00Z")],
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "pending then approved",
+        [line()],
+        [auth(status="PENDING", recorded_at="2026-02-01T00:00:00Z"), auth()],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
+        "approved, then denied after as-of",
+        [line()],
+        [auth(), auth(status="DENIED", recorded_at="2026-07-02T00:00:00Z")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
+        "exact beats family",
+        [line()],
+        [auth(authorization_id="A0", hcpcs_code="70551"), auth(authorization_id="A9")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A9"),
+    ),
+    (
+        "earliest valid_from wins",
+        [line()],
+        [auth(authorization_id="A0", valid_from="2026-03-05"), auth(authorization_id="A9")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A9"),
+    ),
+    (
+        "smallest id breaks the tie",
+        [line()],
+        [auth(authorization_id="A2"), auth(authorization_id="A1")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
+        "reported number is tried first",
+        [line(prior_authorization_number="A9")],
+        [auth(authorization_id="A1", valid_from="2026-01-01"), auth(authorization_id="A9")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A9"),
+    ),
+    (
+        "reported number of another member is ignored",
+        [line(prior_authorization_number="B1")],
+        [auth(), auth(authorization_id="B1", member_id="M2")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
+        "approved wins over pending",
+        [line()],
+        [auth(authorization_id="A2", status="PENDING"), auth(authorization_id="A3")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A3"),
+    ),
+    (
+        "pending wins over denied",
+        [line()],
+        [auth(authorization_id="A2", status="DENIED"), auth(authorization_id="A3", status="PENDING")],
+        ("PEND", "AUTHORIZATION_PENDING", "A3"),
+    ),
+    (
+        "provider mismatch wins over denied",
+        [line()],
+        [auth(authorization_id="A2", status="DENIED"), auth(authorization_id="A3", provider_npi=NPI_D)],
+        ("DENY", "PROVIDER_NOT_AUTHORIZED", "A3"),
+    ),
+    (
+        "denied wins over outside dates",
+        [line()],
+        [auth(authorization_id="A2", valid_from="2025-01-01", valid_to="2025-01-31"), auth(authorization_id="A3", status="DENIED")],
+        ("DENY", "AUTHORIZATION_DENIED", "A3"),
+    ),
+    (
+        "outside dates wins over other code",
+        [line()],
+        [auth(authorization_id="A2", hcpcs_code="72148"), auth(authorization_id="A3", valid_to="2026-03-09")],
+        ("DENY", "OUTSIDE_AUTHORIZED_DATES", "A3"),
+    ),
+    (
+        "other code outside dates is nothing",
+        [line()],
+        [auth(hcpcs_code="72148", valid_to="2026-03-09")],
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("claims", "auths", "expected"), [c[1:] for c in AUTH_CASES], ids=[c[0] for c in AUTH_CASES]
+)
+def test_authorization_outcomes(
+    claims: list[dict[str, object]], auths: list[dict[str, object]], expected: tuple[object, ...]
+) -> None:
+    assert outcome(adjudicate_rows(claims, auths)) == expected
+
+
+def test_family_substitution_is_flagged() -> None:
+    frame = adjudicate_rows([line(hcpcs_code="70551")], [auth()])
+    assert bool(frame.iloc[0]["code_substituted"]) is True
+    exact = adjudicate_rows([line()], [auth()])
+    assert bool(exact.iloc[0]["code_substituted"]) is False
+
+
+def test_family_substitution_can_be_switched_off() -> None:
+    rules = replace(load_rules(), allow_family_substitution=False)
+    frame = adjudicate_rows([line(hcpcs_code="70551")], [auth()], rules=rules)
+    assert outcome(frame) == ("DENY", "CODE_NOT_AUTHORIZED", "A1")
+
+
+# --- units ---------------------------------------------------------------------------
+
+
+def test_units_go_in_date_order_then_run_out() -> None:
+    claims = [
+        line(claim_id="C2", claim_line_start_date="2026-03-12"),
+        line(claim_id="C1", claim_line_start_date="2026-03-11"),
+    ]
+    frame = adjudicate_rows(claims, [auth()]).set_index("claim_id")
+    assert outcome(frame.loc[["C1"]]) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")
+    assert outcome(frame.loc[["C2"]]) == ("DENY", "UNITS_EXCEEDED", "A1")
+    assert (frame.loc["C2", "carc"], frame.loc["C2", "rarc"]) == ("198", "N640")
+
+
+def test_same_day_units_go_by_claim_then_line() -> None:
+    claims = [
+        line(claim_id="C1", claim_line_number="2"),
+        line(claim_id="C1", claim_line_number="1"),
+        line(claim_id="C0", claim_line_number="3"),
+    ]
+    frame = adjudicate_rows(claims, [auth(units_approved="2")])
+    decided = dict(zip(frame["claim_id"] + "/" + frame["claim_line_number"], frame["reason"].astype(str), strict=True))
+    assert decided == {
+        "C0/3": "AUTHORIZATION_MATCHED",
+        "C1/1": "AUTHORIZATION_MATCHED",
+        "C1/2": "UNITS_EXCEEDED",
+    }
+
+
+def test_professional_component_read_takes_no_units() -> None:
+    claims = [
+        line(claim_id="C1", hcpcs_modifier_1="TC"),
+        line(claim_id="C2", hcpcs_modifier_1="26", rendering_npi=NPI_B),
+    ]
+    frame = adjudicate_rows(claims, [auth()])
+    assert list(frame["decision"].astype(str)) == ["AUTHORIZED", "AUTHORIZED"]
+
+
+def test_professional_component_read_still_needs_an_authorization() -> None:
+    frame = adjudicate_rows([line(hcpcs_modifier_2="26")])
+    assert outcome(frame) == ("DENY", "NO_AUTHORIZATION", None)
+
+
+def test_units_quantity_counts() -> None:
+    frame = adjudicate_rows([line(service_unit_quantity="2")], [auth()])
+    assert outcome(frame) == ("DENY", "UNITS_EXCEEDED", "A1")
+
+
+def test_a_line_falls_to_its_next_authorization_when_the_first_is_spent() -> None:
+    claims = [line(claim_id="C1"), line(claim_id="C2")]
+    auths = [auth(authorization_id="A1"), auth(authorization_id="A2")]
+    frame = adjudicate_rows(claims, auths)
+    assert list(frame["matched_authorization_id"]) == ["A1", "A2"]
+    assert list(frame["decision"].astype(str)) == ["AUTHORIZED", "AUTHORIZED"]
+
+
+def test_units_taken_before_count() -> None:
+    taken = pd.DataFrame({"authorization_id": ["A1"], "hcpcs_code": ["70553"], "units": [1.0]})
+    frame = adjudicate_rows([line()], [auth()], taken_before=taken)
+    assert outcome(frame) == ("DENY", "UNITS_EXCEEDED", "A1")
+
+
+# --- never deny on bad data; who pays ------------------------------------------------
+
+
+def test_invalid_register_row_turns_a_denial_into_a_pend() -> None:
+    auths = [auth(authorization_id="A7", status="APPROVD")]
+    assert outcome(adjudicate_rows([line()], auths)) == ("PEND", "AUTHORIZATION_RECORD_INVALID", None)
+
+
+def test_invalid_register_row_does_not_touch_an_authorized_line() -> None:
+    auths = [auth(), auth(authorization_id="A7", valid_to="2026-01-01", valid_from="2026-02-01")]
+    assert outcome(adjudicate_rows([line()], auths)) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")
+
+
+def test_invalid_register_row_of_another_member_changes_nothing() -> None:
+    auths = [auth(member_id="M9", status="APPROVD")]
+    assert outcome(adjudicate_rows([line()], auths)) == ("DENY", "NO_AUTHORIZATION", None)
+
+
+DENIAL_CASES = [
+    ("professional: rendering, not ordering", line(ordering_npi=NPI_D), NPI_A),
+    (
+        "institutional without rendering: facility",
+        line(claim_type="institutional", place_of_service_code=None, bill_type_code="131",
+             rendering_npi=None, facility_npi=NPI_B, billing_npi=NPI_C),
+        NPI_B,
+    ),
+    (
+        "institutional with only billing",
+        line(claim_type="institutional", place_of_service_code=None, bill_type_code="131",
+             rendering_npi=None, billing_npi=NPI_C),
+        NPI_C,
+    ),
+    (
+        "institutional with rendering",
+        line(claim_type="institutional", place_of_service_code=None, bill_type_code="131",
+             rendering_npi=NPI_D, facility_npi=NPI_B),
+        NPI_D,
+    ),
+]
+
+
+@pytest.mark.parametrize(("claim", "liable"), [c[1:] for c in DENIAL_CASES], ids=[c[0] for c in DENIAL_CASES])
+def test_denial_is_the_rendering_providers_liability(claim: dict[str, object], liable: str) -> None:
+    got = adjudicate_rows([claim]).iloc[0]
+    assert (got["decision"], got["group_code"], got["carc"], got["liable_npi"]) == ("DENY", "CO", "197", liable)
+    assert str(got["denied_amount"]) == "1200.00"
+    assert pd.isna(got["rarc"])
+
+
+def test_nothing_denied_carries_no_remittance() -> None:
+    got = adjudicate_rows([line()], [auth()]).iloc[0]
+    assert all(pd.isna(got[c]) for c in ("carc", "rarc", "group_code", "liable_npi"))
+    assert str(got["denied_amount"]) == "0.00"
+
+
+REMITTANCE = [
+    ("AUTHORIZATION_DENIED", [auth(status="DENIED")], ("39", None)),
+    ("CODE_NOT_AUTHORIZED", [auth(hcpcs_code="72148")], ("15", "N54")),
+    ("PROVIDER_NOT_AUTHORIZED", [auth(provider_npi=NPI_D)], ("15", "N54")),
+    ("OUTSIDE_AUTHORIZED_DATES", [auth(valid_to="2026-03-09")], ("197", None)),
+]
+
+
+@pytest.mark.parametrize(("reason", "auths", "codes"), REMITTANCE, ids=[r[0] for r in REMITTANCE])
+def test_remittance_codes(reason: str, auths: list[dict[str, object]], codes: tuple[str, str | None]) -> None:
+    got = adjudicate_rows([line()], auths).iloc[0]
+    assert str(got["reason"]) == reason
+    rarc = None if pd.isna(got["rarc"]) else got["rarc"]
+    assert (got["carc"], rarc) == codes
