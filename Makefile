@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	rm -rf $(DEMO_OUT)
-	$(BIN)/adjudicate validate \
+	$(BIN)/adjudicate run \
 		--claims data/samples/claims.csv \
 		--authorizations data/samples/authorizations.csv \
 		--as-of 2026-06-30 \
