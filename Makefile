@@ -21,6 +21,7 @@ demo: setup
 		--claims data/samples/claims.csv \
 		--authorizations data/samples/authorizations.csv \
 		--as-of 2026-06-30 \
+		--max-reject-rate 0.15 \
 		--out $(DEMO_OUT)
 
 test: setup

@@ -27,7 +27,7 @@ OUTSIDE_AUTHORIZED_DATES = "OUTSIDE_AUTHORIZED_DATES"
 CODE_NOT_AUTHORIZED = "CODE_NOT_AUTHORIZED"
 NO_AUTHORIZATION = "NO_AUTHORIZATION"
 
-LEDGER_COLUMNS = ["authorization_id", "hcpcs_code", "units"]
+TAKES_COLUMNS = ["line", "authorization_id", "hcpcs_code", "units"]
 
 
 def register_state(register: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
@@ -118,13 +118,15 @@ def allocate_units(
     read takes no units and needs only a covering approved row. Units taken
     by earlier runs (``taken_before``) count as taken.
 
-    Returns the chosen pair index per authorized line, and the units taken per row.
+    Returns the chosen pair index per authorized line, and the units each line took
+    from which row (lines that took none are left out).
     """
     covering = pairs[
         pairs["status"].eq("APPROVED") & pairs["code_ok"] & pairs["dates_ok"] & pairs["provider_ok"]
     ]
     at = covering["line"].to_numpy()
-    takes = np.where(facts["professional_component"].to_numpy(bool)[at], 0.0, facts["units"].to_numpy()[at])
+    free = facts["takes_no_units"].to_numpy(bool)[at]
+    takes = np.where(free, 0.0, facts["units"].to_numpy()[at])
     covering = covering.assign(
         takes=takes,
         order_date=facts["date_of_service"].to_numpy()[at],
@@ -148,8 +150,20 @@ def allocate_units(
         open_pairs = open_pairs.drop(first.index[~fits])
     granted = pd.concat(granted_parts) if granted_parts else covering.iloc[0:0]
     chosen = pd.Series(granted.index.to_numpy(), index=granted["line"].to_numpy(), dtype="int64")
-    used = granted.groupby(ROW_KEY, as_index=False)["takes"].sum().rename(columns={"takes": "units"})
-    return chosen, used[used["units"] > 0][LEDGER_COLUMNS].reset_index(drop=True)
+    took = granted[granted["takes"] > 0].rename(columns={"takes": "units"})
+    return chosen, took[TAKES_COLUMNS].sort_values("line").reset_index(drop=True)
+
+
+def no_takes() -> pd.DataFrame:
+    """An empty table of units taken."""
+    return pd.DataFrame(
+        {
+            "line": pd.Series(dtype="int64"),
+            "authorization_id": pd.Series(dtype="str"),
+            "hcpcs_code": pd.Series(dtype="str"),
+            "units": pd.Series(dtype="float64"),
+        }
+    )
 
 
 def _units_left(covering: pd.DataFrame, taken_before: pd.DataFrame | None) -> pd.Series:
@@ -170,7 +184,7 @@ def authorization_outcomes(
     """The reason, matched authorization and substitution flag for each line in ``need``.
 
     ``need`` holds the in-program, non-exempt lines (facts plus ``code_family``).
-    Returns the outcomes (indexed like ``need``) and the units taken per register row.
+    Returns the outcomes (indexed like ``need``) and the units each line took.
     """
     outcome = pd.DataFrame(
         {
@@ -180,9 +194,9 @@ def authorization_outcomes(
         }
     )
     if need.empty or state.empty:
-        return outcome, pd.DataFrame({c: [] for c in LEDGER_COLUMNS})
+        return outcome, no_takes()
     pairs = candidate_pairs(need, state, rules)
-    authorized, used = allocate_units(pairs, facts, taken_before)
+    authorized, took = allocate_units(pairs, facts, taken_before)
     approved = pairs["status"].eq("APPROVED")
     covers = pairs["code_ok"] & pairs["dates_ok"]
     outcomes = [
@@ -207,4 +221,4 @@ def authorization_outcomes(
     outcome.loc[lines, "code_substituted"] = (
         best["code_ok"].to_numpy(bool) & ~best["exact"].to_numpy(bool)
     )
-    return outcome, used
+    return outcome, took

@@ -1,6 +1,7 @@
 """The ``adjudicate`` command: options in, exit codes out.
 
-Exit codes: 0 done; 1 the run failed and published nothing; 2 usage error.
+Exit codes: 0 done; 1 the run failed and published nothing; 2 usage error;
+3 a safety guard held the run and nothing was published.
 Only counts and check names reach the terminal: member ids and NPIs go to the
 output files, never to stdout, stderr or logs.
 """
@@ -21,12 +22,15 @@ from pipeline.errors import PipelineError
 from pipeline.publish import refuse_existing
 from pipeline.rules import load_rules
 from pipeline.run import (
+    RunOptions,
     adjudicate,
     publish_run,
     publish_validation,
+    tripped_guards,
     validate_files,
     validation_summary,
 )
+from pipeline.verify import verify
 from schemas.claims import PLAN_TYPES
 
 
@@ -117,6 +121,10 @@ def validate(
         click.echo(f"published {out}")
 
 
+HELD = 3
+"""Exit code of a run a safety guard held: nothing was published."""
+
+
 @main.command()
 @click.option(
     "--claims",
@@ -137,22 +145,63 @@ def validate(
     "--as-of",
     "as_of",
     type=AsOf(),
-    help="The moment the run stands at (UTC). Default: now, recorded in the outputs.",
+    help="The moment the run stands at (UTC). Default: now, recorded in the manifest.",
+)
+@click.option(
+    "--ledger",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The units ledger, a directory that outlives runs.",
 )
 @click.option("--rules", "rules_path", metavar="PATH", help="A rules file replacing the built-in one.")
+@click.option(
+    "--max-reject-rate",
+    type=click.FloatRange(0, 1),
+    default=0.05,
+    show_default=True,
+    help="Hold the run if more of the claim rows than this are rejected.",
+)
+@click.option(
+    "--max-denial-rate",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Hold the run if more of the lines needing authorization than this are denied.",
+)
+@click.option("--force", is_flag=True, help="Publish even if a safety guard trips (the manifest says so).")
 def run(
     claims: tuple[str, ...],
     authorizations: str,
     out: Path,
     as_of: datetime | None,
+    ledger: Path | None,
     rules_path: str | None,
+    max_reject_rate: float,
+    max_denial_rate: float,
+    force: bool,
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
+    started_at = now_utc()
+    options = RunOptions(
+        claims=claims,
+        authorizations=authorizations,
+        as_of=as_of or started_at,
+        rules_path=rules_path,
+        ledger=ledger,
+        max_reject_rate=max_reject_rate,
+        max_denial_rate=max_denial_rate,
+        force=force,
+    )
     try:
         refuse_existing(out)
         rules = load_rules(rules_path)
-        result = adjudicate(claims, authorizations, as_of or now_utc(), rules)
-        publish_run(result, out)
+        result = adjudicate(options, rules)
+        guards = tripped_guards(result)
+        if guards and not force:
+            for reason in guards:
+                click.echo(f"held: {reason}", err=True)
+            click.echo(f"nothing was published to {out}; --force publishes anyway", err=True)
+            raise SystemExit(HELD)
+        publish_run(result, out, guards, started_at, now_utc)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
     summary = result.summary
@@ -160,7 +209,26 @@ def run(
     decisions = summary["decisions"]
     click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in decisions.items()))
     click.echo(f"denied amount: {summary['denied_amount']}")
+    for reason in guards:
+        click.echo(f"forced past a guard: {reason}")
     click.echo(f"published {out} (run {result.run_id})")
+
+
+@main.command("verify")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def verify_command(directory: Path) -> None:
+    """Recompute DIR from the inputs its manifest names; exit 0 only if byte-identical."""
+    try:
+        verdict = verify(directory)
+    except PipelineError as error:
+        raise click.ClickException(str(error)) from error
+    if verdict.identical:
+        click.echo(f"{directory}: run {verdict.run_id} reproduced; every output is byte-identical")
+        return
+    click.echo(f"{directory}: run {verdict.run_id} NOT reproduced:", err=True)
+    for line in verdict.differences:
+        click.echo(f"  {line}", err=True)
+    raise SystemExit(1)
 
 
 def _shaped(pattern: str, what: str) -> Any:

@@ -49,16 +49,20 @@ class Partition:
 
 
 def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every line's decision columns (indexed like the lines), and the units it took."""
+    """Every line's decision columns (indexed like the lines), and the units lines took.
+
+    A void's lines (frequency 8) are not paid: ``NOT_APPLICABLE``, taking no units.
+    """
     lines = partition.lines
     facts = line_facts(lines, rules)
     scope = in_program(facts, rules)
+    scope = scope.assign(in_program=scope["in_program"] & ~facts["void"])
     setting = exempt_setting(facts, rules).where(scope["in_program"])
     excepted = plan_exception(facts, rules) & scope["in_program"] & setting.isna()
     exempt_reason = setting.fillna(pd.Series(PLAN_EXCEPTION, index=facts.index).where(excepted))
     needs = scope["in_program"] & exempt_reason.isna()
     need = facts[needs.to_numpy(bool)].assign(code_family=scope["code_family"][needs])
-    outcome, used = authorization_outcomes(
+    outcome, took = authorization_outcomes(
         need, facts, partition.register, rules, partition.units_taken_before
     )
     reason = exempt_reason.copy()
@@ -86,7 +90,7 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
         "body_region": scope["body_region"],
         "run_id": pd.Series(run_id, index=facts.index, dtype="str"),
     }
-    return pd.DataFrame(columns, index=facts.index), used
+    return pd.DataFrame(columns, index=facts.index), took
 
 
 def _decision(in_scope: pd.Series, exempt_reason: pd.Series, reason: pd.Series) -> pd.Series:

@@ -1,4 +1,4 @@
-"""One run: read, validate, (later) adjudicate, publish.
+"""One run: read, validate, adjudicate, guard, publish, and the auditor's rerun.
 
 The only module that wires files to frames; the steps it calls are pure.
 """
@@ -6,13 +6,15 @@ The only module that wires files to frames; the steps it calls are pure.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline import __version__
 from pipeline.authorization import register_state
 from pipeline.decide import Partition, decide
 from pipeline.io import (
@@ -23,6 +25,16 @@ from pipeline.io import (
     sha256_of,
     write_json,
     write_parquet,
+)
+from pipeline.ledger import (
+    LEDGER_SCHEMA,
+    LedgerState,
+    commit_entry,
+    discard_entry,
+    ledger_rows,
+    read_ledger,
+    stage_entry,
+    taken_before,
 )
 from pipeline.publish import publishing
 from pipeline.rules import Rules
@@ -119,16 +131,37 @@ def publish_validation(result: ValidationResult, out: Path) -> None:
 
 # --- the nightly run ------------------------------------------------------------
 
+OUTPUT_FILES = ("adjudicated.parquet", "rejects.parquet", "summary.json")
+UNITS_FILE = "units.parquet"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run depends on besides the content of its files."""
+
+    claims: tuple[str, ...]
+    authorizations: str
+    as_of: datetime
+    rules_path: str | None = None
+    ledger: Path | None = None
+    max_reject_rate: float = 0.05
+    max_denial_rate: float = 0.5
+    force: bool = False
+
 
 @dataclass(frozen=True)
 class RunResult:
     """A run's outputs before they are published."""
 
     run_id: str
+    options: RunOptions
     validation: ValidationResult
     adjudicated: pd.DataFrame
     units: pd.DataFrame
     rules: Rules
+    inputs: list[dict[str, object]]
+    ledger: LedgerState | None
 
     @property
     def summary(self) -> dict[str, object]:
@@ -136,10 +169,10 @@ class RunResult:
         return run_summary(self)
 
 
-def run_id_for(input_hashes: Sequence[str], as_of: datetime, rules_digest: str) -> str:
-    """A run's id: a digest of its inputs' content, its as-of and its rules."""
+def run_id_for(parts: Sequence[str]) -> str:
+    """A run's id: a digest of its inputs' content, its as-of, its rules and its ledger."""
     digest = hashlib.sha256()
-    for part in [*sorted(input_hashes), as_of.isoformat(), rules_digest]:
+    for part in parts:
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:16]
@@ -147,37 +180,65 @@ def run_id_for(input_hashes: Sequence[str], as_of: datetime, rules_digest: str) 
 
 def _members_with_invalid_rows(register_text: pd.DataFrame, valid: pd.DataFrame) -> frozenset[str]:
     invalid = register_text.loc[register_text.index.difference(valid.index), "member_id"]
-    return frozenset(invalid.dropna().astype(str).str.strip().tolist())
+    return frozenset(invalid.dropna().astype(str).tolist())
+
+
+def _released_claims(lines: pd.DataFrame) -> pd.Series:
+    releasing = lines["claim_frequency_code"].isin(["7", "8"])
+    return lines.loc[releasing, "original_claim_id"]
 
 
 def adjudicate(
-    claims: Sequence[str],
-    authorizations: str,
-    as_of: datetime,
-    rules: Rules,
+    options: RunOptions, rules: Rules, ledger_entries: Sequence[str] | None = None
 ) -> RunResult:
-    """Read, validate and decide every line; nothing is written."""
-    lines, claim_files = read_claims(claims)
-    register_text, register_files = read_register(authorizations)
+    """Read, validate and decide every line; nothing is written.
+
+    With a ledger, the run counts its entries (``ledger_entries`` names them
+    when an audit repeats a run as the ledger stood then).
+    """
+    lines, claim_files = read_claims(options.claims)
+    register_text, register_files = read_register(options.authorizations)
     register = validate_authorizations(register_text)
-    validated = validate_claims(lines, as_of)
+    validated = validate_claims(lines, options.as_of)
     validation = ValidationResult(
-        as_of=as_of,
+        as_of=options.as_of,
         claims=validated,
         claim_files=claim_files,
         register=register,
         register_files=register_files,
     )
-    hashes = [sha256_of(f.path) for f in [*claim_files, *register_files]]
-    run_id = run_id_for(hashes, as_of, rules.digest)
-    partition = Partition(
-        lines=validated.valid.reset_index(drop=True),
-        register=register_state(register.valid, as_of),
-        members_with_invalid_records=_members_with_invalid_rows(register_text, register.valid),
+    inputs = [
+        {"source": source, "path": f.path, "sha256": sha256_of(f.path), "rows": f.rows}
+        for source, files in (("claims", claim_files), ("authorizations", register_files))
+        for f in files
+    ]
+    valid_lines = validated.valid.reset_index(drop=True)
+    ledger = (
+        read_ledger(options.ledger, only=ledger_entries) if options.ledger is not None else None
     )
-    decisions, units = decide(partition, rules, run_id)
+    taken = (
+        taken_before(ledger, valid_lines["claim_id"], _released_claims(valid_lines))
+        if ledger is not None
+        else None
+    )
+    run_id = run_id_for(
+        [
+            *sorted(str(i["sha256"]) for i in inputs),
+            options.as_of.isoformat(),
+            rules.digest,
+            *(f"{name}:{sha}" for name, sha in (ledger.entries if ledger else ())),
+        ]
+    )
+    partition = Partition(
+        lines=valid_lines,
+        register=register_state(register.valid, options.as_of),
+        members_with_invalid_records=_members_with_invalid_rows(register_text, register.valid),
+        units_taken_before=taken,
+    )
+    decisions, took = decide(partition, rules, run_id)
     adjudicated = sort_lines(output_columns(partition.lines).join(decisions))
-    return RunResult(run_id, validation, adjudicated, units, rules)
+    units = ledger_rows(run_id, took, partition.lines)
+    return RunResult(run_id, options, validation, adjudicated, units, rules, inputs, ledger)
 
 
 def output_columns(lines: pd.DataFrame) -> pd.DataFrame:
@@ -216,9 +277,18 @@ def _denied_by(frame: pd.DataFrame, column: str) -> list[dict[str, object]]:
         ["denied_amount", column], ascending=[False, True], kind="stable"
     )
     return [
-        {column: str(row[column]), "lines": int(row["lines"]), "denied_amount": _money(row["denied_amount"])}
+        {
+            column: str(row[column]),
+            "lines": int(row["lines"]),
+            "denied_amount": _money(row["denied_amount"]),
+        }
         for row in grouped.to_dict("records")
     ]
+
+
+def needing_authorization(frame: pd.DataFrame) -> pd.Series:
+    """Lines in the program and not exempt: those an authorization decides."""
+    return frame["decision"].isin(["AUTHORIZED", "PEND", "DENY"])
 
 
 def run_summary(result: RunResult) -> dict[str, object]:
@@ -243,6 +313,7 @@ def run_summary(result: RunResult) -> dict[str, object]:
             "read": sum(f.rows for f in result.validation.claim_files),
             "adjudicated": len(frame),
             "rejected": result.validation.claims.rejected_rows,
+            "needing_authorization": int(needing_authorization(frame).sum()),
         },
         "decisions": {name: int(count) for name, count in decisions.items()},
         "reasons": [
@@ -259,9 +330,109 @@ def run_summary(result: RunResult) -> dict[str, object]:
     }
 
 
-def publish_run(result: RunResult, out: Path) -> None:
-    """Publish the run's outputs atomically in ``out``."""
-    with publishing(out) as staging:
-        write_parquet(result.adjudicated, staging / "adjudicated.parquet")
-        write_parquet(result.validation.rejects, staging / "rejects.parquet")
-        write_json(result.summary, staging / "summary.json")
+# --- guards ------------------------------------------------------------------------
+
+
+def tripped_guards(result: RunResult) -> list[str]:
+    """Why this run looks wrong, one sentence each; empty when it looks right."""
+    options = result.options
+    reasons = []
+    register = result.validation.register
+    if register is not None and register.valid.empty:
+        reasons.append("the authorization register has no valid rows")
+    read = sum(f.rows for f in result.validation.claim_files)
+    rejected = result.validation.claims.rejected_rows
+    if read and rejected / read > options.max_reject_rate:
+        reasons.append(
+            f"{rejected} of {read} claim rows were rejected ({rejected / read:.1%}), "
+            f"above --max-reject-rate {options.max_reject_rate:.1%}"
+        )
+    frame = result.adjudicated
+    needing = int(needing_authorization(frame).sum())
+    denied = int(frame["decision"].eq("DENY").sum())
+    if needing and denied / needing > options.max_denial_rate:
+        reasons.append(
+            f"{denied} of {needing} lines needing authorization were denied "
+            f"({denied / needing:.1%}), above --max-denial-rate {options.max_denial_rate:.1%}"
+        )
+    return reasons
+
+
+# --- writing and publishing -----------------------------------------------------------
+
+
+def write_outputs(result: RunResult, directory: Path) -> list[dict[str, object]]:
+    """Write the run's data files into ``directory``; returns each with its hash and rows."""
+    written: list[tuple[str, int]] = [
+        ("adjudicated.parquet", write_parquet(result.adjudicated, directory / "adjudicated.parquet")),
+        ("rejects.parquet", write_parquet(result.validation.rejects, directory / "rejects.parquet")),
+    ]
+    if result.options.ledger is not None:
+        written.append(
+            (UNITS_FILE, write_parquet(result.units, directory / UNITS_FILE, schema=LEDGER_SCHEMA))
+        )
+    write_json(result.summary, directory / "summary.json")
+    files: list[dict[str, object]] = [
+        {"path": name, "sha256": sha256_of(directory / name), "rows": rows}
+        for name, rows in written
+    ]
+    files.append({"path": "summary.json", "sha256": sha256_of(directory / "summary.json")})
+    return sorted(files, key=lambda f: str(f["path"]))
+
+
+def manifest_for(
+    result: RunResult,
+    outputs: list[dict[str, object]],
+    guards: list[str],
+    started_at: datetime,
+    finished_at: datetime,
+) -> dict[str, object]:
+    """The run's proof: what went in, what came out, and how to repeat it."""
+    options = result.options
+    return {
+        "run_id": result.run_id,
+        "as_of": options.as_of.isoformat(),
+        "program": {"name": "imaging-pa-adjudication", "version": __version__},
+        "rules": {"source": options.rules_path, "digest": result.rules.digest},
+        "inputs": result.inputs,
+        "outputs": outputs,
+        "options": {
+            "max_reject_rate": options.max_reject_rate,
+            "max_denial_rate": options.max_denial_rate,
+            "ledger": None if options.ledger is None else str(options.ledger),
+            "ledger_entries": [
+                {"name": name, "sha256": sha}
+                for name, sha in (result.ledger.entries if result.ledger else ())
+            ],
+        },
+        "forced": bool(guards) and options.force,
+        "guards_tripped": guards,
+        "working_directory": os.getcwd(),
+        "started_at": started_at.isoformat(),
+        "finished_at": finished_at.isoformat(),
+    }
+
+
+def publish_run(
+    result: RunResult,
+    out: Path,
+    guards: list[str],
+    started_at: datetime,
+    clock: Callable[[], datetime],
+) -> None:
+    """Publish the run atomically in ``out``, and its units to the ledger."""
+    ledger = result.options.ledger
+    note = None
+    try:
+        with publishing(out) as staging:
+            outputs = write_outputs(result, staging)
+            manifest = manifest_for(result, outputs, guards, started_at, clock())
+            write_json(manifest, staging / MANIFEST)
+            if ledger is not None:
+                note = stage_entry(ledger, result.run_id, result.units, out)
+    except BaseException:
+        if ledger is not None and note is not None:
+            discard_entry(ledger, note)
+        raise
+    if ledger is not None and note is not None:
+        commit_entry(ledger, note)

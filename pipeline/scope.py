@@ -31,6 +31,11 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         professional_component |= (
             modifier.isin(rules.professional_component_modifiers).to_numpy(dtype=bool)
         )
+    frequency = lines["claim_frequency_code"].fillna("1")
+    void = frequency.eq("8").to_numpy(bool)
+    released = lines["claim_id"].isin(
+        lines.loc[frequency.isin(["7", "8"]), "original_claim_id"].dropna()
+    ).to_numpy(bool)
     bill_type = lines["bill_type_code"].str.replace(r"^0(\d{3})$", r"\1", regex=True)
     units = pd.to_numeric(lines["service_unit_quantity"], errors="coerce").fillna(1.0)
     rendered_by = lines["rendering_npi"].fillna(lines["facility_npi"]).fillna(lines["billing_npi"])
@@ -48,6 +53,8 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
             "revenue_code": lines["revenue_center_code"],
             "hcpcs_code": lines["hcpcs_code"],
             "professional_component": professional_component,
+            "void": void,
+            "takes_no_units": professional_component | void | released,
             "units": units.astype("float64"),
             "rendering_npi": lines["rendering_npi"],
             "facility_npi": lines["facility_npi"],

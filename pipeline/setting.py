@@ -23,10 +23,18 @@ def claim_has_any(facts: pd.DataFrame, column: str, codes: frozenset[str]) -> np
 
 
 def _shows(facts: pd.DataFrame, way: dict[str, frozenset[str]]) -> np.ndarray:
-    """Whether the line's claim shows one way of a setting (all its conditions)."""
+    """Whether the line's claim shows one way of a setting (all its conditions).
+
+    Place of service is read on professional claims; type of bill and revenue
+    codes on institutional ones.
+    """
     shown = np.ones(len(facts), dtype=bool)
+    institutional = facts["claim_type"].eq("institutional").to_numpy(bool)
     if "place_of_service" in way:
+        shown &= ~institutional
         shown &= facts["place_of_service"].isin(way["place_of_service"]).to_numpy(bool)
+    if "bill_type" in way or "revenue_code" in way:
+        shown &= institutional
     if "bill_type" in way:
         shown &= facts["bill_type"].str[:2].isin(way["bill_type"]).to_numpy(bool)
     if "revenue_code" in way:

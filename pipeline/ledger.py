@@ -1,0 +1,199 @@
+"""The units ledger: what earlier runs took from each authorization.
+
+``LEDGER`` is a directory that outlives runs. Each run adds one entry, a
+Parquet file named ``<sequence>-<run_id>.parquet``, holding the units each
+line took ("take" rows) and the claims that this run's replacements and voids
+release ("release" rows). A later run counts every take whose claim has not
+been released and is not being decided again in that run.
+
+An entry is first written as a pending file naming the output directory it
+belongs to; it becomes an entry once that directory is published. A pending
+file whose directory never appeared (the run was killed) is discarded when
+the ledger is next read, so a killed run neither blocks the next one nor
+leaves units taken for decisions nobody published.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.errors import PipelineError
+from pipeline.io import sha256_of, write_parquet
+
+ENTRY = re.compile(r"^(\d{6})-([0-9a-f]{16})\.parquet$")
+PENDING_SUFFIX = ".pending.json"
+LEDGER_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("kind", pa.string()),
+        ("claim_id", pa.string()),
+        ("claim_line_number", pa.string()),
+        ("authorization_id", pa.string()),
+        ("hcpcs_code", pa.string()),
+        ("units", pa.float64()),
+        ("released_by", pa.string()),
+    ]
+)
+LEDGER_COLUMNS = tuple(LEDGER_SCHEMA.names)
+
+
+class LedgerError(PipelineError):
+    """The ledger directory cannot be read or written."""
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """The entries a run counted, by name and hash, and their rows."""
+
+    entries: tuple[tuple[str, str], ...]
+    rows: pd.DataFrame
+
+    @property
+    def names(self) -> list[str]:
+        """The entry file names, in sequence."""
+        return [name for name, _ in self.entries]
+
+
+def empty_ledger_rows() -> pd.DataFrame:
+    """A ledger table with no rows."""
+    return LEDGER_SCHEMA.empty_table().to_pandas()
+
+
+def _settle_pending(ledger: Path) -> None:
+    """Promote pending entries whose run was published; drop the others."""
+    for note in sorted(ledger.glob(f".*{PENDING_SUFFIX}")):
+        try:
+            pending = json.loads(note.read_text(encoding="utf-8"))
+            staged = ledger / pending["staged"]
+            published = Path(pending["published_dir"]) / "manifest.json"
+            done = published.is_file() and (
+                json.loads(published.read_text(encoding="utf-8")).get("run_id") == pending["run_id"]
+            )
+        except (OSError, ValueError, KeyError):
+            done, staged = False, None
+        if done and staged is not None and staged.is_file():
+            os.replace(staged, ledger / pending["entry"])
+        elif staged is not None and staged.exists():
+            staged.unlink()
+        note.unlink(missing_ok=True)
+
+
+def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:
+    """The ledger's entries (or just the ``only`` ones, for an audit), settled first."""
+    ledger = Path(ledger)
+    if not ledger.exists():
+        return LedgerState(entries=(), rows=empty_ledger_rows())
+    if not ledger.is_dir():
+        raise LedgerError(f"{ledger}: the ledger must be a directory")
+    if only is None:
+        _settle_pending(ledger)
+        names = sorted(p.name for p in ledger.iterdir() if ENTRY.match(p.name))
+    else:
+        missing = [name for name in only if not (ledger / name).is_file()]
+        if missing:
+            raise LedgerError(f"{ledger}: ledger entries are missing: {', '.join(missing)}")
+        names = list(only)
+    frames = [pd.read_parquet(ledger / name) for name in names]
+    rows = pd.concat(frames, ignore_index=True) if frames else empty_ledger_rows()
+    entries = tuple((name, sha256_of(ledger / name)) for name in names)
+    return LedgerState(entries=entries, rows=rows)
+
+
+def taken_before(state: LedgerState, claims_now: pd.Series, released_now: pd.Series) -> pd.DataFrame:
+    """Units earlier runs took, per register row, that still count in this run.
+
+    A take stops counting when its claim is released (by a replacement or void,
+    in an earlier run or this one) or is decided again in this run.
+    """
+    rows = state.rows
+    takes = rows[rows["kind"].eq("take")]
+    released = set(rows.loc[rows["kind"].eq("release"), "claim_id"].dropna())
+    released |= set(released_now.dropna()) | set(claims_now.dropna())
+    counting = takes[~takes["claim_id"].isin(released)]
+    return counting.groupby(["authorization_id", "hcpcs_code"], as_index=False)["units"].sum()
+
+
+def ledger_rows(
+    run_id: str, takes: pd.DataFrame, lines: pd.DataFrame
+) -> pd.DataFrame:
+    """This run's entry: its takes by line, and the claims its replacements and voids release."""
+    took = lines.loc[takes["line"], ["claim_id", "claim_line_number"]].reset_index(drop=True)
+    take_rows = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "kind": "take",
+            "claim_id": took["claim_id"],
+            "claim_line_number": took["claim_line_number"],
+            "authorization_id": takes["authorization_id"].to_numpy(),
+            "hcpcs_code": takes["hcpcs_code"].to_numpy(),
+            "units": takes["units"].to_numpy(float),
+            "released_by": None,
+        }
+    )
+    frequency = lines["claim_frequency_code"].fillna("1")
+    releasing = lines[frequency.isin(["7", "8"])].drop_duplicates("claim_id")
+    release_rows = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "kind": "release",
+            "claim_id": releasing["original_claim_id"].to_numpy(),
+            "claim_line_number": None,
+            "authorization_id": None,
+            "hcpcs_code": None,
+            "units": 0.0,
+            "released_by": releasing["claim_id"].to_numpy(),
+        }
+    )
+    frame = pd.concat([take_rows, release_rows], ignore_index=True)
+    frame = frame.sort_values(["kind", "claim_id", "claim_line_number"], kind="stable")
+    return frame.reset_index(drop=True).astype(
+        {c: "str" for c in LEDGER_COLUMNS if c != "units"} | {"units": "float64"}
+    )
+
+
+def stage_entry(ledger: Path, run_id: str, rows: pd.DataFrame, published_dir: Path) -> Path:
+    """Write this run's entry as pending; it counts once ``published_dir`` is published."""
+    ledger.mkdir(parents=True, exist_ok=True)
+    _settle_pending(ledger)
+    sequence = 1 + max((int(m.group(1)) for p in ledger.iterdir() if (m := ENTRY.match(p.name))), default=0)
+    entry = f"{sequence:06d}-{run_id}.parquet"
+    staged = ledger / f".{entry}.staged"
+    write_parquet(rows, staged, schema=LEDGER_SCHEMA)
+    note = ledger / f".{entry}{PENDING_SUFFIX}"
+    note.write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "entry": entry,
+                "staged": staged.name,
+                "published_dir": str(Path(published_dir).resolve()),
+            }
+        ),
+        encoding="utf-8",
+    )
+    return note
+
+
+def commit_entry(ledger: Path, note: Path) -> str:
+    """Promote a pending entry after its run was published; returns the entry's name."""
+    pending = json.loads(note.read_text(encoding="utf-8"))
+    os.replace(ledger / pending["staged"], ledger / pending["entry"])
+    note.unlink()
+    return str(pending["entry"])
+
+
+def discard_entry(ledger: Path, note: Path) -> None:
+    """Drop a pending entry whose run was not published."""
+    try:
+        pending = json.loads(note.read_text(encoding="utf-8"))
+        (ledger / pending["staged"]).unlink(missing_ok=True)
+    finally:
+        note.unlink(missing_ok=True)

@@ -1,0 +1,177 @@
+"""The auditor's rerun: recompute a published run from its manifest, byte for byte.
+
+A changed input, rules file or ledger entry is refused before any work: the
+run could not be repeated. Otherwise every output is recomputed in a
+temporary directory and compared with the published one; where bytes differ,
+the account says which file, and for tables which columns and rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import PipelineError
+from pipeline.io import sha256_of
+from pipeline.ledger import read_ledger
+from pipeline.rules import load_rules
+from pipeline.run import MANIFEST, RunOptions, adjudicate, write_outputs
+
+
+class VerifyRefused(PipelineError):
+    """The run cannot be repeated: an input, the rules or the ledger changed or is missing."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether every output was reproduced, and an account of what was not."""
+
+    run_id: str
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        """True when every output is byte-identical."""
+        return not self.differences
+
+
+def _manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    try:
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise VerifyRefused(f"{path}: no manifest; {directory} is not a published run") from error
+    except ValueError as error:
+        raise VerifyRefused(f"{path}: the manifest is not valid JSON") from error
+    return document
+
+
+def _check_inputs(manifest: dict[str, Any]) -> None:
+    for entry in manifest["inputs"]:
+        path = Path(entry["path"])
+        if not path.is_file():
+            raise VerifyRefused(f"input {entry['path']} is missing; the run cannot be repeated")
+        if sha256_of(path) != entry["sha256"]:
+            raise VerifyRefused(
+                f"input {entry['path']} changed since the run (sha256 was {entry['sha256'][:12]}…, "
+                f"is {sha256_of(path)[:12]}…); the run cannot be repeated"
+            )
+
+
+def _options(manifest: dict[str, Any]) -> RunOptions:
+    options = manifest["options"]
+    return RunOptions(
+        claims=tuple(i["path"] for i in manifest["inputs"] if i["source"] == "claims"),
+        authorizations=next(
+            i["path"] for i in manifest["inputs"] if i["source"] == "authorizations"
+        ),
+        as_of=datetime.fromisoformat(manifest["as_of"]),
+        rules_path=manifest["rules"]["source"],
+        ledger=Path(options["ledger"]) if options["ledger"] else None,
+        max_reject_rate=options["max_reject_rate"],
+        max_denial_rate=options["max_denial_rate"],
+        force=True,
+    )
+
+
+def verify(directory: Path) -> Verdict:
+    """Recompute the run published in ``directory`` and compare every output."""
+    directory = Path(directory)
+    manifest = _manifest(directory)
+    with contextlib.chdir(manifest["working_directory"]):
+        _check_inputs(manifest)
+        options = _options(manifest)
+        rules = load_rules(options.rules_path)
+        if rules.digest != manifest["rules"]["digest"]:
+            raise VerifyRefused(
+                f"the rules in force ({options.rules_path or 'built-in'}) are not the ones the "
+                "run used (digest differs); the run cannot be repeated"
+            )
+        entries = [e["name"] for e in manifest["options"]["ledger_entries"]]
+        if options.ledger is not None:
+            state = read_ledger(options.ledger, only=entries)
+            for (name, sha), recorded in zip(
+                state.entries, manifest["options"]["ledger_entries"], strict=True
+            ):
+                if sha != recorded["sha256"]:
+                    raise VerifyRefused(f"ledger entry {name} changed since the run")
+        result = adjudicate(options, rules, ledger_entries=entries)
+        with tempfile.TemporaryDirectory(prefix="adjudicate-verify-") as scratch:
+            write_outputs(result, Path(scratch))
+            differences = []
+            if result.run_id != manifest["run_id"]:
+                differences.append(f"run_id: published {manifest['run_id']}, recomputed {result.run_id}")
+            for entry in manifest["outputs"]:
+                differences += compare(directory / entry["path"], Path(scratch) / entry["path"])
+    return Verdict(run_id=manifest["run_id"], differences=differences)
+
+
+def compare(published: Path, recomputed: Path) -> list[str]:
+    """What differs between a published output and its recomputation; empty if identical."""
+    name = published.name
+    if not published.is_file():
+        return [f"{name}: missing from the published run"]
+    if published.read_bytes() == recomputed.read_bytes():
+        return []
+    if name.endswith(".parquet"):
+        return [f"{name}: {line}" for line in _table_differences(published, recomputed)]
+    if name.endswith(".json"):
+        return [f"{name}: {line}" for line in _json_differences(published, recomputed)]
+    return [f"{name}: bytes differ"]
+
+
+def _table_differences(published: Path, recomputed: Path) -> list[str]:
+    try:
+        left = pq.read_table(published)
+    except (pa.ArrowInvalid, OSError) as error:
+        return [f"bytes differ and the published file cannot be read ({type(error).__name__})"]
+    right = pq.read_table(recomputed)
+    if left.schema != right.schema:
+        return [f"columns or types differ: published {left.schema.names}, recomputed {right.schema.names}"]
+    if left.num_rows != right.num_rows:
+        return [f"{left.num_rows} rows published, {right.num_rows} recomputed"]
+    found = []
+    for column in left.column_names:
+        a = left.column(column).to_pandas().astype("object")
+        b = right.column(column).to_pandas().astype("object")
+        differs = ~((a == b) | (a.isna() & b.isna()))
+        if differs.any():
+            first = int(differs.to_numpy().nonzero()[0][0])
+            found.append(f"column {column}: {int(differs.sum())} rows differ (first at row {first + 1})")
+    return found or ["bytes differ but every value is equal (file layout or metadata)"]
+
+
+def _json_differences(published: Path, recomputed: Path, limit: int = 20) -> list[str]:
+    try:
+        left = json.loads(published.read_text(encoding="utf-8"))
+    except ValueError:
+        return ["bytes differ and the published file is not valid JSON"]
+    right = json.loads(recomputed.read_text(encoding="utf-8"))
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{where}[{i}]")
+        elif a != b:
+            found.append(f"{where or '(document)'} differs")
+
+    walk(left, right, "")
+    return found[:limit] or ["bytes differ but every value is equal (formatting)"]
+
+
+def frame_equal(left: pd.DataFrame, right: pd.DataFrame) -> bool:
+    """Whether two frames hold the same values (for tests)."""
+    return left.equals(right)
