@@ -1,0 +1,289 @@
+"""Runs an auditor can trust: atomic publish, byte-identical reruns, verify, guards, ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from tests.policy_helpers import NPI_A, NPI_B, auth, line
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+AS_OF = "2026-06-30"
+LENIENT = ["--max-reject-rate", "0.15"]
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def sample_run(out: Path, *extra: str) -> tuple[int, str]:
+    return run_cli(
+        "run",
+        "--claims",
+        str(SAMPLES / "claims.csv"),
+        "--authorizations",
+        str(SAMPLES / "authorizations.csv"),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(out),
+        *LENIENT,
+        *extra,
+    )
+
+
+def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
+    assert sample_run(tmp_path / "one")[0] == 0
+    assert sample_run(tmp_path / "two")[0] == 0
+    for name in ("adjudicated.parquet", "rejects.parquet", "summary.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    one = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    two = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert one["run_id"] == two["run_id"]
+    assert one["outputs"] == two["outputs"]
+
+
+def test_manifest_names_every_input_and_output(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [i["source"] for i in manifest["inputs"]] == ["claims", "authorizations"]
+    assert [i["rows"] for i in manifest["inputs"]] == [77, 41]
+    assert {o["path"] for o in manifest["outputs"]} == {
+        "adjudicated.parquet",
+        "rejects.parquet",
+        "summary.json",
+    }
+    adjudicated = next(o for o in manifest["outputs"] if o["path"] == "adjudicated.parquet")
+    assert adjudicated["rows"] == 67
+    assert manifest["as_of"] == "2026-06-30T23:59:59"
+    assert manifest["forced"] is False
+    assert len(manifest["rules"]["digest"]) == 64
+
+
+def test_an_existing_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    code, output = sample_run(tmp_path / "out")
+    assert code == 1
+    assert "already exists" in output
+
+
+def test_verify_passes_an_untouched_run(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 0, output
+    assert "byte-identical" in output
+
+
+def test_verify_catches_one_flipped_byte(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    summary = tmp_path / "out" / "summary.json"
+    data = bytearray(summary.read_bytes())
+    at = data.index(b'"AUTHORIZED": ') + len(b'"AUTHORIZED": ')
+    data[at] = ord("9") if data[at] != ord("9") else ord("8")
+    summary.write_bytes(bytes(data))
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert "summary.json: decisions.AUTHORIZED differs" in output
+
+
+def test_verify_names_the_column_of_a_changed_parquet_value(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    path = tmp_path / "out" / "adjudicated.parquet"
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    frame.loc[3, "liable_npi"] = "1999999992"
+    pq.write_table(pa_table(frame, table.schema), path, compression="zstd")
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert "adjudicated.parquet: column liable_npi: 1 rows differ (first at row 4)" in output
+
+
+def pa_table(frame: pd.DataFrame, schema: object) -> object:
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
+def test_verify_refuses_a_changed_input(tmp_path: Path) -> None:
+    claims = tmp_path / "claims.csv"
+    shutil.copy(SAMPLES / "claims.csv", claims)
+    code, _ = run_cli(
+        "run", "--claims", str(claims), "--authorizations", str(SAMPLES / "authorizations.csv"),
+        "--as-of", AS_OF, "--out", str(tmp_path / "out"), *LENIENT,
+    )
+    assert code == 0
+    claims.write_text(claims.read_text().replace("MBR", "MBX", 1))
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert f"input {claims} changed since the run" in output
+
+
+# --- safety guards ---------------------------------------------------------------------
+
+
+def test_reject_rate_guard_holds_and_force_publishes(tmp_path: Path) -> None:
+    args = [
+        "run", "--claims", str(SAMPLES / "claims.csv"), "--authorizations",
+        str(SAMPLES / "authorizations.csv"), "--as-of", AS_OF,
+    ]
+    code, output = run_cli(*args, "--out", str(tmp_path / "held"))
+    assert code == 3
+    assert "10 of 77 claim rows were rejected" in output
+    assert not (tmp_path / "held").exists()
+    code, output = run_cli(*args, "--out", str(tmp_path / "forced"), "--force")
+    assert code == 0
+    manifest = json.loads((tmp_path / "forced" / "manifest.json").read_text())
+    assert manifest["forced"] is True
+    assert manifest["guards_tripped"][0].startswith("10 of 77 claim rows were rejected")
+
+
+def test_denial_rate_guard(tmp_path: Path) -> None:
+    args = [*LENIENT, "--max-denial-rate", "0.2"]
+    code, output = sample_run(tmp_path / "held", *args)
+    assert code == 3
+    assert "lines needing authorization were denied" in output
+    assert not (tmp_path / "held").exists()
+    assert sample_run(tmp_path / "forced", *args, "--force")[0] == 0
+
+
+def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_empty_register_guard(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth(status="APPROVD")])
+    claims = write_csv(tmp_path / "claims.csv", [line(hcpcs_code="99213")])
+    args = ["run", "--claims", str(claims), "--authorizations", str(register), "--as-of", AS_OF]
+    code, output = run_cli(*args, "--out", str(tmp_path / "held"))
+    assert code == 3
+    assert "the authorization register has no valid rows" in output
+    assert run_cli(*args, "--out", str(tmp_path / "forced"), "--force")[0] == 0
+
+
+# --- the units ledger across nights ------------------------------------------------------
+
+
+def night(tmp_path: Path, name: str, rows: list[dict[str, object]], register: Path, ledger: Path) -> pd.DataFrame:
+    claims = write_csv(tmp_path / f"{name}.csv", rows)
+    out = tmp_path / name
+    code, output = run_cli(
+        "run", "--claims", str(claims), "--authorizations", str(register), "--as-of", AS_OF,
+        "--out", str(out), "--ledger", str(ledger), "--max-denial-rate", "1",
+    )
+    assert code == 0, output
+    return pd.read_parquet(out / "adjudicated.parquet").set_index("claim_id")
+
+
+def test_three_nights_with_the_ledger(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+
+    first = night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
+    assert first.loc["C1", "decision"] == "AUTHORIZED"
+    units = pd.read_parquet(tmp_path / "n1" / "units.parquet")
+    assert units[["kind", "claim_id", "authorization_id", "units"]].values.tolist() == [
+        ["take", "C1", "A1", 1.0]
+    ]
+
+    second = night(tmp_path, "n2", [line(claim_id="C2", rendering_npi=NPI_B)], register, ledger)
+    assert (second.loc["C2", "decision"], second.loc["C2", "reason"]) == ("DENY", "UNITS_EXCEEDED")
+
+    replacement = line(claim_id="C3", claim_frequency_code="7", original_claim_id="C1")
+    third = night(tmp_path, "n3", [replacement], register, ledger)
+    assert (third.loc["C3", "decision"], third.loc["C3", "reason"]) == (
+        "AUTHORIZED",
+        "AUTHORIZATION_MATCHED",
+    )
+
+    void = line(claim_id="C4", claim_frequency_code="8", original_claim_id="C3")
+    fourth = night(tmp_path, "n4", [void, line(claim_id="C5", rendering_npi=NPI_A)], register, ledger)
+    assert fourth.loc["C4", "decision"] == "NOT_APPLICABLE"
+    assert fourth.loc["C5", "decision"] == "AUTHORIZED", "the void gave the unit back"
+
+    entries = sorted(p.name for p in ledger.iterdir())
+    assert [e.split("-")[0] for e in entries] == ["000001", "000002", "000003", "000004"]
+
+
+def test_verify_reads_the_ledger_as_it_stood(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
+    night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)
+    code, output = run_cli("verify", str(tmp_path / "n1"))
+    assert code == 0, output
+    code, output = run_cli("verify", str(tmp_path / "n2"))
+    assert code == 0, output
+
+
+def test_rerunning_the_same_night_does_not_count_its_own_units(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
+    again = night(tmp_path, "n1-again", [line(claim_id="C1")], register, ledger)
+    assert again.loc["C1", "decision"] == "AUTHORIZED"
+
+
+# --- a killed run leaves nothing ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The samples' valid lines repeated under new claim ids: a run of a few seconds."""
+    where = tmp_path_factory.mktemp("big")
+    claims = pd.read_csv(SAMPLES / "claims.csv", dtype=str, keep_default_na=False)
+    copies = 1500
+    big = pd.concat([claims] * copies, ignore_index=True)
+    suffix = pd.Series(range(copies)).repeat(len(claims)).astype(str).to_numpy()
+    big["claim_id"] = big["claim_id"] + "-" + suffix
+    big["member_id"] = big["member_id"] + "-" + suffix
+    big.to_csv(where / "claims.csv", index=False)
+    return where / "claims.csv", SAMPLES / "authorizations.csv"
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_leaves_no_directory(tmp_path: Path, big_inputs: tuple[Path, Path]) -> None:
+    claims, register = big_inputs
+    ledger = tmp_path / "ledger"
+    command = [
+        sys.executable, "-m", "pipeline", "run", "--claims", str(claims), "--authorizations",
+        str(register), "--as-of", AS_OF, "--ledger", str(ledger), "--force",
+    ]
+    started = time.monotonic()
+    subprocess.run([*command, "--out", str(tmp_path / "timing")], check=True, capture_output=True)
+    duration = time.monotonic() - started
+    shutil.rmtree(tmp_path / "timing")
+    shutil.rmtree(ledger)
+    chooser = random.Random(20261127)
+    out = tmp_path / "out"
+    for _ in range(6):
+        process = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(chooser.uniform(0.05, duration * 0.95))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if out.exists():  # the run finished before the signal: it must then be whole
+            assert (out / "manifest.json").is_file()
+            shutil.rmtree(out)
+        leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+        assert all(name.endswith(".partial") for name in leftovers)
+    subprocess.run([*command, "--out", str(out)], check=True, capture_output=True)
+    assert (out / "manifest.json").is_file()
+    entries = [p.name for p in ledger.iterdir() if not p.name.startswith(".")]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert any(manifest["run_id"] in name for name in entries)
+    assert os.listdir(out)
