@@ -46,6 +46,7 @@ from pipeline.validate import (
     validate_claims,
 )
 from schemas import authorizations as register_contract
+from schemas.checks import parse_dates
 from schemas import claims as claims_contract
 from schemas.outputs import DECISIONS, REJECT_COLUMNS
 
@@ -286,6 +287,26 @@ def _denied_by(frame: pd.DataFrame, column: str) -> list[dict[str, object]]:
     ]
 
 
+def _denied_by_week(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """Denied lines and dollars by the week (starting Monday) of their date of service."""
+    denied = frame[frame["decision"].eq("DENY")]
+    dos = parse_dates(denied["claim_line_start_date"]).fillna(
+        parse_dates(denied["claim_start_date"])
+    )
+    week = (dos - pd.to_timedelta(dos.dt.weekday, unit="D")).dt.strftime("%Y-%m-%d")
+    grouped = denied.groupby(week.rename("week_of")).agg(
+        lines=("decision", "size"), denied_amount=("denied_amount", "sum")
+    )
+    return [
+        {
+            "week_of": str(row["week_of"]),
+            "lines": int(row["lines"]),
+            "denied_amount": _money(row["denied_amount"]),
+        }
+        for row in grouped.sort_index().reset_index().to_dict("records")
+    ]
+
+
 def needing_authorization(frame: pd.DataFrame) -> pd.Series:
     """Lines in the program and not exempt: those an authorization decides."""
     return frame["decision"].isin(["AUTHORIZED", "PEND", "DENY"])
@@ -327,6 +348,7 @@ def run_summary(result: RunResult) -> dict[str, object]:
         "denied_amount": _money(frame.loc[frame["decision"].eq("DENY"), "denied_amount"].sum()),
         "denied_by_rendering_provider": _denied_by(frame, "liable_npi"),
         "denied_by_modality": _denied_by(frame, "modality"),
+        "denied_by_week": _denied_by_week(frame),
     }
 
 
