@@ -168,6 +168,7 @@ HELD = 3
     help="Hold the run if more of the lines needing authorization than this are denied.",
 )
 @click.option("--force", is_flag=True, help="Publish even if a safety guard trips (the manifest says so).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors and held-run reasons.")
 def run(
     claims: tuple[str, ...],
     authorizations: str,
@@ -178,6 +179,7 @@ def run(
     max_reject_rate: float,
     max_denial_rate: float,
     force: bool,
+    quiet: bool,
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
     started_at = now_utc()
@@ -204,6 +206,8 @@ def run(
         publish_run(result, out, guards, started_at, now_utc)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
+    if quiet:
+        return
     summary = result.summary
     _echo_counts(summary)
     decisions = summary["decisions"]

@@ -1,0 +1,124 @@
+"""The whole nightly run against the DuckDB peer, on the same generated files.
+
+    python benchmarks/bench_run.py [--lines 1000000 10000000] [--repeats 3]
+
+For each size: generate (once, seeded, under benchmarks/work/) a claims CSV and a register;
+run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB peer
+(``benchmarks/duckdb_peer.py``: the core rules) each in a fresh process under
+``/usr/bin/time -v``; print median wall seconds, median peak RSS and the ratio ours / peer;
+then check that the two agree on every line where the core rules decide (voids and lines
+whose units ran out are the only ones the peer cannot judge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+AS_OF = "2026-06-30"
+SEED = 20261127
+
+
+def generated(lines: int) -> Path:
+    """The seeded inputs of ``lines`` lines, generated once."""
+    folder = WORK / f"run-{lines}-{SEED}"
+    if not (folder / "claims.csv").is_file():
+        subprocess.run(
+            [sys.executable, str(HERE / "generate.py"), "--lines", str(lines), "--seed", str(SEED),
+             "--out", str(folder)],
+            check=True,
+        )
+    return folder
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one command, from the OS."""
+    result = subprocess.run(
+        ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{command[:4]} failed:\n{result.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", result.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+    assert wall and rss, result.stderr
+    parts = [float(p) for p in wall.group(1).split(":")]
+    seconds = sum(p * 60**i for i, p in enumerate(reversed(parts)))
+    return seconds, int(rss.group(1)) / 1024
+
+
+def ours(folder: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "pipeline", "run", "--claims", str(folder / "claims.csv"),
+        "--authorizations", str(folder / "authorizations.csv"), "--as-of", AS_OF,
+        "--out", str(out), "--force", "--quiet",
+    ]
+
+
+def peer(folder: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, str(HERE / "duckdb_peer.py"), "--claims", str(folder / "claims.csv"),
+        "--authorizations", str(folder / "authorizations.csv"), "--as-of", AS_OF,
+        "--out", str(out),
+    ]
+
+
+def measure(make: object, folder: Path, out: Path, repeats: int) -> tuple[float, float]:
+    walls, peaks = [], []
+    for _ in range(repeats):
+        if out.is_dir():
+            shutil.rmtree(out)
+        else:
+            out.unlink(missing_ok=True)
+        wall, peak = timed(make(folder, out))  # type: ignore[operator]
+        walls.append(wall)
+        peaks.append(peak)
+    return statistics.median(walls), statistics.median(peaks)
+
+
+def disagreements(ours_dir: Path, peer_file: Path) -> tuple[int, int]:
+    """Lines where both judge by the core rules, and how many of them differ."""
+    key = ["claim_id", "claim_line_number"]
+    mine = pd.read_parquet(ours_dir / "adjudicated.parquet", columns=[*key, "decision", "reason"])
+    theirs = pd.read_parquet(peer_file, columns=[*key, "decision", "claim_frequency_code"])
+    both = mine.merge(theirs, on=key, suffixes=("", "_peer"))
+    judged = both[
+        both["claim_frequency_code"].ne("8").fillna(True)
+        & ~both["reason"].astype(str).isin(["UNITS_EXCEEDED", "AUTHORIZATION_RECORD_INVALID"])
+    ]
+    differ = judged["decision"].astype(str).ne(judged["decision_peer"].astype(str))
+    return len(judged), int(differ.sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    for lines in args.lines:
+        folder = generated(lines)
+        ours_out, peer_out = WORK / "ours-out", WORK / "peer.parquet"
+        repeats = args.repeats if lines <= 2_000_000 else max(1, args.repeats // 3)
+        peer_wall, peer_rss = measure(peer, folder, peer_out, repeats)
+        our_wall, our_rss = measure(ours, folder, ours_out, repeats)
+        judged, differ = disagreements(ours_out, peer_out)
+        rows.append((lines, our_wall, our_rss, peer_wall, peer_rss, repeats, judged, differ))
+    print(f"{'lines':>11} {'ours s':>8} {'ours MiB':>9} {'duckdb s':>9} {'duckdb MiB':>10} "
+          f"{'ratio':>6} {'runs':>5} {'agree on':>10} {'differ':>7}")
+    for lines, ow, orss, pw, prss, repeats, judged, differ in rows:
+        print(f"{lines:>11,} {ow:>8.2f} {orss:>9.0f} {pw:>9.2f} {prss:>10.0f} {ow / pw:>6.2f} "
+              f"{repeats:>5} {judged:>10,} {differ:>7}")
+    print("medians of the runs; ratio = ours / duckdb wall time, same files, same process tree")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The SQL job a payer would write instead: the core rules in DuckDB, as the benchmark's peer.
+
+    python benchmarks/duckdb_peer.py --claims C.csv --authorizations A.csv --as-of 2026-06-30 \
+        --out OUT.parquet
+
+Core rules only (no validation, no units, no reported-number logic, no replacement or
+void handling, no never-deny-on-bad-data): the code table in force on the date of service, the claim-level
+settings from the rules file's exemptions, the plan exception, the register's state as of
+the run, and a member + code-or-family + dates + status match where the earliest
+authorization wins. CSV in (every column as text), Parquet out. A development-only
+dependency: the product never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = REPO / "pipeline" / "rules" / "default.toml"
+CODE_TABLE = REPO / "pipeline" / "rules" / "advanced_imaging_codes.csv"
+
+
+def _in(values: list[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def exemption_sql() -> str:
+    """The rules file's exemptions as one CASE over a line and its claim's flags."""
+    rules = tomllib.loads(RULES.read_text())
+    branches = []
+    for exemption in rules["exemptions"]:
+        if exemption.get("switch") and not rules["switches"][exemption["switch"]]:
+            continue
+        ways = []
+        for way in exemption["when"]:
+            parts = []
+            if "place_of_service" in way:
+                parts.append(
+                    f"(l.claim_type = 'professional' AND l.place_of_service_code IN "
+                    f"{_in(way['place_of_service'])})"
+                )
+            if "bill_type" in way:
+                parts.append(
+                    "(l.claim_type = 'institutional' AND substr(regexp_replace("
+                    f"l.bill_type_code, '^0(\\d{{3}})$', '\\1'), 1, 2) IN {_in(way['bill_type'])})"
+                )
+            if "revenue_code" in way:
+                parts.append(
+                    "(l.claim_type = 'institutional' AND list_has_any(c.revenue_codes, "
+                    f"[{', '.join(repr(v) for v in way['revenue_code'])}]))"
+                )
+            ways.append("(" + " AND ".join(parts) + ")")
+        branches.append(f"WHEN {' OR '.join(ways)} THEN '{exemption['reason']}'")
+    return "CASE " + " ".join(branches) + " END"
+
+
+def peer_sql(claims: str, authorizations: str, as_of: str, out: str) -> str:
+    """The whole job as one statement."""
+    excepted = tomllib.loads(RULES.read_text())["switches"]["excepted_plan_types"]
+    return f"""
+COPY (
+WITH
+lines AS (
+    SELECT *,
+        coalesce(try_strptime(claim_line_start_date, '%Y-%m-%d'),
+                 try_strptime(claim_start_date, '%Y-%m-%d'))::DATE AS dos,
+        upper(trim(hcpcs_code)) AS code
+    FROM read_csv('{claims}', all_varchar = true, header = true)
+),
+claims AS (
+    SELECT claim_id, list(DISTINCT revenue_center_code) AS revenue_codes
+    FROM lines WHERE revenue_center_code IS NOT NULL GROUP BY claim_id
+),
+codes AS (
+    SELECT hcpcs_code, modality, body_region, code_family,
+           behavioral_health_only = 'true' AS bh_only,
+           try_strptime(effective_from, '%Y-%m-%d')::DATE AS eff_from,
+           try_strptime(effective_to, '%Y-%m-%d')::DATE AS eff_to
+    FROM read_csv('{CODE_TABLE}', all_varchar = true, header = true)
+),
+scoped AS (
+    SELECT l.*, k.modality, k.body_region, k.code_family,
+        k.hcpcs_code IS NOT NULL
+          AND (NOT k.bh_only OR regexp_matches(coalesce(l.diagnosis_code_1, '') || ' ' ||
+               coalesce(l.diagnosis_code_2, ''), '(^| )F(0[1-9]|[1-9][0-9])')) AS in_program,
+        {exemption_sql()} AS setting
+    FROM lines l
+    LEFT JOIN codes k ON k.hcpcs_code = l.code
+        AND (k.eff_from IS NULL OR k.eff_from <= l.dos)
+        AND (k.eff_to IS NULL OR l.dos <= k.eff_to)
+    LEFT JOIN claims c ON c.claim_id = l.claim_id
+),
+register AS (
+    SELECT a.*, k.code_family AS auth_family
+    FROM (
+        SELECT authorization_id, member_id, upper(hcpcs_code) AS hcpcs_code, upper(status) AS status,
+               valid_from::DATE AS valid_from, valid_to::DATE AS valid_to, provider_npi,
+               row_number() OVER (PARTITION BY authorization_id, upper(hcpcs_code)
+                                  ORDER BY recorded_at::TIMESTAMP DESC) AS version
+        FROM read_csv('{authorizations}', all_varchar = true, header = true)
+        WHERE replace(replace(recorded_at, 'Z', ''), 'T', ' ')::TIMESTAMP
+              <= '{as_of} 23:59:59'::TIMESTAMP
+    ) a LEFT JOIN (SELECT DISTINCT hcpcs_code, code_family FROM codes) k USING (hcpcs_code)
+    WHERE version = 1 AND status <> 'CANCELLED'
+),
+needing AS (
+    SELECT * FROM scoped
+    WHERE in_program AND setting IS NULL AND upper(plan_type) NOT IN {_in(excepted)}
+),
+matched AS (
+    SELECT n.claim_id, n.claim_line_number,
+        arg_min(r.authorization_id, (r.status <> 'APPROVED', r.hcpcs_code <> n.code,
+                                     r.valid_from, r.authorization_id)) AS authorization_id,
+        bool_or(r.status = 'APPROVED') AS approved,
+        bool_or(r.status = 'PENDING') AS pending,
+        bool_or(r.status = 'DENIED') AS denied
+    FROM needing n
+    JOIN register r ON r.member_id = n.member_id
+        AND (r.hcpcs_code = n.code OR r.auth_family = n.code_family)
+        AND n.dos BETWEEN r.valid_from AND r.valid_to
+        AND (r.provider_npi IS NULL
+             OR r.provider_npi IN (n.rendering_npi, n.facility_npi, n.billing_npi))
+    GROUP BY n.claim_id, n.claim_line_number
+)
+SELECT s.* EXCLUDE (dos, code, setting, in_program),
+    CASE WHEN NOT s.in_program THEN 'NOT_APPLICABLE'
+         WHEN s.setting IS NOT NULL OR upper(s.plan_type) IN {_in(excepted)} THEN 'EXEMPT'
+         WHEN m.approved THEN 'AUTHORIZED'
+         WHEN m.pending THEN 'PEND'
+         ELSE 'DENY' END AS decision,
+    CASE WHEN NOT s.in_program THEN NULL
+         WHEN s.setting IS NOT NULL THEN s.setting
+         WHEN upper(s.plan_type) IN {_in(excepted)} THEN 'PLAN_EXCEPTION'
+         WHEN m.approved THEN 'AUTHORIZATION_MATCHED'
+         WHEN m.pending THEN 'AUTHORIZATION_PENDING'
+         WHEN m.denied THEN 'AUTHORIZATION_DENIED'
+         ELSE 'NO_AUTHORIZATION' END AS reason,
+    m.authorization_id AS matched_authorization_id
+FROM scoped s
+LEFT JOIN matched m USING (claim_id, claim_line_number)
+ORDER BY s.claim_id, s.claim_line_number::INTEGER
+) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+"""
+
+
+def run_peer(claims: str, authorizations: str, as_of: str, out: str, threads: int = 2) -> None:
+    """Run the peer job once."""
+    connection = duckdb.connect()
+    connection.execute(f"SET threads = {threads}")
+    connection.execute(peer_sql(claims, authorizations, as_of, out))
+    connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--claims", required=True)
+    parser.add_argument("--authorizations", required=True)
+    parser.add_argument("--as-of", required=True, help="a date, YYYY-MM-DD")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    run_peer(args.claims, args.authorizations, args.as_of, args.out)
+
+
+if __name__ == "__main__":
+    main()
