@@ -37,7 +37,9 @@ typecheck: setup
 check: lint typecheck test
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_validate.py
+	$(BIN)/python benchmarks/bench_run.py
 
 docs: setup
 	$(BIN)/python -m schemas.docs --write README.md
