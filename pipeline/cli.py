@@ -20,6 +20,7 @@ from pipeline import __version__
 from pipeline.codecheck import Service, check_code
 from pipeline.errors import PipelineError
 from pipeline.publish import refuse_existing
+from pipeline.report import write_report
 from pipeline.rules import load_rules
 from pipeline.run import (
     RunOptions,
@@ -233,6 +234,22 @@ def verify_command(directory: Path) -> None:
     for line in verdict.differences:
         click.echo(f"  {line}", err=True)
     raise SystemExit(1)
+
+
+@main.command("report")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the page here instead of DIR/report.html.",
+)
+def report_command(directory: Path, out: Path | None) -> None:
+    """Rebuild report.html, the analysts' page, for the run published in DIR."""
+    try:
+        written = write_report(directory, out)
+    except PipelineError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"wrote {written}")
 
 
 def _shaped(pattern: str, what: str) -> Any:

@@ -37,6 +37,7 @@ from pipeline.ledger import (
     taken_before,
 )
 from pipeline.publish import publishing
+from pipeline.report import write_report
 from pipeline.rules import Rules
 from pipeline.validate import (
     Validated,
@@ -448,6 +449,11 @@ def publish_run(
     try:
         with publishing(out) as staging:
             outputs = write_outputs(result, staging)
+            report = write_report(staging)
+            outputs = sorted(
+                [*outputs, {"path": report.name, "sha256": sha256_of(report)}],
+                key=lambda f: str(f["path"]),
+            )
             manifest = manifest_for(result, outputs, guards, started_at, clock())
             write_json(manifest, staging / MANIFEST)
             if ledger is not None:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from pipeline.errors import PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
+from pipeline.report import write_report
 from pipeline.rules import load_rules
 from pipeline.run import MANIFEST, RunOptions, adjudicate, write_outputs
 
@@ -107,6 +108,7 @@ def verify(directory: Path) -> Verdict:
         result = adjudicate(options, rules, ledger_entries=entries)
         with tempfile.TemporaryDirectory(prefix="adjudicate-verify-") as scratch:
             write_outputs(result, Path(scratch))
+            write_report(Path(scratch))
             differences = []
             if result.run_id != manifest["run_id"]:
                 differences.append(f"run_id: published {manifest['run_id']}, recomputed {result.run_id}")

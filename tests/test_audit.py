@@ -48,7 +48,7 @@ def sample_run(out: Path, *extra: str) -> tuple[int, str]:
 def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
     assert sample_run(tmp_path / "one")[0] == 0
     assert sample_run(tmp_path / "two")[0] == 0
-    for name in ("adjudicated.parquet", "rejects.parquet", "summary.json"):
+    for name in ("adjudicated.parquet", "rejects.parquet", "summary.json", "report.html"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
     one = json.loads((tmp_path / "one" / "manifest.json").read_text())
     two = json.loads((tmp_path / "two" / "manifest.json").read_text())
@@ -64,6 +64,7 @@ def test_manifest_names_every_input_and_output(tmp_path: Path) -> None:
     assert {o["path"] for o in manifest["outputs"]} == {
         "adjudicated.parquet",
         "rejects.parquet",
+        "report.html",
         "summary.json",
     }
     adjudicated = next(o for o in manifest["outputs"] if o["path"] == "adjudicated.parquet")
