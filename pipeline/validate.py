@@ -91,8 +91,9 @@ def _rejects_from_failures(
     check = failures["check"].astype("str")
     rule_names = check.unique()
     rules = {name: row_rule_for(name) for name in rule_names}
-    rule_column = check.map({k: r.column for k, r in rules.items() if r is not None})
-    rule_check = check.map({k: r.check for k, r in rules.items() if r is not None})
+    # As text even when no row rule failed (an empty mapping gives float NaN).
+    rule_column = check.map({k: r.column for k, r in rules.items() if r is not None}).astype("str")
+    rule_check = check.map({k: r.check for k, r in rules.items() if r is not None}).astype("str")
     cases = pd.DataFrame(
         {
             "_row": failures["index"].astype("int64").to_numpy(),

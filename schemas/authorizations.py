@@ -149,11 +149,15 @@ class AuthorizationInput(pa.DataFrameModel):
         "every copy is rejected since neither can be said to be the later",
     )
     def _unique_version(cls, df: pd.DataFrame) -> pd.Series:
+        moment = parse_datetimes(df["recorded_at"])
         key = pd.DataFrame(
             {
                 "authorization_id": df["authorization_id"],
                 "hcpcs_code": df["hcpcs_code"],
-                "recorded_at": parse_datetimes(df["recorded_at"]),
+                "recorded_at": moment,
+                # A value that is not a moment (rejected by its format check)
+                # is compared as written: "yesterday" and "last week" differ.
+                "unparsed": df["recorded_at"].where(moment.isna()),
             }
         )
         return ~key.duplicated(keep=False)

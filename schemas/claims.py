@@ -445,11 +445,18 @@ def _codes(series: pd.Series) -> pd.Series:
 def duplicated_claim_lines(df: pd.DataFrame) -> pd.Series:
     """True on every copy of a (claim_id, claim_line_number) seen more than once.
 
-    Line numbers compare as numbers (``01`` is line 1). Hashes two integer
-    codes rather than two text columns: the costly part of validation at scale.
+    Line numbers written as whole numbers compare as numbers (``01`` is line
+    1); any other value, already rejected by its format check, compares as
+    written, so ``x`` and ``y`` (or ``1`` and ``1.0``) are not each other's
+    copies. Hashes two integer codes rather than two text columns: the costly
+    part of validation at scale.
     """
-    line = pd.to_numeric(df["claim_line_number"], errors="coerce")
-    line_codes = _codes(line)
+    text = df["claim_line_number"]
+    whole = text.str.fullmatch(r"\d+").fillna(False).astype(bool)
+    line_codes = _codes(pd.to_numeric(text.where(whole), errors="coerce"))
+    if not whole.all():
+        as_written = _codes(text.where(~whole))
+        line_codes = line_codes.where(whole, int(line_codes.max()) + 1 + as_written)
     key = _codes(df["claim_id"]) * (int(line_codes.max()) + 1 if len(df) else 1) + line_codes
     return key.duplicated(keep=False)
 

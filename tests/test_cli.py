@@ -1,0 +1,471 @@
+"""``adjudicate validate`` as a user meets it: exit codes, first lines, files written."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+
+from pipeline.cli import main
+from pipeline.io import SOURCE_FILE
+from pipeline.run import read_claims
+from pipeline.validate import validate_claims
+from schemas.outputs import REJECT_COLUMNS
+
+PROJECT = Path(__file__).resolve().parents[1]
+MEMBERS = ("MBR-7Q2X-0001", "MBR-7Q2X-0002", "MBR-7Q2X-0003")
+CLAIM_COLUMNS = [
+    "claim_id",
+    "claim_line_number",
+    "claim_type",
+    "member_id",
+    "plan_type",
+    "claim_start_date",
+    "claim_line_start_date",
+    "place_of_service_code",
+    "bill_type_code",
+    "revenue_center_code",
+    "hcpcs_code",
+    "rendering_npi",
+    "facility_npi",
+    "charge_amount",
+    "payer",
+]
+CLAIM_ROWS = [
+    # two valid lines: a telehealth professional line and an institutional room line
+    [
+        "P1",
+        "1",
+        "professional",
+        MEMBERS[0],
+        "HMO",
+        "",
+        "2026-03-10",
+        "02",
+        "",
+        "",
+        "70553",
+        "1234567893",
+        "",
+        "1200.00",
+        "ACME",
+    ],
+    [
+        "I1",
+        "1",
+        "institutional",
+        MEMBERS[1],
+        "ppo",
+        "2026-03-12",
+        "",
+        "",
+        "0131",
+        "0001",
+        "",
+        "",
+        "1467498014",
+        "300.00",
+        "ACME",
+    ],
+    # POS that lost its leading zero
+    [
+        "P2",
+        "1",
+        "professional",
+        MEMBERS[0],
+        "HMO",
+        "",
+        "2026-03-10",
+        "2",
+        "",
+        "",
+        "70553",
+        "1234567893",
+        "",
+        "1200.00",
+        "ACME",
+    ],
+    # a claim whose lines name two members
+    [
+        "P3",
+        "1",
+        "professional",
+        MEMBERS[0],
+        "HMO",
+        "",
+        "2026-03-10",
+        "11",
+        "",
+        "",
+        "70553",
+        "1003811290",
+        "",
+        "900.00",
+        "ACME",
+    ],
+    [
+        "P3",
+        "2",
+        "professional",
+        MEMBERS[2],
+        "HMO",
+        "",
+        "2026-03-10",
+        "11",
+        "",
+        "",
+        "70551",
+        "1003811290",
+        "",
+        "900.00",
+        "ACME",
+    ],
+]
+REGISTER_COLUMNS = [
+    "authorization_id",
+    "member_id",
+    "hcpcs_code",
+    "status",
+    "valid_from",
+    "valid_to",
+    "units_approved",
+    "provider_npi",
+    "recorded_at",
+]
+REGISTER_ROWS = [
+    [
+        "A1",
+        MEMBERS[0],
+        "70553",
+        "approved",
+        "2026-03-01",
+        "2026-03-31",
+        "1",
+        "1234567893",
+        "2026-02-20T09:00:00Z",
+    ],
+    ["A2", MEMBERS[2], "70553", "MAYBE", "2026-03-01", "2026-03-31", "1", "", "2026-02-20"],
+]
+AS_OF = "2026-06-30"
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def claims(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "claims.csv", CLAIM_COLUMNS, CLAIM_ROWS)
+
+
+@pytest.fixture
+def register(tmp_path: Path) -> Path:
+    return write_csv(tmp_path / "register.csv", REGISTER_COLUMNS, REGISTER_ROWS)
+
+
+def validate(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, ["validate", *map(str, args)])
+
+
+def assert_no_member_ids(result: Result) -> None:
+    for member in MEMBERS:
+        assert member not in result.stdout
+        assert member not in result.stderr
+
+
+# --- success ---------------------------------------------------------------------
+
+
+def test_validate_prints_counts_per_file_and_check(claims: Path) -> None:
+    result = validate("--claims", claims, "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"claims {claims}: 5 rows read, 2 valid, 3 rejected"
+    checks = {tuple(line.split()) for line in lines[1:]}
+    assert checks == {
+        ("member_id", "differs_within_claim", "2"),
+        ("place_of_service_code", "place_of_service_format", "1"),
+    }
+    assert result.stderr == ""
+    assert_no_member_ids(result)
+
+
+def test_validate_counts_the_register_too(claims: Path, register: Path) -> None:
+    result = validate("--claims", claims, "--authorizations", register, "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"authorizations {register}: 2 rows read, 1 valid, 1 rejected" in result.stdout.splitlines()
+    )
+    assert_no_member_ids(result)
+
+
+def test_several_claims_files_are_one_run(claims: Path, tmp_path: Path) -> None:
+    """(claim_id, claim_line_number) is unique in a run, not only in a file."""
+    more = write_csv(tmp_path / "more.csv", CLAIM_COLUMNS, [CLAIM_ROWS[0]])
+    result = validate("--claims", claims, "--claims", more, "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"claims {claims}: 5 rows read, 1 valid, 4 rejected" in lines
+    assert f"claims {more}: 1 rows read, 0 valid, 1 rejected" in lines
+
+
+@pytest.mark.parametrize(
+    ("as_of", "valid"),
+    [
+        ("2026-03-12", 2),
+        ("2026-03-10", 1),
+        ("2026-03-10T00:00:00Z", 1),
+        ("2026-03-10T04:00:00+05:00", 0),
+        ("2026-03-09", 0),
+    ],
+    ids=[
+        "after both services",
+        "a bare date is the whole day",
+        "midnight UTC stands on the day",
+        "an offset is converted to UTC",
+        "before both services",
+    ],
+)
+def test_as_of_decides_which_services_have_happened(claims: Path, as_of: str, valid: int) -> None:
+    result = validate("--claims", claims, "--as-of", as_of)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].endswith(
+        f"5 rows read, {valid} valid, {5 - valid} rejected"
+    )
+
+
+# --- the files --out writes -----------------------------------------------------------
+
+
+def test_out_publishes_rejects_and_summary(claims: Path, register: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = validate(
+        "--claims", claims, "--authorizations", register, "--as-of", AS_OF, "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == f"published {out}"
+    assert sorted(p.name for p in out.iterdir()) == ["rejects.parquet", "summary.json"]
+
+    rejects = pd.read_parquet(out / "rejects.parquet")
+    assert tuple(rejects.columns) == REJECT_COLUMNS
+    assert list(zip(rejects["source"], rejects["source_row"], rejects["check"], strict=True)) == [
+        ("claims", 3, "place_of_service_format"),
+        ("claims", 4, "differs_within_claim"),
+        ("claims", 5, "differs_within_claim"),
+        ("authorizations", 2, "status_known"),
+    ]
+    assert rejects.loc[0, "value"] == "2"
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["as_of"] == "2026-06-30T23:59:59"
+    counts = {
+        (e["source"], e["path"]): (e["rows_read"], e["valid"], e["rejected"])
+        for e in summary["inputs"]
+    }
+    assert counts == {
+        ("claims", str(claims)): (5, 2, 3),
+        ("authorizations", str(register)): (2, 1, 1),
+    }
+    assert_no_member_ids(result)
+
+
+def test_out_refuses_an_existing_directory(claims: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    result = validate("--claims", claims, "--as-of", AS_OF, "--out", out)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {out} already exists; a run never overwrites a published directory"
+    )
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert result.stdout == ""
+
+
+# --- failures ----------------------------------------------------------------------
+
+
+def test_missing_required_columns_are_all_named_on_the_first_line(tmp_path: Path) -> None:
+    dropped = {"member_id", "plan_type", "charge_amount"}
+    keep = [i for i, c in enumerate(CLAIM_COLUMNS) if c not in dropped]
+    path = write_csv(
+        tmp_path / "claims.csv",
+        [CLAIM_COLUMNS[i] for i in keep],
+        [[row[i] for i in keep] for row in CLAIM_ROWS],
+    )
+    out = tmp_path / "out"
+    result = validate("--claims", path, "--as-of", AS_OF, "--out", out)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path} is missing required columns: member_id, plan_type, charge_amount"
+    )
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [path]  # no staging directory left behind
+
+
+def test_a_file_with_no_date_column_names_both(tmp_path: Path) -> None:
+    dropped = {"claim_start_date", "claim_line_start_date"}
+    keep = [i for i, c in enumerate(CLAIM_COLUMNS) if c not in dropped]
+    path = write_csv(
+        tmp_path / "claims.csv",
+        [CLAIM_COLUMNS[i] for i in keep],
+        [[row[i] for i in keep] for row in CLAIM_ROWS],
+    )
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path} is missing required columns: claim_line_start_date or claim_start_date"
+    )
+
+
+def test_a_register_missing_columns_fails_the_run(claims: Path, tmp_path: Path) -> None:
+    header = [c for c in REGISTER_COLUMNS if c not in ("status", "recorded_at")]
+    path = write_csv(tmp_path / "register.csv", header, [])
+    result = validate("--claims", claims, "--authorizations", path, "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path} is missing required columns: status, recorded_at"
+    )
+    assert result.stdout == ""
+
+
+def test_a_file_that_does_not_exist(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.csv"
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == f"Error: {path}: no such file"
+
+
+def test_an_unsupported_file_type(tmp_path: Path) -> None:
+    path = tmp_path / "claims.xlsx"
+    path.write_bytes(b"not a spreadsheet")
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path}: unsupported file type; expected .csv, .csv.gz or .parquet"
+    )
+
+
+def test_a_broken_row_fails_the_file_without_quoting_it(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "claims.csv", CLAIM_COLUMNS, [[*CLAIM_ROWS[0], "stray"]])
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0].startswith(f"Error: {path}: cannot be read as a UTF-8 CSV")
+    assert_no_member_ids(result)
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    ["2026-13-01", "30/06/2026", "yesterday", ""],
+    ids=["month 13", "day first", "a word", "empty"],
+)
+def test_a_malformed_as_of_is_a_usage_error(claims: Path, as_of: str) -> None:
+    result = validate("--claims", claims, "--as-of", as_of)
+    assert result.exit_code == 2
+    assert "--as-of" in result.stderr
+    assert result.stdout == ""
+
+
+def test_claims_are_required(tmp_path: Path) -> None:
+    result = validate("--as-of", AS_OF)
+    assert result.exit_code == 2
+    assert "--claims" in result.stderr
+
+
+def test_python_dash_m_pipeline_is_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--help"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: python -m pipeline")
+    for command in ("run", "validate", "check-code", "verify"):
+        assert command in done.stdout
+
+
+# --- the same claims in every file format -------------------------------------------
+
+
+def formats(claims: Path) -> dict[str, Path]:
+    """The claims file as CSV, gzipped CSV and Parquet with text columns."""
+    gz = claims.with_name("claims.csv.gz")
+    with claims.open("rb") as plain, gzip.open(gz, "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    table = pacsv.read_csv(
+        claims,
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(CLAIM_COLUMNS, pa.string()),
+            strings_can_be_null=False,
+        ),
+    )
+    parquet = claims.with_name("claims.parquet")
+    pq.write_table(table, parquet)
+    return {"csv": claims, "csv.gz": gz, "parquet": parquet}
+
+
+def test_csv_gz_and_parquet_are_read_like_the_csv(claims: Path, tmp_path: Path) -> None:
+    frames = {}
+    for kind, path in formats(claims).items():
+        out = tmp_path / f"out-{kind}"
+        result = validate("--claims", path, "--as-of", AS_OF, "--out", out)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[0] == f"claims {path}: 5 rows read, 2 valid, 3 rejected"
+        rejects = pd.read_parquet(out / "rejects.parquet").drop(columns="source_file")
+        lines, _ = read_claims([str(path)])
+        valid = validate_claims(lines, pd.Timestamp(AS_OF).to_pydatetime()).valid
+        frames[kind] = (valid.drop(columns=SOURCE_FILE), rejects)
+    csv_valid, csv_rejects = frames["csv"]
+    assert csv_valid["place_of_service_code"].tolist()[0] == "02"
+    assert csv_valid["bill_type_code"].tolist()[1] == "0131"
+    assert csv_rejects.loc[0, "value"] == "2"
+    for kind in ("csv.gz", "parquet"):
+        valid, rejects = frames[kind]
+        pd.testing.assert_frame_equal(valid, csv_valid, obj=f"{kind} valid lines")
+        pd.testing.assert_frame_equal(rejects, csv_rejects, obj=f"{kind} rejects")
+
+
+def test_typed_parquet_columns_are_read_as_their_text(tmp_path: Path) -> None:
+    """A Parquet writer's dates, integers and decimals arrive as the text a CSV would hold."""
+    table = pa.table(
+        {
+            "claim_id": ["P1"],
+            "claim_line_number": pa.array([1], pa.int32()),
+            "claim_type": ["professional"],
+            "member_id": [MEMBERS[0]],
+            "plan_type": ["HMO"],
+            "claim_line_start_date": pa.array([pd.Timestamp("2026-03-10").date()], pa.date32()),
+            "place_of_service_code": ["02"],
+            "hcpcs_code": ["70553"],
+            "rendering_npi": pa.array([1234567893], pa.int64()),
+            "charge_amount": pa.array([Decimal("1200.00")], pa.decimal128(10, 2)),
+        }
+    )
+    path = tmp_path / "typed.parquet"
+    pq.write_table(table, path)
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"claims {path}: 1 rows read, 1 valid, 0 rejected"
+    lines, _ = read_claims([str(path)])
+    row = lines.iloc[0]
+    assert (row["claim_line_number"], row["claim_line_start_date"]) == ("1", "2026-03-10")
+    assert (row["rendering_npi"], row["charge_amount"]) == ("1234567893", "1200.00")
