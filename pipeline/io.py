@@ -117,8 +117,12 @@ def read_text_table(path: str) -> pa.Table:
 
 
 def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Leading and trailing blanks trimmed; an empty value is null."""
-    trimmed = pc.utf8_trim_whitespace(column)
+    """Leading and trailing blanks trimmed; an empty value is null.
+
+    Trimming rewrites every value, so it runs only on a column that needs it.
+    """
+    padded = pc.any(pc.match_substring_regex(column, r"^\s|\s$")).as_py()
+    trimmed = pc.utf8_trim_whitespace(column) if padded else column
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 
@@ -158,9 +162,14 @@ def read_inputs(
             combined = combined.set_column(index, name, _tidy(combined.column(name)))
         else:
             combined = combined.append_column(name, pa.nulls(combined.num_rows, pa.string()))
-    frame = combined.to_pandas()
-    frame[SOURCE_FILE] = frame[SOURCE_FILE].astype("category")
-    return frame, files
+    return to_frame(combined), files
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """A table as pandas with its text as Arrow strings: no conversion, no copy."""
+    return table.to_pandas(
+        types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_string(t) else None
+    )
 
 
 def _require_columns(

@@ -294,7 +294,7 @@ def _denied_by_week(frame: pd.DataFrame) -> list[dict[str, object]]:
     dos = parse_dates(denied["claim_line_start_date"]).fillna(
         parse_dates(denied["claim_start_date"])
     )
-    week = (dos - pd.to_timedelta(dos.dt.weekday, unit="D")).dt.strftime("%Y-%m-%d")
+    week = (dos - pd.to_timedelta(dos.dt.dayofweek, unit="D")).dt.strftime("%Y-%m-%d")
     grouped = denied.groupby(week.rename("week_of")).agg(
         lines=("decision", "size"), denied_amount=("denied_amount", "sum")
     )

@@ -19,7 +19,7 @@ from pandera.errors import SchemaErrors
 from pipeline.io import SOURCE_FILE, SOURCE_ROW, InputFile
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
-from schemas.checks import message_template, row_rule_for
+from schemas.checks import TEXT_DTYPE, message_template, row_rule_for
 from schemas.outputs import REJECT_COLUMNS, empty_rejects
 
 
@@ -69,6 +69,8 @@ def _validate(
     source: str,
 ) -> Validated:
     frame = frame.reset_index(drop=True)
+    as_text = {c: frame[c].astype(TEXT_DTYPE) for c in contract_columns if frame[c].dtype != TEXT_DTYPE}
+    frame = frame.assign(**as_text) if as_text else frame
     checked = frame[list(contract_columns)]
     try:
         schema.validate(checked, lazy=True, inplace=True)

@@ -12,9 +12,11 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from schemas.checks import (
+    Text,
     column_rule,
     is_iso_date,
     is_iso_datetime,
+    is_one_of,
     matches,
     npi_check_digit_ok,
     parse_dates,
@@ -29,41 +31,41 @@ STATUSES = ("APPROVED", "PENDING", "DENIED", "CANCELLED")
 class AuthorizationInput(pa.DataFrameModel):
     """One row per authorized code and version, as text, as it arrives in the register."""
 
-    authorization_id: Series[str] = pa.Field(
+    authorization_id: Series[Text] = pa.Field(
         nullable=False,
         description="The authorization; one authorization may cover several codes "
         "(several rows).",
         metadata={"required": "yes"},
     )
-    member_id: Series[str] = pa.Field(
+    member_id: Series[Text] = pa.Field(
         nullable=False, description="The member it was granted to.", metadata={"required": "yes"}
     )
-    hcpcs_code: Series[str] = pa.Field(
+    hcpcs_code: Series[Text] = pa.Field(
         nullable=False, description="The code authorized, as in claims.", metadata={"required": "yes"}
     )
-    status: Series[str] = pa.Field(
+    status: Series[Text] = pa.Field(
         nullable=False,
         description="APPROVED, PENDING, DENIED or CANCELLED (any case).",
         metadata={"required": "yes"},
     )
-    valid_from: Series[str] = pa.Field(
+    valid_from: Series[Text] = pa.Field(
         nullable=False, description="First day covered, YYYY-MM-DD.", metadata={"required": "yes"}
     )
-    valid_to: Series[str] = pa.Field(
+    valid_to: Series[Text] = pa.Field(
         nullable=False,
         description="Last day covered, YYYY-MM-DD, not before valid_from.",
         metadata={"required": "yes"},
     )
-    units_approved: Series[str] = pa.Field(
+    units_approved: Series[Text] = pa.Field(
         nullable=False, description="Units approved, an integer >= 0.", metadata={"required": "yes"}
     )
-    provider_npi: Series[str] = pa.Field(
+    provider_npi: Series[Text] = pa.Field(
         nullable=True,
         description="When present, only claims whose rendering, facility or billing NPI "
         "equals it may use this authorization.",
         metadata={"required": "no"},
     )
-    recorded_at: Series[str] = pa.Field(
+    recorded_at: Series[Text] = pa.Field(
         nullable=False,
         description="When this version of the row was written: ISO date or date-time, UTC.",
         metadata={"required": "yes"},
@@ -87,7 +89,7 @@ class AuthorizationInput(pa.DataFrameModel):
         message="{column} '{value}' is not one of " + ", ".join(STATUSES),
     )
     def _status(cls, s: pd.Series) -> pd.Series:
-        return s.isin(STATUSES) | s.isna()
+        return is_one_of(s, STATUSES)
 
     @column_rule(
         "valid_from",

@@ -12,14 +12,15 @@ them for the validator, which fills them for every failure at once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.pandas as pandera
+import pyarrow as pa
+import pyarrow.compute as pc
 
 NOT_NULLABLE = "not_nullable"
 """pandera's own name for an empty value in a required column."""
@@ -46,14 +47,14 @@ def column_rule(
     A check name means one thing wherever it is used, so it has one message.
     """
     _MESSAGES[check] = message
-    return pa.check(*columns, regex=regex, name=check)
+    return pandera.check(*columns, regex=regex, name=check)
 
 
 def row_rule(*, column: str, check: str, message: str) -> Callable[[Any], Any]:
     """Register a pandera dataframe check whose rejects are filed under ``column``."""
     key = f"{column}/{check}"
     _ROW_RULES[key] = Rule(column, check, message)
-    return pa.dataframe_check(name=key, ignore_na=False)
+    return pandera.dataframe_check(name=key, ignore_na=False)
 
 
 def register_row_rule(column: str, check: str, message: str) -> str:
@@ -80,12 +81,31 @@ def row_rules() -> list[Rule]:
 
 # --- vectorised primitives ---------------------------------------------------
 # Each returns a boolean Series that is True where the value is acceptable.
-# Empty values are pandera's business (``nullable``), so they pass here.
+# Empty values are pandera's business (``nullable``), so they pass here. Text
+# columns are Arrow strings; the work is done by Arrow compute kernels.
+
+TEXT_DTYPE = pd.ArrowDtype(pa.string())
+Text = Annotated[pd.ArrowDtype, pa.string()]
+"""The type of every input column: Arrow-backed text, read without conversion."""
+
+
+def arrow(series: pd.Series) -> pa.ChunkedArray:
+    """The Arrow text behind a Series (no copy for Arrow-backed columns)."""
+    array = series.array
+    if isinstance(array, pd.arrays.ArrowExtensionArray) and pa.types.is_string(array.dtype.pyarrow_dtype):
+        return array.__arrow_array__()
+    return pa.chunked_array([pa.array(series.astype("object"), type=pa.string(), from_pandas=True)])
+
+
+def as_mask(values: pa.ChunkedArray | pa.Array, index: pd.Index, empty: bool) -> pd.Series:
+    """An Arrow boolean array as a pandas boolean Series; nulls become ``empty``."""
+    filled = pc.fill_null(values, empty)
+    return pd.Series(np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool), index=index)
 
 
 def matches(series: pd.Series, pattern: str) -> pd.Series:
     """True where the whole value matches ``pattern`` (or is empty)."""
-    return series.str.fullmatch(pattern).fillna(True).astype(bool) | series.isna()
+    return as_mask(pc.match_substring_regex(arrow(series), f"^(?:{pattern})$"), series.index, True)
 
 
 ISO_DATE = r"\d{4}-\d{2}-\d{2}"
@@ -95,18 +115,55 @@ ISO_DATETIME = (
     r"(?:Z|[+-]00:?00)?"
 )
 
+_PARSED: dict[int, tuple[pa.ChunkedArray, pd.Series]] = {}
+"""Dates parsed lately, by the Arrow array they came from: several checks read one column."""
+
+
+def _remember(text: pa.ChunkedArray, parsed: pd.Series) -> pd.Series:
+    if len(_PARSED) >= 16:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[id(text)] = (text, parsed)
+    return parsed
+
+
+def _calendar_days(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Text of the shape YYYY-MM-DD naming a real day; anything else null."""
+    shaped = pc.match_substring_regex(text, f"^{ISO_DATE}$")
+    kept = pc.if_else(shaped, text, pa.scalar(None, pa.string()))
+    year = pc.cast(pc.utf8_slice_codeunits(kept, 0, 4), pa.int32()).to_numpy(zero_copy_only=False)
+    month = pc.cast(pc.utf8_slice_codeunits(kept, 5, 7), pa.int32()).to_numpy(zero_copy_only=False)
+    day = pc.cast(pc.utf8_slice_codeunits(kept, 8, 10), pa.int32()).to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        month_ok = (month >= 1) & (month <= 12)
+        lengths = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 31])
+        last = lengths[np.where(month_ok, month - 1, 12).astype(int)] + (leap & (month == 2))
+        real = month_ok & (day >= 1) & (day <= last)
+    return pc.if_else(pa.array(np.nan_to_num(real).astype(bool)), kept, pa.scalar(None, pa.string()))
+
 
 def parse_dates(series: pd.Series) -> pd.Series:
-    """ISO ``YYYY-MM-DD`` text to datetime64; anything else, impossible days included, NaT."""
-    shaped = series.where(series.str.fullmatch(ISO_DATE).fillna(False).astype(bool))
-    return pd.to_datetime(shaped, format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
+    """ISO ``YYYY-MM-DD`` text to datetime64[s]; anything else, impossible days included, NaT."""
+    text = arrow(series)
+    seen = _PARSED.get(id(text))
+    if seen is not None and seen[0] is text and seen[1].index.equals(series.index):
+        return seen[1]
+    try:
+        days = text.cast(pa.date32())
+    except pa.ArrowInvalid:  # at least one value is not a real day: sort them out
+        days = _calendar_days(text).cast(pa.date32())
+    moments = days.cast(pa.timestamp("s")).to_numpy()
+    return _remember(text, pd.Series(moments, index=series.index, dtype="datetime64[s]"))
 
 
 def parse_datetimes(series: pd.Series) -> pd.Series:
     """ISO date or date-time text (UTC) to naive UTC datetime64; anything else NaT."""
-    shaped = series.where(series.str.fullmatch(ISO_DATETIME).fillna(False).astype(bool))
-    text = shaped.str.replace(r"(?:Z|[+-]00:?00)$", "", regex=True).str.replace(" ", "T")
-    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    text = arrow(series)
+    shaped = pc.match_substring_regex(text, f"^{ISO_DATETIME}$")
+    kept = pd.Series(pc.if_else(shaped, text, pa.scalar(None, pa.string())), dtype=TEXT_DTYPE)
+    kept.index = series.index
+    cleaned = kept.str.replace(r"(?:Z|[+-]00:?00)$", "", regex=True).str.replace(" ", "T")
+    parsed = pd.to_datetime(cleaned.astype("object"), format="ISO8601", errors="coerce")
     return parsed.astype("datetime64[s]")
 
 
@@ -125,12 +182,17 @@ def npi_check_digit_ok(series: pd.Series) -> pd.Series:
 
     Values that are not ten digits pass here; the format check reports them.
     """
-    ten_digits = series.str.fullmatch(r"\d{10}").fillna(False).astype(bool).to_numpy()
+    text = arrow(series)
+    ten = pc.fill_null(pc.match_substring_regex(text, r"^\d{10}$"), False)
+    ten_digits = np.asarray(ten.to_numpy(zero_copy_only=False), dtype=bool)
     result = np.ones(len(series), dtype=bool)
     if not ten_digits.any():
         return pd.Series(result, index=series.index)
-    numbers = series[ten_digits].astype("int64").to_numpy()
-    digits = (numbers[:, None] // 10 ** np.arange(9, -1, -1)) % 10
+    chosen = pc.filter(text, ten).combine_chunks().cast(pa.large_string())
+    offsets = np.frombuffer(chosen.buffers()[1], dtype=np.int64)
+    start = offsets[chosen.offset]
+    data = np.frombuffer(chosen.buffers()[2], dtype=np.uint8)[start : start + 10 * len(chosen)]
+    digits = data.reshape(-1, 10).astype(np.int64) - ord("0")
     body, check_digit = digits[:, :9], digits[:, 9]
     doubled = body[:, 0::2] * 2
     doubled = np.where(doubled > 9, doubled - 9, doubled)
@@ -142,10 +204,13 @@ def npi_check_digit_ok(series: pd.Series) -> pd.Series:
 
 def in_code_set(series: pd.Series, codes: frozenset[str], shape: str) -> pd.Series:
     """Values of the right shape are in ``codes``; values of the wrong shape pass here."""
-    shaped = series.str.fullmatch(shape).fillna(False).astype(bool)
-    return ~shaped | series.isin(codes) | series.isna()
+    text = arrow(series)
+    shaped = pc.fill_null(pc.match_substring_regex(text, f"^(?:{shape})$"), False)
+    known = pc.is_in(text, value_set=pa.array(sorted(codes), pa.string()))
+    return as_mask(pc.or_(pc.invert(shaped), known), series.index, True)
 
 
-def regex_escape(values: Iterable[str]) -> str:
-    """An alternation that matches exactly one of ``values``."""
-    return "|".join(re.escape(v) for v in sorted(values))
+def is_one_of(series: pd.Series, values: Iterable[str]) -> pd.Series:
+    """True where the value is one of ``values`` (or is empty)."""
+    known = pc.is_in(arrow(series), value_set=pa.array(sorted(values), pa.string()))
+    return as_mask(pc.or_(known, pc.is_null(arrow(series))), series.index, True)

@@ -16,9 +16,11 @@ from pandera.typing import Series
 
 from schemas import codesets
 from schemas.checks import (
+    Text,
     column_rule,
     in_code_set,
     is_iso_date,
+    is_one_of,
     matches,
     npi_check_digit_ok,
     parse_dates,
@@ -65,60 +67,60 @@ def _is_institutional(df: pd.DataFrame) -> pd.Series:
 class ClaimLineInput(pa.DataFrameModel):
     """One row per claim line, as text, as it arrives in a claims file."""
 
-    claim_id: Series[str] = pa.Field(
+    claim_id: Series[Text] = pa.Field(
         nullable=False,
         description="The claim's identifier, 1 to 50 characters.",
         metadata={"required": "yes"},
     )
-    claim_line_number: Series[str] = pa.Field(
+    claim_line_number: Series[Text] = pa.Field(
         nullable=False,
         description="Line number within the claim, an integer >= 1; "
         "(claim_id, claim_line_number) is unique in a run.",
         metadata={"required": "yes"},
     )
-    claim_type: Series[str] = pa.Field(
+    claim_type: Series[Text] = pa.Field(
         nullable=False,
         description="`professional` or `institutional`.",
         metadata={"required": "yes"},
     )
-    member_id: Series[str] = pa.Field(
+    member_id: Series[Text] = pa.Field(
         nullable=False,
         description="The member; the same on every line of a claim.",
         metadata={"required": "yes"},
     )
-    plan_type: Series[str] = pa.Field(
+    plan_type: Series[Text] = pa.Field(
         nullable=False,
         description="HMO, PPO, POS, EPO, MEDICARE or MEDICAID (any case).",
         metadata={"required": "yes"},
     )
-    claim_frequency_code: Series[str] = _text(
+    claim_frequency_code: Series[Text] = _text(
         "`1` original, `7` replacement, `8` void; empty means `1`.", required="no"
     )
-    original_claim_id: Series[str] = _text(
+    original_claim_id: Series[Text] = _text(
         "The claim_id a replacement or void names (X12 REF*F8).",
         required="with frequency 7 or 8",
     )
-    claim_start_date: Series[str] = _text("Claim header start date, YYYY-MM-DD.", required="no")
-    claim_end_date: Series[str] = _text("Claim header end date, YYYY-MM-DD.", required="no")
-    claim_line_start_date: Series[str] = _text(
+    claim_start_date: Series[Text] = _text("Claim header start date, YYYY-MM-DD.", required="no")
+    claim_end_date: Series[Text] = _text("Claim header end date, YYYY-MM-DD.", required="no")
+    claim_line_start_date: Series[Text] = _text(
         "Date of service, YYYY-MM-DD.", required="yes, unless claim_start_date is given"
     )
-    claim_line_end_date: Series[str] = _text(
+    claim_line_end_date: Series[Text] = _text(
         "Line end date, YYYY-MM-DD, not before the start date.", required="no"
     )
-    place_of_service_code: Series[str] = _text(
+    place_of_service_code: Series[Text] = _text(
         "CMS Place of Service, two digits.", required="professional lines"
     )
-    bill_type_code: Series[str] = _text(
+    bill_type_code: Series[Text] = _text(
         "UB-04 type of bill, three digits (a leading 0 may make four).",
         required="institutional lines",
     )
-    revenue_center_code: Series[str] = _text("UB-04 revenue code, four digits.", required="no")
-    hcpcs_code: Series[str] = _text(
+    revenue_center_code: Series[Text] = _text("UB-04 revenue code, four digits.", required="no")
+    hcpcs_code: Series[Text] = _text(
         "CPT or HCPCS Level II code, five characters; an institutional line may have none.",
         required="professional lines",
     )
-    hcpcs_modifier: Series[str] = pa.Field(
+    hcpcs_modifier: Series[Text] = pa.Field(
         alias=MODIFIER_REGEX,
         regex=True,
         nullable=True,
@@ -126,30 +128,30 @@ class ClaimLineInput(pa.DataFrameModel):
         "(`26` professional component, `TC` technical).",
         metadata={"required": "no", "label": "hcpcs_modifier_1 .. hcpcs_modifier_4"},
     )
-    service_unit_quantity: Series[str] = _text(
+    service_unit_quantity: Series[Text] = _text(
         "Units, a number >= 0; empty means 1.", required="no"
     )
-    rendering_npi: Series[str] = _text(
+    rendering_npi: Series[Text] = _text(
         "Rendering provider NPI, ten digits with a valid check digit; an institutional "
         "line without one is rendered by its facility_npi, else its billing_npi.",
         required="professional lines",
     )
-    billing_npi: Series[str] = _text("Billing provider NPI.", required="no")
-    facility_npi: Series[str] = _text("Facility NPI.", required="no")
-    ordering_npi: Series[str] = _text("Ordering provider NPI (never liable).", required="no")
-    diagnosis_code: Series[str] = pa.Field(
+    billing_npi: Series[Text] = _text("Billing provider NPI.", required="no")
+    facility_npi: Series[Text] = _text("Facility NPI.", required="no")
+    ordering_npi: Series[Text] = _text("Ordering provider NPI (never liable).", required="no")
+    diagnosis_code: Series[Text] = pa.Field(
         alias=DIAGNOSIS_REGEX,
         regex=True,
         nullable=True,
         description="diagnosis_code_1 .. diagnosis_code_25: ICD-10-CM, with or without the dot.",
         metadata={"required": "no", "label": "diagnosis_code_1 .. diagnosis_code_25"},
     )
-    charge_amount: Series[str] = pa.Field(
+    charge_amount: Series[Text] = pa.Field(
         nullable=False,
         description="Billed charge, a decimal >= 0 with at most two places.",
         metadata={"required": "yes"},
     )
-    prior_authorization_number: Series[str] = _text(
+    prior_authorization_number: Series[Text] = _text(
         "The authorization number the provider reported (X12 REF*G1).", required="no"
     )
 
@@ -165,7 +167,7 @@ class ClaimLineInput(pa.DataFrameModel):
         message="{column} '{value}' is longer than 50 characters",
     )
     def _claim_id_length(cls, s: pd.Series) -> pd.Series:
-        return s.str.len().le(50).fillna(True).astype(bool)
+        return matches(s, r"(?s).{1,50}")
 
     @column_rule(
         "claim_line_number",
@@ -181,7 +183,7 @@ class ClaimLineInput(pa.DataFrameModel):
         message="{column} '{value}' is neither 'professional' nor 'institutional'",
     )
     def _claim_type(cls, s: pd.Series) -> pd.Series:
-        return s.isin(CLAIM_TYPES) | s.isna()
+        return is_one_of(s, CLAIM_TYPES)
 
     @column_rule(
         "plan_type",
@@ -189,7 +191,7 @@ class ClaimLineInput(pa.DataFrameModel):
         message="{column} '{value}' is not one of " + ", ".join(PLAN_TYPES),
     )
     def _plan_type(cls, s: pd.Series) -> pd.Series:
-        return s.isin(PLAN_TYPES) | s.isna()
+        return is_one_of(s, PLAN_TYPES)
 
     @column_rule(
         "claim_frequency_code",
@@ -197,7 +199,7 @@ class ClaimLineInput(pa.DataFrameModel):
         message="{column} '{value}' is not 1 (original), 7 (replacement) or 8 (void)",
     )
     def _frequency(cls, s: pd.Series) -> pd.Series:
-        return s.isin(FREQUENCY_CODES) | s.isna()
+        return is_one_of(s, FREQUENCY_CODES)
 
     @column_rule(
         *DATE_COLUMNS,

@@ -1,0 +1,137 @@
+"""Partitions that bound memory: a stable hash of a key, and spill files on disk.
+
+A partition is a stable hash of a text key modulo the partition count: the same
+key lands in the same partition on every machine and every rerun (Python's
+``hash()`` is salted per process, so it is not used). Rows are scattered batch
+by batch into one Arrow IPC file per partition, then read back one partition
+at a time, so peak memory follows the partition size, not the input size.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+_MULTIPLIER = np.uint64(1099511628211)
+_MAX_POWERS = 256
+
+
+def _powers(length: int) -> np.ndarray:
+    powers = np.ones(max(length, 1), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(1, len(powers)):
+            powers[i] = powers[i - 1] * _MULTIPLIER
+    return powers
+
+
+_POWERS = _powers(_MAX_POWERS)
+
+
+def stable_hash(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash of each text value that is the same on every machine and run.
+
+    Vectorised over the UTF-8 bytes: the sum of (byte + 1) * M**position,
+    modulo 2**64, then mixed. Empty and missing values hash alike.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
+    text = pc.fill_null(values.cast(pa.large_string()), "")
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[
+        text.offset : text.offset + len(text) + 1
+    ]
+    lengths = np.diff(offsets)
+    longest = int(lengths.max(initial=0))
+    powers = _POWERS if longest <= _MAX_POWERS else _powers(longest)
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    starts = offsets[:-1] - offsets[0]
+    position = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
+    hashed = np.zeros(len(text), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        contribution = (data.astype(np.uint64) + np.uint64(1)) * powers[position]
+        filled = lengths > 0
+        if filled.any():
+            hashed[filled] = np.add.reduceat(contribution, starts[filled])
+        hashed ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        hashed ^= hashed >> np.uint64(33)
+        hashed *= np.uint64(0xFF51AFD7ED558CCD)
+        hashed ^= hashed >> np.uint64(33)
+    return hashed
+
+
+def partition_of(values: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarray:
+    """The partition (0 .. partitions-1) of each value."""
+    if partitions == 1:
+        return np.zeros(len(values), dtype=np.int64)
+    return (stable_hash(values) % np.uint64(partitions)).astype(np.int64)
+
+
+class Spill:
+    """One Arrow IPC file per partition in a private temporary directory."""
+
+    def __init__(self, partitions: int, schema: pa.Schema, where: Path | None = None) -> None:
+        self.partitions = partitions
+        self.schema = schema
+        self.directory = Path(tempfile.mkdtemp(prefix="adjudicate-spill-", dir=where))
+        self._writers: dict[int, ipc.RecordBatchStreamWriter] = {}
+        self.rows = np.zeros(partitions, dtype=np.int64)
+
+    def _path(self, partition: int) -> Path:
+        return self.directory / f"{partition:05d}.arrow"
+
+    def add(self, table: pa.Table, partition: np.ndarray) -> None:
+        """Scatter ``table``'s rows to their partitions, keeping their order within each."""
+        table = table.select(self.schema.names).cast(self.schema)
+        if self.partitions == 1:
+            self._write(0, table)
+            return
+        order = np.argsort(partition, kind="stable")
+        counts = np.bincount(partition, minlength=self.partitions)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        shuffled = table.take(pa.array(order))
+        for index in np.flatnonzero(counts):
+            self._write(int(index), shuffled.slice(bounds[index], counts[index]))
+
+    def _write(self, partition: int, table: pa.Table) -> None:
+        writer = self._writers.get(partition)
+        if writer is None:
+            writer = ipc.new_stream(str(self._path(partition)), self.schema)
+            self._writers[partition] = writer
+        writer.write_table(table)
+        self.rows[partition] += table.num_rows
+
+    def close_writers(self) -> None:
+        """Finish writing; partitions can be read from now on."""
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+    def read(self, partition: int) -> pa.Table:
+        """One partition's rows, in the order they were added."""
+        path = self._path(partition)
+        if not path.exists():
+            return self.schema.empty_table()
+        with ipc.open_stream(pa.memory_map(str(path))) as reader:
+            return reader.read_all()
+
+    def __iter__(self) -> Iterator[tuple[int, pa.Table]]:
+        self.close_writers()
+        for partition in range(self.partitions):
+            yield partition, self.read(partition)
+
+    def remove(self) -> None:
+        """Delete the spill files."""
+        self.close_writers()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Spill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()

@@ -1,0 +1,130 @@
+"""What an analyst reads first, added up partition by partition.
+
+Every figure is a sum, so the summary of a run is the same however its lines
+were partitioned. Money is summed in integer cents and written as text with
+two places: exact, never a float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.checks import parse_dates
+from schemas.outputs import DECISIONS, REASONS
+
+NEEDING_AUTHORIZATION = ("AUTHORIZED", "PEND", "DENY")
+
+
+def cents(amounts: pd.Series) -> np.ndarray:
+    """Decimal amounts as integer cents."""
+    array = pa.array(amounts) if not isinstance(amounts.array, pd.arrays.ArrowExtensionArray) else (
+        amounts.array._pa_array  # noqa: SLF001 (zero-copy view of the Arrow data)
+    )
+    scaled = pc.multiply(array.cast(pa.decimal128(20, 2)), pa.scalar(100, pa.decimal128(20, 0)))
+    return np.asarray(scaled.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def money(total_cents: int) -> str:
+    """Integer cents as ``1234.50``."""
+    sign = "-" if total_cents < 0 else ""
+    whole, part = divmod(abs(int(total_cents)), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+def week_of(frame: pd.DataFrame) -> pd.Series:
+    """The Monday of each line's week of service."""
+    dos = parse_dates(frame["claim_line_start_date"]).fillna(parse_dates(frame["claim_start_date"]))
+    return (dos - pd.to_timedelta(dos.dt.dayofweek, unit="D")).dt.strftime("%Y-%m-%d")
+
+
+@dataclass
+class Totals:
+    """Lines and denied cents by some key, added up over partitions."""
+
+    lines: dict[object, int] = field(default_factory=dict)
+    denied_cents: dict[object, int] = field(default_factory=dict)
+
+    def add(self, keys: pd.Series | pd.MultiIndex, amounts: np.ndarray | None = None) -> None:
+        frame = pd.DataFrame({"lines": 1, "cents": 0 if amounts is None else amounts})
+        grouped = frame.groupby(keys if isinstance(keys, pd.MultiIndex) else keys.to_numpy()).sum()
+        for key, row in zip(grouped.index, grouped.to_numpy(), strict=True):
+            self.lines[key] = self.lines.get(key, 0) + int(row[0])
+            self.denied_cents[key] = self.denied_cents.get(key, 0) + int(row[1])
+
+
+@dataclass
+class SummaryParts:
+    """The run's figures so far."""
+
+    reasons: Totals = field(default_factory=Totals)
+    providers: Totals = field(default_factory=Totals)
+    modalities: Totals = field(default_factory=Totals)
+    weeks: Totals = field(default_factory=Totals)
+    adjudicated_by_file: dict[str, int] = field(default_factory=dict)
+
+    def add(self, decided: pd.DataFrame) -> None:
+        """Count one partition's adjudicated lines."""
+        if decided.empty:
+            return
+        decision = decided["decision"].astype("str")
+        reason = decided["reason"].astype("object").where(decided["reason"].notna(), None)
+        self.reasons.add(pd.MultiIndex.from_arrays([decision, reason.fillna("")]))
+        denied = decision.eq("DENY").to_numpy(bool)
+        if denied.any():
+            rows = decided[denied]
+            amounts = cents(rows["denied_amount"])
+            self.providers.add(rows["liable_npi"].astype("str"), amounts)
+            self.modalities.add(rows["modality"].astype("str").fillna(""), amounts)
+            self.weeks.add(week_of(rows), amounts)
+        for name, count in decided["source_file"].astype("str").value_counts().items():
+            self.adjudicated_by_file[str(name)] = self.adjudicated_by_file.get(str(name), 0) + int(count)
+
+    def decisions(self) -> dict[str, int]:
+        counts = dict.fromkeys(DECISIONS, 0)
+        for (decision, _), lines in self.reasons.lines.items():  # type: ignore[misc]
+            counts[decision] += lines
+        return counts
+
+    def as_dict(self) -> dict[str, object]:
+        """The decision figures of summary.json."""
+        order = {name: i for i, name in enumerate(DECISIONS)}
+        reason_order = {name: i for i, name in enumerate(("", *REASONS))}
+        reasons = sorted(
+            self.reasons.lines.items(),
+            key=lambda item: (order[item[0][0]], reason_order.get(item[0][1], 99)),  # type: ignore[index]
+        )
+        decisions = self.decisions()
+        denied_total = sum(
+            cents_ for (decision, _), cents_ in self.reasons.denied_cents.items()  # type: ignore[misc]
+            if decision == "DENY"
+        )
+        return {
+            "decisions": decisions,
+            "reasons": [
+                {"decision": decision, "reason": reason or None, "lines": lines}
+                for (decision, reason), lines in reasons  # type: ignore[misc]
+            ],
+            "denied_amount": money(sum(self.providers.denied_cents.values()) or denied_total),
+            "denied_by_rendering_provider": _ranked(self.providers, "liable_npi"),
+            "denied_by_modality": _ranked(self.modalities, "modality"),
+            "denied_by_week": [
+                {"week_of": week, "lines": self.weeks.lines[week], "denied_amount": money(total)}
+                for week, total in sorted(self.weeks.denied_cents.items())  # type: ignore[type-var]
+            ],
+            "needing_authorization": sum(decisions[d] for d in NEEDING_AUTHORIZATION),
+        }
+
+
+def _ranked(totals: Totals, name: str) -> list[dict[str, object]]:
+    items: Iterable[tuple[object, int]] = totals.denied_cents.items()
+    ranked = sorted(items, key=lambda item: (-item[1], str(item[0])))
+    return [
+        {name: str(key), "lines": totals.lines[key], "denied_amount": money(total)}
+        for key, total in ranked
+    ]
