@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -72,8 +73,8 @@ def _read_csv_as_text(path: str) -> pa.Table:
             read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
@@ -119,11 +120,27 @@ def read_text_table(path: str) -> pa.Table:
 def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Leading and trailing blanks trimmed; an empty value is null.
 
-    Trimming rewrites every value, so it runs only on a column that needs it.
+    The reader already made empty values null. Trimming rewrites a column, so
+    it runs only where a value starts or ends with a blank; a value of blanks
+    only becomes empty when trimmed.
     """
-    padded = pc.any(pc.match_substring_regex(column, r"^\s|\s$")).as_py()
-    trimmed = pc.utf8_trim_whitespace(column) if padded else column
+    padded = pc.or_(
+        pc.or_(pc.starts_with(column, " "), pc.ends_with(column, " ")),
+        pc.or_(pc.starts_with(column, "\t"), pc.ends_with(column, "\t")),
+    )
+    if not pc.any(padded).as_py():
+        return column
+    trimmed = pc.utf8_trim_whitespace(column)
+    shortest = pc.min(pc.binary_length(trimmed)).as_py()
+    if shortest is None or shortest > 0:
+        return trimmed
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def constant_text(value: str, rows: int) -> pa.Array:
+    """``value`` repeated ``rows`` times, built without a Python list."""
+    indices = pa.array(np.zeros(rows, dtype=np.int32))
+    return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())
 
 
 def read_inputs(
@@ -146,8 +163,8 @@ def read_inputs(
         table = read_text_table(path)
         _require_columns(path, table.column_names, required, one_of)
         lineage = {
-            SOURCE_FILE: pa.array([path] * table.num_rows, pa.string()),
-            SOURCE_ROW: pa.array(range(1, table.num_rows + 1), pa.int64()),
+            SOURCE_FILE: constant_text(path, table.num_rows),
+            SOURCE_ROW: pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)),
         }
         for name, values in lineage.items():
             if name in table.column_names:

@@ -115,15 +115,33 @@ ISO_DATETIME = (
     r"(?:Z|[+-]00:?00)?"
 )
 
-_PARSED: dict[int, tuple[pa.ChunkedArray, pd.Series]] = {}
-"""Dates parsed lately, by the Arrow array they came from: several checks read one column."""
+_REMEMBERED: dict[tuple[int, str], tuple[pa.ChunkedArray, pd.Series]] = {}
+"""Results computed lately, by the Arrow array they came from and what was computed.
+
+Several checks read one column (dates parsed four times, claim ids coded four
+times); each is computed once. The entry holds the array itself, so an id is
+never reused while its entry lives.
+"""
 
 
-def _remember(text: pa.ChunkedArray, parsed: pd.Series) -> pd.Series:
-    if len(_PARSED) >= 16:
-        _PARSED.pop(next(iter(_PARSED)))
-    _PARSED[id(text)] = (text, parsed)
-    return parsed
+def remembered(
+    series: pd.Series, what: str, compute: Callable[[pd.Series], pd.Series]
+) -> pd.Series:
+    """``compute(series)``, computed once for the same Arrow column and index."""
+    text = series.array.__arrow_array__() if isinstance(
+        series.array, pd.arrays.ArrowExtensionArray
+    ) else None
+    if text is None:
+        return compute(series)
+    key = (id(text), what)
+    seen = _REMEMBERED.get(key)
+    if seen is not None and seen[0] is text and seen[1].index.equals(series.index):
+        return seen[1]
+    result = compute(series)
+    if len(_REMEMBERED) >= 32:
+        _REMEMBERED.pop(next(iter(_REMEMBERED)))
+    _REMEMBERED[key] = (text, result)
+    return result
 
 
 def _calendar_days(text: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -144,16 +162,17 @@ def _calendar_days(text: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def parse_dates(series: pd.Series) -> pd.Series:
     """ISO ``YYYY-MM-DD`` text to datetime64[s]; anything else, impossible days included, NaT."""
+    return remembered(series, "dates", _parse_dates)
+
+
+def _parse_dates(series: pd.Series) -> pd.Series:
     text = arrow(series)
-    seen = _PARSED.get(id(text))
-    if seen is not None and seen[0] is text and seen[1].index.equals(series.index):
-        return seen[1]
     try:
         days = text.cast(pa.date32())
     except pa.ArrowInvalid:  # at least one value is not a real day: sort them out
         days = _calendar_days(text).cast(pa.date32())
     moments = days.cast(pa.timestamp("s")).to_numpy()
-    return _remember(text, pd.Series(moments, index=series.index, dtype="datetime64[s]"))
+    return pd.Series(moments, index=series.index, dtype="datetime64[s]")
 
 
 def parse_datetimes(series: pd.Series) -> pd.Series:

@@ -25,6 +25,7 @@ from schemas.checks import (
     npi_check_digit_ok,
     parse_dates,
     register_row_rule,
+    remembered,
     row_rule,
 )
 
@@ -440,6 +441,10 @@ class ClaimLineInput(pa.DataFrameModel):
 
 def _codes(series: pd.Series) -> pd.Series:
     """Integer codes of a column's values, nulls included as their own value."""
+    return remembered(series, "codes", _factorized)
+
+
+def _factorized(series: pd.Series) -> pd.Series:
     codes, _ = pd.factorize(series, use_na_sentinel=False)
     return pd.Series(codes, index=series.index)
 
