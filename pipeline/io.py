@@ -120,21 +120,20 @@ def read_text_table(path: str) -> pa.Table:
 def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Leading and trailing blanks trimmed; an empty value is null.
 
-    The reader already made empty values null. Trimming rewrites a column, so
-    it runs only where a value starts or ends with a blank; a value of blanks
-    only becomes empty when trimmed.
+    Each step rewrites the column, so each runs only where it changes something:
+    trimming where a value starts or ends with a blank, nulling where a value is
+    empty (the CSV reader already nulls empty cells; Parquet may hold "").
     """
     padded = pc.or_(
         pc.or_(pc.starts_with(column, " "), pc.ends_with(column, " ")),
         pc.or_(pc.starts_with(column, "\t"), pc.ends_with(column, "\t")),
     )
-    if not pc.any(padded).as_py():
-        return column
-    trimmed = pc.utf8_trim_whitespace(column)
-    shortest = pc.min(pc.binary_length(trimmed)).as_py()
+    if pc.any(padded).as_py():
+        column = pc.utf8_trim_whitespace(column)
+    shortest = pc.min(pc.binary_length(column)).as_py()
     if shortest is None or shortest > 0:
-        return trimmed
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+        return column
+    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
 
 
 def constant_text(value: str, rows: int) -> pa.Array:

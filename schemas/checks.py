@@ -91,10 +91,10 @@ Text = Annotated[pd.ArrowDtype, pa.string()]
 
 def arrow(series: pd.Series) -> pa.ChunkedArray:
     """The Arrow text behind a Series (no copy for Arrow-backed columns)."""
-    array = series.array
-    if isinstance(array, pd.arrays.ArrowExtensionArray) and pa.types.is_string(array.dtype.pyarrow_dtype):
-        return array.__arrow_array__()
-    return pa.chunked_array([pa.array(series.astype("object"), type=pa.string(), from_pandas=True)])
+    if series.dtype == TEXT_DTYPE:
+        return series.array.__arrow_array__()
+    values = series.astype("object").where(series.notna(), None)
+    return pa.chunked_array([pa.array(values, type=pa.string(), from_pandas=True)])
 
 
 def as_mask(values: pa.ChunkedArray | pa.Array, index: pd.Index, empty: bool) -> pd.Series:
@@ -128,11 +128,9 @@ def remembered(
     series: pd.Series, what: str, compute: Callable[[pd.Series], pd.Series]
 ) -> pd.Series:
     """``compute(series)``, computed once for the same Arrow column and index."""
-    text = series.array.__arrow_array__() if isinstance(
-        series.array, pd.arrays.ArrowExtensionArray
-    ) else None
-    if text is None:
+    if series.dtype != TEXT_DTYPE:
         return compute(series)
+    text = series.array.__arrow_array__()
     key = (id(text), what)
     seen = _REMEMBERED.get(key)
     if seen is not None and seen[0] is text and seen[1].index.equals(series.index):
