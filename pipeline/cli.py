@@ -23,11 +23,10 @@ from pipeline.publish import refuse_existing
 from pipeline.report import write_report
 from pipeline.rules import load_rules
 from pipeline.run import (
+    Held,
     RunOptions,
-    adjudicate,
     publish_run,
     publish_validation,
-    tripped_guards,
     validate_files,
     validation_summary,
 )
@@ -197,26 +196,24 @@ def run(
     try:
         refuse_existing(out)
         rules = load_rules(rules_path)
-        result = adjudicate(options, rules)
-        guards = tripped_guards(result)
-        if guards and not force:
-            for reason in guards:
-                click.echo(f"held: {reason}", err=True)
-            click.echo(f"nothing was published to {out}; --force publishes anyway", err=True)
-            raise SystemExit(HELD)
-        publish_run(result, out, guards, started_at, now_utc)
+        execution, guards = publish_run(options, rules, out, started_at, now_utc)
+    except Held as held:
+        for reason in held.reasons:
+            click.echo(f"held: {reason}", err=True)
+        click.echo(f"nothing was published to {out}; --force publishes anyway", err=True)
+        raise SystemExit(HELD) from held
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
     if quiet:
         return
-    summary = result.summary
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     _echo_counts(summary)
     decisions = summary["decisions"]
     click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in decisions.items()))
     click.echo(f"denied amount: {summary['denied_amount']}")
     for reason in guards:
         click.echo(f"forced past a guard: {reason}")
-    click.echo(f"published {out} (run {result.run_id})")
+    click.echo(f"published {out} (run {execution.run_id})")
 
 
 @main.command("verify")

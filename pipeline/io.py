@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,3 +230,110 @@ def sha256_of(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# --- reading in batches ----------------------------------------------------------
+
+BATCH_BYTES = 32 << 20
+"""How much CSV text one batch holds: memory per batch, not per file."""
+
+
+def column_names(path: str) -> list[str]:
+    """The columns a file has, without reading its rows."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such file")
+    if file_kind(path) == "csv":
+        header = _csv_header(path)
+        duplicated = sorted({name for name in header if header.count(name) > 1})
+        if duplicated:
+            raise InputError(f"{path}: the header names a column twice: {', '.join(duplicated)}")
+        return header
+    try:
+        return list(pq.read_schema(path).names)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"{path}: cannot be read as a Parquet file: {error}") from error
+
+
+def text_schema(
+    paths: Sequence[str],
+    *,
+    contract: Sequence[str],
+    required: Sequence[str],
+    one_of: Iterable[tuple[str, ...]] = (),
+) -> pa.Schema:
+    """One schema for every file of a table: the contract's columns, the others, lineage.
+
+    Refuses a file that lacks a required column, naming every one it lacks.
+    """
+    passed: dict[str, None] = {}
+    for path in paths:
+        names = column_names(path)
+        _require_columns(path, names, required, list(one_of))
+        passed.update(dict.fromkeys(n for n in names if n not in contract and n not in LINEAGE_COLUMNS))
+    fields = [pa.field(name, pa.string()) for name in [*contract, *passed]]
+    return pa.schema([*fields, pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_ROW, pa.int64())])
+
+
+def _csv_batches(path: str) -> Iterator[pa.Table]:
+    header = column_names(path)
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                column_names=header, skip_rows=1, block_size=BATCH_BYTES
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
+
+
+def _parquet_batches(path: str) -> Iterator[pa.Table]:
+    try:
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=250_000):
+            table = pa.Table.from_batches([batch])
+            yield _as_text(path, table)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"{path}: cannot be read as a Parquet file: {error}") from error
+
+
+def _as_text(path: str, table: pa.Table) -> pa.Table:
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        try:
+            columns.append(column.cast(pa.string()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise InputError(
+                f"{path}: column {name} of type {column.type} cannot be read as text"
+            ) from error
+    return pa.table(columns, names=table.column_names)
+
+
+def text_batches(
+    path: str, schema: pa.Schema, contract: Sequence[str]
+) -> Iterator[pa.Table]:
+    """A file's rows in batches, as text in ``schema``, tidied, with lineage."""
+    batches = _csv_batches(path) if file_kind(path) == "csv" else _parquet_batches(path)
+    first_row = 1
+    for table in batches:
+        rows = table.num_rows
+        columns = []
+        for field in schema:
+            if field.name == SOURCE_FILE:
+                columns.append(constant_text(path, rows))
+            elif field.name == SOURCE_ROW:
+                columns.append(pa.array(np.arange(first_row, first_row + rows, dtype=np.int64)))
+            elif field.name in table.column_names:
+                column = table.column(field.name)
+                columns.append(_tidy(column) if field.name in contract else column)
+            else:
+                columns.append(pa.nulls(rows, pa.string()))
+        first_row += rows
+        yield pa.table(columns, schema=schema)

@@ -11,6 +11,10 @@ belongs to; it becomes an entry once that directory is published. A pending
 file whose directory never appeared (the run was killed) is discarded when
 the ledger is next read, so a killed run neither blocks the next one nor
 leaves units taken for decisions nobody published.
+
+A replacement or void releases its original only for the same member: a claim
+naming another member's claim releases nothing, so that a member's units never
+depend on which partition another member's claims landed in.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.errors import PipelineError
-from pipeline.io import sha256_of, write_parquet
+from pipeline.io import sha256_of
 
 ENTRY = re.compile(r"^(\d{6})-([0-9a-f]{16})\.parquet$")
 PENDING_SUFFIX = ".pending.json"
@@ -34,6 +39,7 @@ LEDGER_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
         ("kind", pa.string()),
+        ("member_id", pa.string()),
         ("claim_id", pa.string()),
         ("claim_line_number", pa.string()),
         ("authorization_id", pa.string()),
@@ -107,17 +113,29 @@ def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:
     return LedgerState(entries=entries, rows=rows)
 
 
-def taken_before(state: LedgerState, claims_now: pd.Series, released_now: pd.Series) -> pd.DataFrame:
-    """Units earlier runs took, per register row, that still count in this run.
+def _claims(members: pd.Series, claims: pd.Series) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([members.astype("str"), claims.astype("str")])
 
-    A take stops counting when its claim is released (by a replacement or void,
-    in an earlier run or this one) or is decided again in this run.
+
+def taken_before(state: LedgerState, lines: pd.DataFrame) -> pd.DataFrame:
+    """Units earlier runs took, per register row, that still count for ``lines``' run.
+
+    A take stops counting when its claim is released by a replacement or void of
+    the same member (in an earlier run or in ``lines``), or when the same
+    member's claim is decided again in this run.
     """
     rows = state.rows
     takes = rows[rows["kind"].eq("take")]
-    released = set(rows.loc[rows["kind"].eq("release"), "claim_id"].dropna())
-    released |= set(released_now.dropna()) | set(claims_now.dropna())
-    counting = takes[~takes["claim_id"].isin(released)]
+    releases = rows[rows["kind"].eq("release")]
+    frequency = lines["claim_frequency_code"].fillna("1")
+    releasing = lines[frequency.isin(["7", "8"])]
+    gone = _claims(releases["member_id"], releases["claim_id"]).append(
+        [
+            _claims(releasing["member_id"], releasing["original_claim_id"]),
+            _claims(lines["member_id"], lines["claim_id"]),
+        ]
+    )
+    counting = takes[~_claims(takes["member_id"], takes["claim_id"]).isin(gone)]
     return counting.groupby(["authorization_id", "hcpcs_code"], as_index=False)["units"].sum()
 
 
@@ -125,11 +143,14 @@ def ledger_rows(
     run_id: str, takes: pd.DataFrame, lines: pd.DataFrame
 ) -> pd.DataFrame:
     """This run's entry: its takes by line, and the claims its replacements and voids release."""
-    took = lines.loc[takes["line"], ["claim_id", "claim_line_number"]].reset_index(drop=True)
+    took = lines.loc[takes["line"], ["member_id", "claim_id", "claim_line_number"]].reset_index(
+        drop=True
+    )
     take_rows = pd.DataFrame(
         {
             "run_id": run_id,
             "kind": "take",
+            "member_id": took["member_id"],
             "claim_id": took["claim_id"],
             "claim_line_number": took["claim_line_number"],
             "authorization_id": takes["authorization_id"].to_numpy(),
@@ -144,6 +165,7 @@ def ledger_rows(
         {
             "run_id": run_id,
             "kind": "release",
+            "member_id": releasing["member_id"].to_numpy(),
             "claim_id": releasing["original_claim_id"].to_numpy(),
             "claim_line_number": None,
             "authorization_id": None,
@@ -159,14 +181,14 @@ def ledger_rows(
     )
 
 
-def stage_entry(ledger: Path, run_id: str, rows: pd.DataFrame, published_dir: Path) -> Path:
-    """Write this run's entry as pending; it counts once ``published_dir`` is published."""
+def stage_entry(ledger: Path, run_id: str, units: Path, published_dir: Path) -> Path:
+    """Copy this run's units as a pending entry; it counts once ``published_dir`` is published."""
     ledger.mkdir(parents=True, exist_ok=True)
     _settle_pending(ledger)
     sequence = 1 + max((int(m.group(1)) for p in ledger.iterdir() if (m := ENTRY.match(p.name))), default=0)
     entry = f"{sequence:06d}-{run_id}.parquet"
     staged = ledger / f".{entry}.staged"
-    write_parquet(rows, staged, schema=LEDGER_SCHEMA)
+    shutil.copyfile(units, staged)
     note = ledger / f".{entry}{PENDING_SUFFIX}"
     note.write_text(
         json.dumps(

@@ -33,9 +33,10 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         )
     frequency = lines["claim_frequency_code"].fillna("1")
     void = frequency.eq("8").to_numpy(bool)
-    released = lines["claim_id"].isin(
-        lines.loc[frequency.isin(["7", "8"]), "original_claim_id"].dropna()
-    ).to_numpy(bool)
+    releasing = lines[frequency.isin(["7", "8"])]
+    released = pd.MultiIndex.from_arrays([lines["member_id"], lines["claim_id"]]).isin(
+        pd.MultiIndex.from_arrays([releasing["member_id"], releasing["original_claim_id"]])
+    )
     bill_type = lines["bill_type_code"].str.replace(r"^0(\d{3})$", r"\1", regex=True)
     units = pd.to_numeric(lines["service_unit_quantity"], errors="coerce").fillna(1.0)
     rendered_by = lines["rendering_npi"].fillna(lines["facility_npi"]).fillna(lines["billing_npi"])

@@ -26,7 +26,7 @@ def cents(amounts: pd.Series) -> np.ndarray:
     array = pa.array(amounts) if not isinstance(amounts.array, pd.arrays.ArrowExtensionArray) else (
         amounts.array._pa_array  # noqa: SLF001 (zero-copy view of the Arrow data)
     )
-    scaled = pc.multiply(array.cast(pa.decimal128(20, 2)), pa.scalar(100, pa.decimal128(20, 0)))
+    scaled = pc.multiply(array.cast(pa.decimal128(16, 2)), pa.scalar(100, pa.decimal128(3, 0)))
     return np.asarray(scaled.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
@@ -40,7 +40,7 @@ def money(total_cents: int) -> str:
 def week_of(frame: pd.DataFrame) -> pd.Series:
     """The Monday of each line's week of service."""
     dos = parse_dates(frame["claim_line_start_date"]).fillna(parse_dates(frame["claim_start_date"]))
-    return (dos - pd.to_timedelta(dos.dt.dayofweek, unit="D")).dt.strftime("%Y-%m-%d")
+    return (dos - pd.to_timedelta(dos.dt.day_of_week, unit="D")).dt.strftime("%Y-%m-%d")
 
 
 @dataclass
@@ -51,8 +51,15 @@ class Totals:
     denied_cents: dict[object, int] = field(default_factory=dict)
 
     def add(self, keys: pd.Series | pd.MultiIndex, amounts: np.ndarray | None = None) -> None:
-        frame = pd.DataFrame({"lines": 1, "cents": 0 if amounts is None else amounts})
-        grouped = frame.groupby(keys if isinstance(keys, pd.MultiIndex) else keys.to_numpy()).sum()
+        rows = len(keys)
+        frame = pd.DataFrame(
+            {
+                "lines": np.ones(rows, dtype=np.int64),
+                "cents": np.zeros(rows, dtype=np.int64) if amounts is None else amounts,
+            }
+        )
+        by = keys if isinstance(keys, pd.MultiIndex) else keys.to_numpy()
+        grouped = frame.groupby(by).sum()
         for key, row in zip(grouped.index, grouped.to_numpy(), strict=True):
             self.lines[key] = self.lines.get(key, 0) + int(row[0])
             self.denied_cents[key] = self.denied_cents.get(key, 0) + int(row[1])

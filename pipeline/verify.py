@@ -23,9 +23,8 @@ import pyarrow.parquet as pq
 from pipeline.errors import PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
-from pipeline.report import write_report
 from pipeline.rules import load_rules
-from pipeline.run import MANIFEST, RunOptions, adjudicate, write_outputs
+from pipeline.run import MANIFEST, RunOptions, run_into
 
 
 class VerifyRefused(PipelineError):
@@ -105,13 +104,13 @@ def verify(directory: Path) -> Verdict:
             ):
                 if sha != recorded["sha256"]:
                     raise VerifyRefused(f"ledger entry {name} changed since the run")
-        result = adjudicate(options, rules, ledger_entries=entries)
         with tempfile.TemporaryDirectory(prefix="adjudicate-verify-") as scratch:
-            write_outputs(result, Path(scratch))
-            write_report(Path(scratch))
+            execution = run_into(options, rules, Path(scratch), ledger_entries=entries)
             differences = []
-            if result.run_id != manifest["run_id"]:
-                differences.append(f"run_id: published {manifest['run_id']}, recomputed {result.run_id}")
+            if execution.run_id != manifest["run_id"]:
+                differences.append(
+                    f"run_id: published {manifest['run_id']}, recomputed {execution.run_id}"
+                )
             for entry in manifest["outputs"]:
                 differences += compare(directory / entry["path"], Path(scratch) / entry["path"])
     return Verdict(run_id=manifest["run_id"], differences=differences)

@@ -6,27 +6,40 @@ a failure names the lines and the column that changed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from pipeline.engine import execute
 from pipeline.rules import load_rules
-from pipeline.run import RunOptions, RunResult, adjudicate
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 KEY = ["claim_id", "claim_line_number"]
 
 
+@dataclass(frozen=True)
+class SampleRun:
+    adjudicated: pd.DataFrame
+    rejects: pd.DataFrame
+
+
 @pytest.fixture(scope="module")
-def sample_run() -> RunResult:
-    options = RunOptions(
-        claims=(str(SAMPLES / "claims.csv"),),
-        authorizations=str(SAMPLES / "authorizations.csv"),
-        as_of=datetime(2026, 6, 30, 23, 59, 59),
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
+    out = tmp_path_factory.mktemp("golden")
+    execute(
+        [str(SAMPLES / "claims.csv")],
+        str(SAMPLES / "authorizations.csv"),
+        datetime(2026, 6, 30, 23, 59, 59),
+        load_rules(),
+        out,
     )
-    return adjudicate(options, load_rules())
+    return SampleRun(
+        adjudicated=pd.read_parquet(out / "adjudicated.parquet"),
+        rejects=pd.read_parquet(out / "rejects.parquet"),
+    )
 
 
 def expected(name: str) -> pd.DataFrame:
@@ -42,7 +55,7 @@ EXPECTED_COLUMNS = list(expected("expected_decisions.csv").columns.drop(KEY))
 
 
 @pytest.mark.parametrize("column", EXPECTED_COLUMNS)
-def test_every_line_matches_the_worked_answer(sample_run: RunResult, column: str) -> None:
+def test_every_line_matches_the_worked_answer(sample_run: SampleRun, column: str) -> None:
     want = expected("expected_decisions.csv").set_index(KEY)[column]
     got = sample_run.adjudicated.set_index(KEY)[column]
     assert sorted(got.index) == sorted(want.index), "the valid lines differ"
@@ -54,16 +67,16 @@ def test_every_line_matches_the_worked_answer(sample_run: RunResult, column: str
     )
 
 
-def test_bad_rows_are_rejected_with_the_named_checks(sample_run: RunResult) -> None:
+def test_bad_rows_are_rejected_with_the_named_checks(sample_run: SampleRun) -> None:
     want = expected("expected_rejects.csv")
-    got = sample_run.validation.rejects
+    got = sample_run.rejects
     got_keys = set(zip(got["source"], got["source_row"].astype(str), got["column"], got["check"], strict=True))
     want_keys = set(zip(want["source"], want["source_row"], want["column"], want["check"], strict=True))
     assert got_keys == want_keys
 
 
-def test_every_row_is_in_exactly_one_output(sample_run: RunResult) -> None:
-    claims = sample_run.validation.rejects.query("source == 'claims'")
+def test_every_row_is_in_exactly_one_output(sample_run: SampleRun) -> None:
+    claims = sample_run.rejects.query("source == 'claims'")
     rejected = set(claims["source_row"])
     adjudicated = set(sample_run.adjudicated["source_row"])
     assert not rejected & adjudicated

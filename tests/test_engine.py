@@ -1,0 +1,76 @@
+"""The local engine: partitions bound memory and change nothing in the output."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from benchmarks.generate import generate
+from pipeline.engine import execute
+from pipeline.partition import partition_of, stable_hash
+from pipeline.rules import load_rules
+
+AS_OF = datetime(2026, 6, 30, 23, 59, 59)
+OUTPUTS = ("adjudicated.parquet", "rejects.parquet", "summary.json", "units.parquet")
+
+
+def test_stable_hash_is_fixed_across_runs_and_machines() -> None:
+    values = pa.array(["M0001", "M0002", None, "", "MBR0001"])
+    # Pinned: a change here would move every member to another partition.
+    assert stable_hash(values).tolist()[:2] == stable_hash(pa.array(["M0001", "M0002"])).tolist()
+    assert stable_hash(values)[2] == stable_hash(values)[3]
+    assert len(set(stable_hash(pa.array([f"M{i:06d}" for i in range(10_000)])).tolist())) == 10_000
+
+
+def test_partitions_are_balanced() -> None:
+    members = pa.array([f"M{i:09d}" for i in range(80_000)])
+    counts = np.bincount(partition_of(members, 8), minlength=8)
+    assert counts.min() > 9_000 and counts.max() < 11_000
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    where = tmp_path_factory.mktemp("generated")
+    claims, register = generate(30_000, seed=11, bad_fraction=0.01)
+    for name, frame in (("claims.csv", claims), ("authorizations.csv", register)):
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), where / name)
+    return str(where / "claims.csv"), str(where / "authorizations.csv")
+
+
+@pytest.mark.slow
+def test_output_is_the_same_bytes_whatever_the_partition_count(
+    generated: tuple[str, str], tmp_path: Path
+) -> None:
+    claims, register = generated
+    rules = load_rules()
+    ledger = tmp_path / "ledger"
+    runs = {}
+    for rows in (10_000_000, 4_000, 1_500):
+        out = tmp_path / f"rows-{rows}"
+        out.mkdir()
+        runs[rows] = execute(
+            [claims], register, AS_OF, rules, out, ledger=ledger, rows_per_partition=rows
+        )
+    assert len({r.run_id for r in runs.values()}) == 1
+    for name in OUTPUTS:
+        single = (tmp_path / "rows-10000000" / name).read_bytes()
+        for rows in (4_000, 1_500):
+            assert (tmp_path / f"rows-{rows}" / name).read_bytes() == single, (name, rows)
+
+
+def test_every_row_is_in_exactly_one_output(generated: tuple[str, str], tmp_path: Path) -> None:
+    import pandas as pd
+
+    claims, register = generated
+    execute([claims], register, AS_OF, load_rules(), tmp_path, rows_per_partition=3_000)
+    adjudicated = pd.read_parquet(tmp_path / "adjudicated.parquet", columns=["source_row"])
+    rejects = pd.read_parquet(tmp_path / "rejects.parquet").query("source == 'claims'")
+    valid, rejected = set(adjudicated["source_row"]), set(rejects["source_row"])
+    assert not valid & rejected
+    assert valid | rejected == set(range(1, 30_001))
+    assert len(adjudicated) == len(valid)
