@@ -183,7 +183,7 @@ class SortedParquetWriter:
             self._flush(ROWS_PER_GROUP)
 
     def _flush(self, rows: int) -> None:
-        combined = pa.concat_tables(self.pending).combine_chunks()
+        combined = pa.concat_tables(self.pending)
         self.writer.write_table(combined.slice(0, rows), row_group_size=rows)
         rest = combined.slice(rows)
         self.pending, self.buffered = [rest], rest.num_rows

@@ -79,13 +79,18 @@ class SummaryParts:
         """Count one partition's adjudicated lines."""
         if decided.empty:
             return
-        decision = decided["decision"].astype("str")
-        reason = decided["reason"].astype("object").where(decided["reason"].notna(), None)
-        self.reasons.add(pd.MultiIndex.from_arrays([decision, reason.fillna("")]))
-        denied = decision.eq("DENY").to_numpy(bool)
+        by_reason = decided.groupby(["decision", "reason"], observed=True, dropna=False).size()
+        for (decision, reason), lines in by_reason.items():
+            key = (str(decision), "" if pd.isna(reason) else str(reason))
+            self.reasons.lines[key] = self.reasons.lines.get(key, 0) + int(lines)
+        denied = decided["decision"].eq("DENY").to_numpy(bool)
         if denied.any():
             rows = decided[denied]
             amounts = cents(rows["denied_amount"])
+            by_denial = pd.Series(amounts).groupby(rows["reason"].astype("str").to_numpy()).sum()
+            for reason, total in by_denial.items():
+                key = ("DENY", str(reason))
+                self.reasons.denied_cents[key] = self.reasons.denied_cents.get(key, 0) + int(total)
             self.providers.add(rows["liable_npi"].astype("str"), amounts)
             self.modalities.add(rows["modality"].astype("str").fillna(""), amounts)
             self.weeks.add(week_of(rows), amounts)
@@ -117,7 +122,7 @@ class SummaryParts:
                 {"decision": decision, "reason": reason or None, "lines": lines}
                 for (decision, reason), lines in reasons  # type: ignore[misc]
             ],
-            "denied_amount": money(sum(self.providers.denied_cents.values()) or denied_total),
+            "denied_amount": money(denied_total),
             "denied_by_rendering_provider": _ranked(self.providers, "liable_npi"),
             "denied_by_modality": _ranked(self.modalities, "modality"),
             "denied_by_week": [
