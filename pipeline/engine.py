@@ -53,7 +53,7 @@ from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.outputs import REJECT_COLUMNS
 
-ROWS_PER_PARTITION = 500_000
+ROWS_PER_PARTITION = 200_000
 ROWS_PER_GROUP = 131_072
 """Parquet row groups are cut at fixed counts, never where a partition happened to end."""
 SAMPLE_EVERY = 64
