@@ -19,6 +19,7 @@ import click
 from pipeline import __version__
 from pipeline.codecheck import Service, check_code
 from pipeline.errors import PipelineError
+from pipeline.progress import JsonLog, Observer, Silent, TerminalProgress
 from pipeline.publish import refuse_existing
 from pipeline.report import write_report
 from pipeline.rules import load_rules
@@ -121,6 +122,16 @@ def validate(
         click.echo(f"published {out}")
 
 
+def _observer(log_format: str, quiet: bool) -> Observer:
+    """JSON lines when asked; a progress line on a terminal; else nothing."""
+    stream = click.get_text_stream("stderr")
+    if log_format == "json":
+        return JsonLog(stream)
+    if not quiet and stream.isatty():
+        return TerminalProgress(stream)
+    return Silent()
+
+
 HELD = 3
 """Exit code of a run a safety guard held: nothing was published."""
 
@@ -169,6 +180,13 @@ HELD = 3
 )
 @click.option("--force", is_flag=True, help="Publish even if a safety guard trips (the manifest says so).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors and held-run reasons.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a progress line on a terminal only; json: one JSON object per stage on stderr.",
+)
 def run(
     claims: tuple[str, ...],
     authorizations: str,
@@ -180,6 +198,7 @@ def run(
     max_denial_rate: float,
     force: bool,
     quiet: bool,
+    log_format: str,
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
     started_at = now_utc()
@@ -196,7 +215,8 @@ def run(
     try:
         refuse_existing(out)
         rules = load_rules(rules_path)
-        execution, guards = publish_run(options, rules, out, started_at, now_utc)
+        observer = _observer(log_format, quiet)
+        execution, guards = publish_run(options, rules, out, started_at, now_utc, observer)
     except Held as held:
         for reason in held.reasons:
             click.echo(f"held: {reason}", err=True)

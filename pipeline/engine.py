@@ -46,6 +46,7 @@ from pipeline.io import (
 )
 from pipeline.ledger import LEDGER_SCHEMA, LedgerState, ledger_rows, read_ledger, taken_before
 from pipeline.partition import Spill, partition_of, stable_hash
+from pipeline.progress import Observer, Silent
 from pipeline.rules import Rules
 from pipeline.summary import SummaryParts
 from pipeline.validate import Validated, sort_rejects, validate_authorizations, validate_claims
@@ -237,8 +238,10 @@ def execute(
     ledger: Path | None = None,
     ledger_entries: Sequence[str] | None = None,
     rows_per_partition: int = ROWS_PER_PARTITION,
+    observer: Observer | None = None,
 ) -> Execution:
     """Run the job and write its data files into ``directory``."""
+    observer = observer or Silent()
     schema = text_schema(
         claims,
         contract=claims_contract.CONTRACT_COLUMNS,
@@ -270,8 +273,10 @@ def execute(
             Spill(partitions, schema) as by_claim,
             Spill(partitions, schema) as by_member,
         ):
-            sample = _scatter_claims(claims, schema, by_claim, files, partitions)
-            rejects = _validate_partitions(by_claim, by_member, as_of, files, partitions)
+            sample = _scatter_claims(claims, schema, by_claim, files, partitions, observer)
+            observer.finish("reading")
+            rejects = _validate_partitions(by_claim, by_member, as_of, files, partitions, observer)
+            observer.finish("validating")
             inputs = [
                 {"source": f.source, "path": f.path, "sha256": digests[f.path].result(), "rows": f.rows}
                 for f in [*files.values(), register_file]
@@ -307,9 +312,12 @@ def execute(
                         output, schema=output_schema, preserve_index=False
                     )
                     by_range.add(decided_table, _range_of(decided_table.column("claim_id"), bounds))
+                    observer.advance("deciding", len(lines))
+                observer.finish("deciding", parts.decisions())
                 writer = SortedParquetWriter(directory / "adjudicated.parquet", output_schema)
                 for _, table in by_range:
                     writer.write(table.take(_sort_keys(table)))
+                    observer.advance("writing", table.num_rows)
                 adjudicated_rows = writer.close()
     all_rejects = sort_rejects(pd.concat([*rejects, register.rejects], ignore_index=True))
     outputs = [
@@ -333,6 +341,7 @@ def execute(
         {"path": name, "sha256": sha256_of(directory / name), "rows": rows} for name, rows in outputs
     ] + [{"path": "summary.json", "sha256": sha256_of(directory / "summary.json")}]
     execution.outputs.sort(key=lambda f: str(f["path"]))
+    observer.finish("writing")
     return execution
 
 
@@ -360,6 +369,7 @@ def _scatter_claims(
     spill: Spill,
     files: dict[str, FileCounts],
     partitions: int,
+    observer: Observer,
 ) -> list[pa.Array]:
     """Pass 1: every claims row to its claim's partition; a sample of claim ids for ranges."""
     sample: list[pa.Array] = []
@@ -369,6 +379,7 @@ def _scatter_claims(
             hashed = stable_hash(batch.column("claim_id"))
             part = (hashed % np.uint64(partitions)).astype(np.int64)
             spill.add(batch, part)
+            observer.advance("reading", batch.num_rows)
             picked = (hashed >> np.uint64(40)) % np.uint64(SAMPLE_EVERY) == 0
             sample.append(pc.drop_null(batch.column("claim_id").filter(pa.array(picked))).combine_chunks())
     return sample
@@ -380,6 +391,7 @@ def _validate_partitions(
     as_of: datetime,
     files: dict[str, FileCounts],
     partitions: int,
+    observer: Observer,
 ) -> list[pd.DataFrame]:
     """Pass 2: validate each claim partition; valid lines to their member's partition."""
     rejects = []
@@ -391,6 +403,7 @@ def _validate_partitions(
         rejects.append(validated.rejects)
         valid = pa.Table.from_pandas(validated.valid, schema=by_member.schema, preserve_index=False)
         by_member.add(valid, partition_of(valid.column("member_id"), partitions))
+        observer.advance("validating", table.num_rows)
     return rejects
 
 

@@ -28,6 +28,7 @@ from pipeline.ledger import (
     discard_entry,
     stage_entry,
 )
+from pipeline.progress import Observer
 from pipeline.publish import publishing
 from pipeline.report import write_report
 from pipeline.rules import Rules
@@ -152,7 +153,11 @@ class Held(PipelineError):
 
 
 def run_into(
-    options: RunOptions, rules: Rules, directory: Path, ledger_entries: Sequence[str] | None = None
+    options: RunOptions,
+    rules: Rules,
+    directory: Path,
+    ledger_entries: Sequence[str] | None = None,
+    observer: Observer | None = None,
 ) -> Execution:
     """Run the job, writing its data files and report into ``directory``."""
     execution = execute(
@@ -164,6 +169,7 @@ def run_into(
         ledger=options.ledger,
         ledger_entries=ledger_entries,
         rows_per_partition=options.rows_per_partition,
+        observer=observer,
     )
     report = write_report(directory)
     execution.outputs = sorted(
@@ -240,6 +246,7 @@ def publish_run(
     out: Path,
     started_at: datetime,
     clock: Callable[[], datetime],
+    observer: Observer | None = None,
 ) -> tuple[Execution, list[str]]:
     """Run the job and publish it atomically in ``out``, and its units to the ledger.
 
@@ -249,7 +256,7 @@ def publish_run(
     note = None
     try:
         with publishing(out) as staging:
-            execution = run_into(options, rules, staging)
+            execution = run_into(options, rules, staging, observer=observer)
             guards = tripped_guards(execution, options)
             if guards and not options.force:
                 raise Held(guards)
