@@ -33,8 +33,16 @@ def generated(lines: int) -> Path:
     folder = WORK / f"run-{lines}-{SEED}"
     if not (folder / "claims.csv").is_file():
         subprocess.run(
-            [sys.executable, str(HERE / "generate.py"), "--lines", str(lines), "--seed", str(SEED),
-             "--out", str(folder)],
+            [
+                sys.executable,
+                str(HERE / "generate.py"),
+                "--lines",
+                str(lines),
+                "--seed",
+                str(SEED),
+                "--out",
+                str(folder),
+            ],
             check=True,
         )
     return folder
@@ -57,17 +65,35 @@ def timed(command: list[str]) -> tuple[float, float]:
 
 def ours(folder: Path, out: Path) -> list[str]:
     return [
-        sys.executable, "-m", "pipeline", "run", "--claims", str(folder / "claims.csv"),
-        "--authorizations", str(folder / "authorizations.csv"), "--as-of", AS_OF,
-        "--out", str(out), "--force", "--quiet",
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        "--claims",
+        str(folder / "claims.csv"),
+        "--authorizations",
+        str(folder / "authorizations.csv"),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(out),
+        "--force",
+        "--quiet",
     ]
 
 
 def peer(folder: Path, out: Path) -> list[str]:
     return [
-        sys.executable, str(HERE / "duckdb_peer.py"), "--claims", str(folder / "claims.csv"),
-        "--authorizations", str(folder / "authorizations.csv"), "--as-of", AS_OF,
-        "--out", str(out),
+        sys.executable,
+        str(HERE / "duckdb_peer.py"),
+        "--claims",
+        str(folder / "claims.csv"),
+        "--authorizations",
+        str(folder / "authorizations.csv"),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(out),
     ]
 
 
@@ -112,11 +138,15 @@ def main() -> None:
         our_wall, our_rss = measure(ours, folder, ours_out, repeats)
         judged, differ = disagreements(ours_out, peer_out)
         rows.append((lines, our_wall, our_rss, peer_wall, peer_rss, repeats, judged, differ))
-    print(f"{'lines':>11} {'ours s':>8} {'ours MiB':>9} {'duckdb s':>9} {'duckdb MiB':>10} "
-          f"{'ratio':>6} {'runs':>5} {'agree on':>10} {'differ':>7}")
+    print(
+        f"{'lines':>11} {'ours s':>8} {'ours MiB':>9} {'duckdb s':>9} {'duckdb MiB':>10} "
+        f"{'ratio':>6} {'runs':>5} {'agree on':>10} {'differ':>7}"
+    )
     for lines, ow, orss, pw, prss, repeats, judged, differ in rows:
-        print(f"{lines:>11,} {ow:>8.2f} {orss:>9.0f} {pw:>9.2f} {prss:>10.0f} {ow / pw:>6.2f} "
-              f"{repeats:>5} {judged:>10,} {differ:>7}")
+        print(
+            f"{lines:>11,} {ow:>8.2f} {orss:>9.0f} {pw:>9.2f} {prss:>10.0f} {ow / pw:>6.2f} "
+            f"{repeats:>5} {judged:>10,} {differ:>7}"
+        )
     print("medians of the runs; ratio = ours / duckdb wall time, same files, same process tree")
 
 

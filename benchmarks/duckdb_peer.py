@@ -4,11 +4,11 @@
         --out OUT.parquet
 
 Core rules only (no validation, no units, no reported-number logic, no replacement or
-void handling, no never-deny-on-bad-data): the code table in force on the date of service, the claim-level
-settings from the rules file's exemptions, the plan exception, the register's state as of
-the run, and a member + code-or-family + dates + status match where the earliest
-authorization wins. CSV in (every column as text), Parquet out. A development-only
-dependency: the product never imports it.
+void handling, no never-deny-on-bad-data): the code table in force on the date of service,
+the claim-level settings from the rules file's exemptions, the plan exception, the
+register's state as of the run, and a member + code-or-family + dates + status match
+where the earliest authorization wins. CSV in (every column as text), Parquet out. A
+development-only dependency: the product never imports it.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ scoped AS (
 register AS (
     SELECT a.*, k.code_family AS auth_family
     FROM (
-        SELECT authorization_id, member_id, upper(hcpcs_code) AS hcpcs_code, upper(status) AS status,
+        SELECT authorization_id, member_id, upper(hcpcs_code) AS hcpcs_code,
+               upper(status) AS status,
                valid_from::DATE AS valid_from, valid_to::DATE AS valid_to, provider_npi,
                row_number() OVER (PARTITION BY authorization_id, upper(hcpcs_code)
                                   ORDER BY recorded_at::TIMESTAMP DESC) AS version

@@ -100,7 +100,14 @@ def candidate_pairs(need: pd.DataFrame, state: pd.DataFrame, rules: Rules) -> pd
         not_reported=~reported.to_numpy(bool),
         not_exact=~exact,
     )
-    order = ["line", "not_reported", "not_exact", "valid_from", "authorization_id", "hcpcs_code_auth"]
+    order = [
+        "line",
+        "not_reported",
+        "not_exact",
+        "valid_from",
+        "authorization_id",
+        "hcpcs_code_auth",
+    ]
     return pairs.sort_values(order, kind="stable").reset_index(drop=True)
 
 
@@ -141,7 +148,8 @@ def allocate_units(
             [*ROW_KEY, "order_date", "order_claim", "order_line"], kind="stable"
         )
         running = first.groupby(ROW_KEY, sort=False)["takes"].cumsum().to_numpy()
-        left = first.set_index(ROW_KEY).index.map(remaining).to_numpy(float)
+        # Index.map takes a Series as its mapper; pandas-stubs only allow a Mapping or callable.
+        left = first.set_index(ROW_KEY).index.map(remaining).to_numpy(float)  # type: ignore[arg-type]
         fits = (running <= left + 1e-9) | first["takes"].eq(0).to_numpy(bool)
         granted = first[fits]
         granted_parts.append(granted)
@@ -218,7 +226,6 @@ def authorization_outcomes(
     lines = best["line"].to_numpy()
     outcome.loc[lines, "reason"] = reasons
     outcome.loc[lines, "matched_authorization_id"] = best["authorization_id"].to_numpy()
-    outcome.loc[lines, "code_substituted"] = (
-        best["code_ok"].to_numpy(bool) & ~best["exact"].to_numpy(bool)
-    )
+    substituted = best["code_ok"].to_numpy(bool) & ~best["exact"].to_numpy(bool)
+    outcome.loc[lines, "code_substituted"] = substituted
     return outcome, took

@@ -12,7 +12,7 @@ import json
 import re
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -124,7 +124,9 @@ def validate(
 
 def _observer(log_format: str, quiet: bool) -> Observer:
     """JSON lines when asked; a progress line on a terminal; else nothing."""
-    stream = click.get_text_stream("stderr")
+    # Click 8.5 deprecated get_text_stream (removed in 9) and serves it through a module
+    # __getattr__ typed ``object``; it still returns the text stream.
+    stream: TextIO = click.get_text_stream("stderr")  # type: ignore[operator]
     if log_format == "json":
         return JsonLog(stream)
     if not quiet and stream.isatty():
@@ -163,7 +165,9 @@ HELD = 3
     type=click.Path(path_type=Path, file_okay=False),
     help="The units ledger, a directory that outlives runs.",
 )
-@click.option("--rules", "rules_path", metavar="PATH", help="A rules file replacing the built-in one.")
+@click.option(
+    "--rules", "rules_path", metavar="PATH", help="A rules file replacing the built-in one."
+)
 @click.option(
     "--max-reject-rate",
     type=click.FloatRange(0, 1),
@@ -178,7 +182,9 @@ HELD = 3
     show_default=True,
     help="Hold the run if more of the lines needing authorization than this are denied.",
 )
-@click.option("--force", is_flag=True, help="Publish even if a safety guard trips (the manifest says so).")
+@click.option(
+    "--force", is_flag=True, help="Publish even if a safety guard trips (the manifest says so)."
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors and held-run reasons.")
 @click.option(
     "--log-format",
@@ -188,6 +194,7 @@ HELD = 3
     help="text: a progress line on a terminal only; json: one JSON object per stage on stderr.",
 )
 def run(
+    *,
     claims: tuple[str, ...],
     authorizations: str,
     out: Path,
@@ -216,7 +223,7 @@ def run(
         refuse_existing(out)
         rules = load_rules(rules_path)
         observer = _observer(log_format, quiet)
-        execution, guards = publish_run(options, rules, out, started_at, now_utc, observer)
+        execution, guards = publish_run(options, rules, out, started_at, now_utc, observer=observer)
     except Held as held:
         for reason in held.reasons:
             click.echo(f"held: {reason}", err=True)
@@ -284,7 +291,9 @@ def _shaped(pattern: str, what: str) -> Any:
 
 @main.command("check-code")
 @click.argument("code")
-@click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="Date of service. Default: today.")
+@click.option(
+    "--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="Date of service. Default: today."
+)
 @click.option(
     "--plan-type",
     type=click.Choice(PLAN_TYPES, case_sensitive=False),
@@ -312,9 +321,12 @@ def _shaped(pattern: str, what: str) -> Any:
     callback=_shaped(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?", "an ICD-10-CM code"),
     help="An ICD-10-CM diagnosis; repeat for several.",
 )
-@click.option("--rules", "rules_path", metavar="PATH", help="A rules file replacing the built-in one.")
+@click.option(
+    "--rules", "rules_path", metavar="PATH", help="A rules file replacing the built-in one."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def check_code_command(
+    *,
     code: str,
     when: datetime | None,
     plan_type: str,

@@ -84,7 +84,8 @@ def one_line_claim(service: Service) -> pd.DataFrame:
     for column, code in zip(DIAGNOSIS_COLUMNS, service.diagnoses, strict=False):
         values[column] = code.strip().upper()
     frame = pd.DataFrame({k: pd.Series([v], dtype="str") for k, v in values.items()})
-    return frame.assign(**{SOURCE_FILE: "check-code", SOURCE_ROW: 1})
+    lineage: dict[str, str | int] = {SOURCE_FILE: "check-code", SOURCE_ROW: 1}
+    return frame.assign(**lineage)
 
 
 def check_code(service: Service, rules: Rules) -> Answer:
@@ -132,16 +133,17 @@ def explain(answer: Answer, service: Service, rules: Rules) -> str:
                 "chapter F diagnosis), and none was given: no prior authorization is needed."
             )
         if listed:
-            return f"{code} is not in force in the imaging program on {when}: no prior authorization is needed."
+            return (
+                f"{code} is not in force in the imaging program on {when}: "
+                "no prior authorization is needed."
+            )
         return f"{code} is not in the advanced imaging program: no prior authorization is needed."
     what = f"{code} ({answer.modality}, {str(answer.body_region).replace('_', ' ')})"
     if answer.exempt_reason == "PLAN_EXCEPTION":
         return f"{what} needs no prior authorization: {answer.plan_type} plans are excepted."
     if answer.exempt_reason is not None:
         setting = SETTING_WORDS.get(answer.exempt_reason, answer.exempt_reason.lower())
-        return (
-            f"{what} needs no prior authorization when ordered and provided during {setting}."
-        )
+        return f"{what} needs no prior authorization when ordered and provided during {setting}."
     records = (
         " Attach medical records to the request."
         if answer.records_required

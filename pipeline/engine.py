@@ -161,7 +161,7 @@ def _count(files: dict[str, FileCounts], validated: Validated) -> None:
     for path, count in rows.items():
         files[str(path)].rejected += int(count)
     by_check = rejects.groupby([SOURCE_FILE, "column", "check"], observed=True).size()
-    for (path, column, check), count in by_check.items():
+    for (path, column, check), count in zip(by_check.index, by_check, strict=True):
         key = (str(column), str(check))
         counts = files[str(path)].checks
         counts[key] = counts.get(key, 0) + int(count)
@@ -250,35 +250,33 @@ def execute(
     )
     with ThreadPoolExecutor(max_workers=1) as hashing:
         digests: dict[str, Future[str]] = {
-            path: hashing.submit(sha256_of, path) for path in dict.fromkeys([*claims, authorizations])
+            path: hashing.submit(sha256_of, path)
+            for path in dict.fromkeys([*claims, authorizations])
         }
         partitions = partition_count(claims, rows_per_partition)
         files = {path: FileCounts(path, "claims") for path in claims}
-        register_file = FileCounts(authorizations, "authorizations")
-        register_text, register_rows = _read_register(authorizations)
-        register_file.rows = register_rows
-        register = validate_authorizations(register_text)
-        _count({authorizations: register_file}, register)
-        state = register_state(register.valid, as_of)
-        invalid_members = frozenset(
-            register_text.loc[
-                register_text.index.difference(register.valid.index), "member_id"
-            ].dropna().astype(str)
-        )
+        register_file, register, state, invalid_members = _load_register(authorizations, as_of)
         state_partition = partition_of(pa.array(state["member_id"], pa.string()), partitions)
-        ledger_state = (
-            read_ledger(ledger, only=ledger_entries) if ledger is not None else None
-        )
+        ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
         with (
             Spill(partitions, schema) as by_claim,
             Spill(partitions, schema) as by_member,
         ):
-            sample = _scatter_claims(claims, schema, by_claim, files, partitions, observer)
+            sample = _scatter_claims(
+                claims, schema, by_claim, files, partitions=partitions, observer=observer
+            )
             observer.finish("reading")
-            rejects = _validate_partitions(by_claim, by_member, as_of, files, partitions, observer)
+            rejects = _validate_partitions(
+                by_claim, by_member, as_of, files, partitions=partitions, observer=observer
+            )
             observer.finish("validating")
             inputs = [
-                {"source": f.source, "path": f.path, "sha256": digests[f.path].result(), "rows": f.rows}
+                {
+                    "source": f.source,
+                    "path": f.path,
+                    "sha256": digests[f.path].result(),
+                    "rows": f.rows,
+                }
                 for f in [*files.values(), register_file]
             ]
             run_id = run_id_for(
@@ -322,12 +320,20 @@ def execute(
     all_rejects = sort_rejects(pd.concat([*rejects, register.rejects], ignore_index=True))
     outputs = [
         ("adjudicated.parquet", adjudicated_rows),
-        ("rejects.parquet", write_parquet(all_rejects[list(REJECT_COLUMNS)], directory / "rejects.parquet")),
+        (
+            "rejects.parquet",
+            write_parquet(all_rejects[list(REJECT_COLUMNS)], directory / "rejects.parquet"),
+        ),
     ]
     if ledger is not None:
         rows = pd.concat(units, ignore_index=True) if units else None
         ledger_table = _sorted_ledger(rows)
-        outputs.append(("units.parquet", write_parquet(ledger_table, directory / "units.parquet", schema=LEDGER_SCHEMA)))
+        outputs.append(
+            (
+                "units.parquet",
+                write_parquet(ledger_table, directory / "units.parquet", schema=LEDGER_SCHEMA),
+            )
+        )
     execution = Execution(
         run_id=run_id,
         inputs=inputs,
@@ -338,11 +344,30 @@ def execute(
     )
     write_json(summary_of(execution, as_of, rules), directory / "summary.json")
     execution.outputs = [
-        {"path": name, "sha256": sha256_of(directory / name), "rows": rows} for name, rows in outputs
+        {"path": name, "sha256": sha256_of(directory / name), "rows": rows}
+        for name, rows in outputs
     ] + [{"path": "summary.json", "sha256": sha256_of(directory / "summary.json")}]
     execution.outputs.sort(key=lambda f: str(f["path"]))
     observer.finish("writing")
     return execution
+
+
+def _load_register(
+    authorizations: str, as_of: datetime
+) -> tuple[FileCounts, Validated, pd.DataFrame, frozenset[str]]:
+    """The register read and validated, its state as of the run, and members with invalid rows."""
+    register_file = FileCounts(authorizations, "authorizations")
+    register_text, register_rows = _read_register(authorizations)
+    register_file.rows = register_rows
+    register = validate_authorizations(register_text)
+    _count({authorizations: register_file}, register)
+    state = register_state(register.valid, as_of)
+    invalid_members = frozenset(
+        register_text.loc[register_text.index.difference(register.valid.index), "member_id"]
+        .dropna()
+        .astype(str)
+    )
+    return register_file, register, state, invalid_members
 
 
 def _read_register(path: str) -> tuple[pd.DataFrame, int]:
@@ -359,7 +384,14 @@ def _read_register(path: str) -> tuple[pd.DataFrame, int]:
 def _sorted_ledger(rows: pd.DataFrame | None) -> pd.DataFrame:
     if rows is None or rows.empty:
         return LEDGER_SCHEMA.empty_table().to_pandas()
-    keys = ["kind", "claim_id", "claim_line_number", "released_by", "authorization_id", "hcpcs_code"]
+    keys = [
+        "kind",
+        "claim_id",
+        "claim_line_number",
+        "released_by",
+        "authorization_id",
+        "hcpcs_code",
+    ]
     return rows.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
@@ -368,6 +400,7 @@ def _scatter_claims(
     schema: pa.Schema,
     spill: Spill,
     files: dict[str, FileCounts],
+    *,
     partitions: int,
     observer: Observer,
 ) -> list[pa.Array]:
@@ -381,7 +414,9 @@ def _scatter_claims(
             spill.add(batch, part)
             observer.advance("reading", batch.num_rows)
             picked = (hashed >> np.uint64(40)) % np.uint64(SAMPLE_EVERY) == 0
-            sample.append(pc.drop_null(batch.column("claim_id").filter(pa.array(picked))).combine_chunks())
+            sample.append(
+                pc.drop_null(batch.column("claim_id").filter(pa.array(picked))).combine_chunks()
+            )
     return sample
 
 
@@ -390,6 +425,7 @@ def _validate_partitions(
     by_member: Spill,
     as_of: datetime,
     files: dict[str, FileCounts],
+    *,
     partitions: int,
     observer: Observer,
 ) -> list[pd.DataFrame]:

@@ -89,7 +89,7 @@ def _why(error: Exception) -> str:
         return shape.group(0).lower() + " in a row (a stray comma or an unclosed quote?)"
     if "UTF8" in text or "utf-8" in text.lower():
         return "it is not UTF-8 text"
-    return text.split(":")[0]
+    return text.split(":", maxsplit=1)[0]
 
 
 def _read_parquet_as_text(path: str) -> pa.Table:
@@ -269,9 +269,13 @@ def text_schema(
     for path in paths:
         names = column_names(path)
         _require_columns(path, names, required, list(one_of))
-        passed.update(dict.fromkeys(n for n in names if n not in contract and n not in LINEAGE_COLUMNS))
+        passed.update(
+            dict.fromkeys(n for n in names if n not in contract and n not in LINEAGE_COLUMNS)
+        )
     fields = [pa.field(name, pa.string()) for name in [*contract, *passed]]
-    return pa.schema([*fields, pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_ROW, pa.int64())])
+    return pa.schema(
+        [*fields, pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_ROW, pa.int64())]
+    )
 
 
 def _csv_batches(path: str) -> Iterator[pa.Table]:
@@ -316,9 +320,7 @@ def _as_text(path: str, table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def text_batches(
-    path: str, schema: pa.Schema, contract: Sequence[str]
-) -> Iterator[pa.Table]:
+def text_batches(path: str, schema: pa.Schema, contract: Sequence[str]) -> Iterator[pa.Table]:
     """A file's rows in batches, as text in ``schema``, tidied, with lineage."""
     batches = _csv_batches(path) if file_kind(path) == "csv" else _parquet_batches(path)
     first_row = 1

@@ -136,12 +136,13 @@ def taken_before(state: LedgerState, lines: pd.DataFrame) -> pd.DataFrame:
         ]
     )
     counting = takes[~_claims(takes["member_id"], takes["claim_id"]).isin(gone)]
-    return counting.groupby(["authorization_id", "hcpcs_code"], as_index=False)["units"].sum()
+    # as_index=False makes this a DataFrame; pandas-stubs type it as a Series.
+    return counting.groupby(  # type: ignore[return-value]
+        ["authorization_id", "hcpcs_code"], as_index=False
+    )["units"].sum()
 
 
-def ledger_rows(
-    run_id: str, takes: pd.DataFrame, lines: pd.DataFrame
-) -> pd.DataFrame:
+def ledger_rows(run_id: str, takes: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """This run's entry: its takes by line, and the claims its replacements and voids release."""
     took = lines.loc[takes["line"], ["member_id", "claim_id", "claim_line_number"]].reset_index(
         drop=True
@@ -185,7 +186,9 @@ def stage_entry(ledger: Path, run_id: str, units: Path, published_dir: Path) -> 
     """Copy this run's units as a pending entry; it counts once ``published_dir`` is published."""
     ledger.mkdir(parents=True, exist_ok=True)
     _settle_pending(ledger)
-    sequence = 1 + max((int(m.group(1)) for p in ledger.iterdir() if (m := ENTRY.match(p.name))), default=0)
+    sequence = 1 + max(
+        (int(m.group(1)) for p in ledger.iterdir() if (m := ENTRY.match(p.name))), default=0
+    )
     entry = f"{sequence:06d}-{run_id}.parquet"
     staged = ledger / f".{entry}.staged"
     shutil.copyfile(units, staged)

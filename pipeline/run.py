@@ -212,6 +212,7 @@ def manifest_for(
     options: RunOptions,
     rules: Rules,
     guards: list[str],
+    *,
     started_at: datetime,
     finished_at: datetime,
 ) -> dict[str, object]:
@@ -246,6 +247,7 @@ def publish_run(
     out: Path,
     started_at: datetime,
     clock: Callable[[], datetime],
+    *,
     observer: Observer | None = None,
 ) -> tuple[Execution, list[str]]:
     """Run the job and publish it atomically in ``out``, and its units to the ledger.
@@ -260,7 +262,9 @@ def publish_run(
             guards = tripped_guards(execution, options)
             if guards and not options.force:
                 raise Held(guards)
-            manifest = manifest_for(execution, options, rules, guards, started_at, clock())
+            manifest = manifest_for(
+                execution, options, rules, guards, started_at=started_at, finished_at=clock()
+            )
             write_json(manifest, staging / MANIFEST)
             if ledger is not None:
                 note = stage_entry(ledger, execution.run_id, staging / UNITS_FILE, out)

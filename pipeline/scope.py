@@ -28,8 +28,8 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     modifiers = [lines[c] for c in MODIFIER_COLUMNS if c in lines]
     professional_component = np.zeros(len(lines), dtype=bool)
     for modifier in modifiers:
-        professional_component |= (
-            modifier.isin(rules.professional_component_modifiers).to_numpy(dtype=bool)
+        professional_component |= modifier.isin(rules.professional_component_modifiers).to_numpy(
+            dtype=bool
         )
     frequency = lines["claim_frequency_code"].fillna("1")
     void = frequency.eq("8").to_numpy(bool)

@@ -7,8 +7,9 @@ two places: exact, never a float.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,12 +21,16 @@ from schemas.outputs import DECISIONS, REASONS
 
 NEEDING_AUTHORIZATION = ("AUTHORIZED", "PEND", "DENY")
 
+K = TypeVar("K", bound=Hashable)
+
 
 def cents(amounts: pd.Series) -> np.ndarray:
     """Decimal amounts as integer cents."""
-    array = pa.array(amounts) if not isinstance(amounts.array, pd.arrays.ArrowExtensionArray) else (
-        amounts.array._pa_array  # noqa: SLF001 (zero-copy view of the Arrow data)
-    )
+    if isinstance(amounts.array, pd.arrays.ArrowExtensionArray):
+        # A zero-copy view of the Arrow data: private, so pandas-stubs do not know it.
+        array = amounts.array._pa_array  # type: ignore[attr-defined]  # noqa: SLF001
+    else:
+        array = pa.array(amounts)
     scaled = pc.multiply(array.cast(pa.decimal128(16, 2)), pa.scalar(100, pa.decimal128(3, 0)))
     return np.asarray(scaled.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
@@ -44,11 +49,11 @@ def week_of(frame: pd.DataFrame) -> pd.Series:
 
 
 @dataclass
-class Totals:
+class Totals(Generic[K]):
     """Lines and denied cents by some key, added up over partitions."""
 
-    lines: dict[object, int] = field(default_factory=dict)
-    denied_cents: dict[object, int] = field(default_factory=dict)
+    lines: dict[K, int] = field(default_factory=dict)
+    denied_cents: dict[K, int] = field(default_factory=dict)
 
     def add(self, keys: pd.Series | pd.MultiIndex, amounts: np.ndarray | None = None) -> None:
         rows = len(keys)
@@ -69,10 +74,10 @@ class Totals:
 class SummaryParts:
     """The run's figures so far."""
 
-    reasons: Totals = field(default_factory=Totals)
-    providers: Totals = field(default_factory=Totals)
-    modalities: Totals = field(default_factory=Totals)
-    weeks: Totals = field(default_factory=Totals)
+    reasons: Totals[tuple[str, str]] = field(default_factory=Totals)
+    providers: Totals[str] = field(default_factory=Totals)
+    modalities: Totals[str] = field(default_factory=Totals)
+    weeks: Totals[str] = field(default_factory=Totals)
     adjudicated_by_file: dict[str, int] = field(default_factory=dict)
 
     def add(self, decided: pd.DataFrame) -> None:
@@ -80,7 +85,7 @@ class SummaryParts:
         if decided.empty:
             return
         by_reason = decided.groupby(["decision", "reason"], observed=True, dropna=False).size()
-        for (decision, reason), lines in by_reason.items():
+        for (decision, reason), lines in zip(by_reason.index, by_reason, strict=True):
             key = (str(decision), "" if pd.isna(reason) else str(reason))
             self.reasons.lines[key] = self.reasons.lines.get(key, 0) + int(lines)
         denied = decided["decision"].eq("DENY").to_numpy(bool)
@@ -95,11 +100,12 @@ class SummaryParts:
             self.modalities.add(rows["modality"].astype("str").fillna(""), amounts)
             self.weeks.add(week_of(rows), amounts)
         for name, count in decided["source_file"].astype("str").value_counts().items():
-            self.adjudicated_by_file[str(name)] = self.adjudicated_by_file.get(str(name), 0) + int(count)
+            path = str(name)
+            self.adjudicated_by_file[path] = self.adjudicated_by_file.get(path, 0) + int(count)
 
     def decisions(self) -> dict[str, int]:
         counts = dict.fromkeys(DECISIONS, 0)
-        for (decision, _), lines in self.reasons.lines.items():  # type: ignore[misc]
+        for (decision, _), lines in self.reasons.lines.items():
             counts[decision] += lines
         return counts
 
@@ -109,32 +115,33 @@ class SummaryParts:
         reason_order = {name: i for i, name in enumerate(("", *REASONS))}
         reasons = sorted(
             self.reasons.lines.items(),
-            key=lambda item: (order[item[0][0]], reason_order.get(item[0][1], 99)),  # type: ignore[index]
+            key=lambda item: (order[item[0][0]], reason_order.get(item[0][1], 99)),
         )
         decisions = self.decisions()
         denied_total = sum(
-            cents_ for (decision, _), cents_ in self.reasons.denied_cents.items()  # type: ignore[misc]
+            cents_
+            for (decision, _), cents_ in self.reasons.denied_cents.items()
             if decision == "DENY"
         )
         return {
             "decisions": decisions,
             "reasons": [
                 {"decision": decision, "reason": reason or None, "lines": lines}
-                for (decision, reason), lines in reasons  # type: ignore[misc]
+                for (decision, reason), lines in reasons
             ],
             "denied_amount": money(denied_total),
             "denied_by_rendering_provider": _ranked(self.providers, "liable_npi"),
             "denied_by_modality": _ranked(self.modalities, "modality"),
             "denied_by_week": [
                 {"week_of": week, "lines": self.weeks.lines[week], "denied_amount": money(total)}
-                for week, total in sorted(self.weeks.denied_cents.items())  # type: ignore[type-var]
+                for week, total in sorted(self.weeks.denied_cents.items())
             ],
             "needing_authorization": sum(decisions[d] for d in NEEDING_AUTHORIZATION),
         }
 
 
-def _ranked(totals: Totals, name: str) -> list[dict[str, object]]:
-    items: Iterable[tuple[object, int]] = totals.denied_cents.items()
+def _ranked(totals: Totals[str], name: str) -> list[dict[str, object]]:
+    items: Iterable[tuple[str, int]] = totals.denied_cents.items()
     ranked = sorted(items, key=lambda item: (-item[1], str(item[0])))
     return [
         {name: str(key), "lines": totals.lines[key], "denied_amount": money(total)}

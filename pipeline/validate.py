@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,9 @@ def _validate(
     source: str,
 ) -> Validated:
     frame = frame.reset_index(drop=True)
-    as_text = {c: frame[c].astype(TEXT_DTYPE) for c in contract_columns if frame[c].dtype != TEXT_DTYPE}
+    as_text = {
+        c: frame[c].astype(TEXT_DTYPE) for c in contract_columns if frame[c].dtype != TEXT_DTYPE
+    }
     frame = frame.assign(**as_text) if as_text else frame
     checked = frame[list(contract_columns)]
     try:
@@ -175,7 +178,12 @@ def counts_by_file(validated: Validated, files: Sequence[InputFile]) -> list[dic
     summary: list[dict[str, object]] = []
     for file in files:
         path = file.path
-        checks = by_check.loc[path] if path in by_check.index.get_level_values(0) else None
+        # A partial key on a MultiIndex selects a Series; pandas-stubs say a scalar.
+        checks = (
+            cast("pd.Series", by_check.loc[path])
+            if path in by_check.index.get_level_values(0)
+            else None
+        )
         summary.append(
             {
                 "path": path,
@@ -186,7 +194,7 @@ def counts_by_file(validated: Validated, files: Sequence[InputFile]) -> list[dic
                 if checks is None
                 else [
                     {"column": column, "check": check, "rejects": int(count)}
-                    for (column, check), count in checks.items()
+                    for (column, check), count in zip(checks.index, checks, strict=True)
                 ],
             }
         )

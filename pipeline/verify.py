@@ -137,7 +137,10 @@ def _table_differences(published: Path, recomputed: Path) -> list[str]:
         return [f"bytes differ and the published file cannot be read ({type(error).__name__})"]
     right = pq.read_table(recomputed)
     if left.schema != right.schema:
-        return [f"columns or types differ: published {left.schema.names}, recomputed {right.schema.names}"]
+        return [
+            f"columns or types differ: published {left.schema.names}, "
+            f"recomputed {right.schema.names}"
+        ]
     if left.num_rows != right.num_rows:
         return [f"{left.num_rows} rows published, {right.num_rows} recomputed"]
     found = []
@@ -147,7 +150,9 @@ def _table_differences(published: Path, recomputed: Path) -> list[str]:
         differs = ~((a == b) | (a.isna() & b.isna()))
         if differs.any():
             first = int(differs.to_numpy().nonzero()[0][0])
-            found.append(f"column {column}: {int(differs.sum())} rows differ (first at row {first + 1})")
+            found.append(
+                f"column {column}: {int(differs.sum())} rows differ (first at row {first + 1})"
+            )
     return found or ["bytes differ but every value is equal (file layout or metadata)"]
 
 

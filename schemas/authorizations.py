@@ -33,15 +33,16 @@ class AuthorizationInput(pa.DataFrameModel):
 
     authorization_id: Series[Text] = pa.Field(
         nullable=False,
-        description="The authorization; one authorization may cover several codes "
-        "(several rows).",
+        description="The authorization; one authorization may cover several codes (several rows).",
         metadata={"required": "yes"},
     )
     member_id: Series[Text] = pa.Field(
         nullable=False, description="The member it was granted to.", metadata={"required": "yes"}
     )
     hcpcs_code: Series[Text] = pa.Field(
-        nullable=False, description="The code authorized, as in claims.", metadata={"required": "yes"}
+        nullable=False,
+        description="The code authorized, as in claims.",
+        metadata={"required": "yes"},
     )
     status: Series[Text] = pa.Field(
         nullable=False,

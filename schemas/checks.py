@@ -155,7 +155,9 @@ def _calendar_days(text: pa.ChunkedArray) -> pa.ChunkedArray:
         lengths = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 31])
         last = lengths[np.where(month_ok, month - 1, 12).astype(int)] + (leap & (month == 2))
         real = month_ok & (day >= 1) & (day <= last)
-    return pc.if_else(pa.array(np.nan_to_num(real).astype(bool)), kept, pa.scalar(None, pa.string()))
+    return pc.if_else(
+        pa.array(np.nan_to_num(real).astype(bool)), kept, pa.scalar(None, pa.string())
+    )
 
 
 def parse_dates(series: pd.Series) -> pd.Series:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
@@ -48,7 +49,7 @@ DIAGNOSIS_REGEX = r"^diagnosis_code_([1-9]|1[0-9]|2[0-5])$"
 MODIFIER_REGEX = r"^hcpcs_modifier_[1-4]$"
 
 
-def _text(description: str, *, required: str, nullable: bool = True) -> object:
+def _text(description: str, *, required: str, nullable: bool = True) -> Any:
     """A text column; ``required`` is the contract's 'required' cell."""
     return pa.Field(
         nullable=nullable,

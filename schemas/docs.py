@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pandera.pandas as pa
@@ -60,8 +61,6 @@ def _output_table(schema: pa.DataFrameSchema) -> list[str]:
 
 def column_reference() -> str:
     """The column reference as Markdown."""
-    from datetime import datetime
-
     parts = [
         "#### Claims input (one row per claim line)",
         "",

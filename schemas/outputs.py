@@ -39,14 +39,17 @@ class RejectRow(pa.DataFrameModel):
         nullable=True, description="The line's claim_id as written (empty for the register)."
     )
     claim_line_number: Series[str] = pa.Field(
-        nullable=True, description="The line's claim_line_number as written (empty for the register)."
+        nullable=True,
+        description="The line's claim_line_number as written (empty for the register).",
     )
     column: Series[str] = pa.Field(description="The column the failure is filed under.")
     check: Series[str] = pa.Field(description="The name of the check that failed.")
     value: Series[str] = pa.Field(
         nullable=True, description="The value as read (trimmed, codes upper-cased); empty if none."
     )
-    message: Series[str] = pa.Field(description="What was expected, in a sentence a person can act on.")
+    message: Series[str] = pa.Field(
+        description="What was expected, in a sentence a person can act on."
+    )
 
     class Config:
         strict = True
@@ -71,7 +74,9 @@ class AdjudicatedLine(pa.DataFrameModel):
     """
 
     source_file: Series[str] = pa.Field(description="The input file the line came from.")
-    source_row: Series[int] = pa.Field(ge=1, description="The line's 1-based data row in that file.")
+    source_row: Series[int] = pa.Field(
+        ge=1, description="The line's 1-based data row in that file."
+    )
     decision: Series[pd.CategoricalDtype] = pa.Field(
         isin=DECISIONS,
         description="NOT_APPLICABLE, EXEMPT, AUTHORIZED, PEND or DENY.",

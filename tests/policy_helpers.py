@@ -57,9 +57,7 @@ def auth(**values: Any) -> dict[str, Any]:
 def text_frame(rows: list[dict[str, Any]], contract: tuple[str, ...]) -> pd.DataFrame:
     """Rows as the reader delivers them: every contract column, as text, with lineage."""
     columns = list(dict.fromkeys([*contract, *(k for r in rows for k in r)]))
-    frame = pd.DataFrame(
-        {c: pd.Series([r.get(c) for r in rows], dtype="str") for c in columns}
-    )
+    frame = pd.DataFrame({c: pd.Series([r.get(c) for r in rows], dtype="str") for c in columns})
     return frame.assign(
         **{SOURCE_FILE: pd.Series(["test.csv"] * len(rows), dtype="category")},
         **{SOURCE_ROW: pd.Series(range(1, len(rows) + 1), dtype="int64")},

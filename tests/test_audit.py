@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -49,7 +51,9 @@ def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
     assert sample_run(tmp_path / "one")[0] == 0
     assert sample_run(tmp_path / "two")[0] == 0
     for name in ("adjudicated.parquet", "rejects.parquet", "summary.json", "report.html"):
-        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), (
+            name
+        )
     one = json.loads((tmp_path / "one" / "manifest.json").read_text())
     two = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert one["run_id"] == two["run_id"]
@@ -103,8 +107,6 @@ def test_verify_catches_one_flipped_byte(tmp_path: Path) -> None:
 def test_verify_names_the_column_of_a_changed_parquet_value(tmp_path: Path) -> None:
     sample_run(tmp_path / "out")
     path = tmp_path / "out" / "adjudicated.parquet"
-    import pyarrow.parquet as pq
-
     table = pq.read_table(path)
     frame = table.to_pandas()
     frame.loc[3, "liable_npi"] = "1999999992"
@@ -115,8 +117,6 @@ def test_verify_names_the_column_of_a_changed_parquet_value(tmp_path: Path) -> N
 
 
 def pa_table(frame: pd.DataFrame, schema: object) -> object:
-    import pyarrow as pa
-
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
@@ -124,8 +124,16 @@ def test_verify_refuses_a_changed_input(tmp_path: Path) -> None:
     claims = tmp_path / "claims.csv"
     shutil.copy(SAMPLES / "claims.csv", claims)
     code, _ = run_cli(
-        "run", "--claims", str(claims), "--authorizations", str(SAMPLES / "authorizations.csv"),
-        "--as-of", AS_OF, "--out", str(tmp_path / "out"), *LENIENT,
+        "run",
+        "--claims",
+        str(claims),
+        "--authorizations",
+        str(SAMPLES / "authorizations.csv"),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(tmp_path / "out"),
+        *LENIENT,
     )
     assert code == 0
     claims.write_text(claims.read_text().replace("MBR", "MBX", 1))
@@ -139,8 +147,13 @@ def test_verify_refuses_a_changed_input(tmp_path: Path) -> None:
 
 def test_reject_rate_guard_holds_and_force_publishes(tmp_path: Path) -> None:
     args = [
-        "run", "--claims", str(SAMPLES / "claims.csv"), "--authorizations",
-        str(SAMPLES / "authorizations.csv"), "--as-of", AS_OF,
+        "run",
+        "--claims",
+        str(SAMPLES / "claims.csv"),
+        "--authorizations",
+        str(SAMPLES / "authorizations.csv"),
+        "--as-of",
+        AS_OF,
     ]
     code, output = run_cli(*args, "--out", str(tmp_path / "held"))
     assert code == 3
@@ -180,12 +193,25 @@ def test_empty_register_guard(tmp_path: Path) -> None:
 # --- the units ledger across nights ------------------------------------------------------
 
 
-def night(tmp_path: Path, name: str, rows: list[dict[str, object]], register: Path, ledger: Path) -> pd.DataFrame:
+def night(
+    tmp_path: Path, name: str, rows: list[dict[str, object]], register: Path, ledger: Path
+) -> pd.DataFrame:
     claims = write_csv(tmp_path / f"{name}.csv", rows)
     out = tmp_path / name
     code, output = run_cli(
-        "run", "--claims", str(claims), "--authorizations", str(register), "--as-of", AS_OF,
-        "--out", str(out), "--ledger", str(ledger), "--max-denial-rate", "1",
+        "run",
+        "--claims",
+        str(claims),
+        "--authorizations",
+        str(register),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(out),
+        "--ledger",
+        str(ledger),
+        "--max-denial-rate",
+        "1",
     )
     assert code == 0, output
     return pd.read_parquet(out / "adjudicated.parquet").set_index("claim_id")
@@ -213,7 +239,9 @@ def test_three_nights_with_the_ledger(tmp_path: Path) -> None:
     )
 
     void = line(claim_id="C4", claim_frequency_code="8", original_claim_id="C3")
-    fourth = night(tmp_path, "n4", [void, line(claim_id="C5", rendering_npi=NPI_A)], register, ledger)
+    fourth = night(
+        tmp_path, "n4", [void, line(claim_id="C5", rendering_npi=NPI_A)], register, ledger
+    )
     assert fourth.loc["C4", "decision"] == "NOT_APPLICABLE"
     assert fourth.loc["C5", "decision"] == "AUTHORIZED", "the void gave the unit back"
 
@@ -258,12 +286,25 @@ def big_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_leaves_no_directory(tmp_path: Path, big_inputs: tuple[Path, Path]) -> None:
+def test_sigkill_at_random_moments_leaves_no_directory(
+    tmp_path: Path, big_inputs: tuple[Path, Path]
+) -> None:
     claims, register = big_inputs
     ledger = tmp_path / "ledger"
     command = [
-        sys.executable, "-m", "pipeline", "run", "--claims", str(claims), "--authorizations",
-        str(register), "--as-of", AS_OF, "--ledger", str(ledger), "--force",
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        "--claims",
+        str(claims),
+        "--authorizations",
+        str(register),
+        "--as-of",
+        AS_OF,
+        "--ledger",
+        str(ledger),
+        "--force",
     ]
     started = time.monotonic()
     subprocess.run([*command, "--out", str(tmp_path / "timing")], check=True, capture_output=True)
@@ -273,7 +314,9 @@ def test_sigkill_at_random_moments_leaves_no_directory(tmp_path: Path, big_input
     chooser = random.Random(20261127)
     out = tmp_path / "out"
     for _ in range(6):
-        process = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(chooser.uniform(0.05, duration * 0.95))
         process.send_signal(signal.SIGKILL)
         process.wait()

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
@@ -64,8 +65,6 @@ def test_output_is_the_same_bytes_whatever_the_partition_count(
 
 
 def test_every_row_is_in_exactly_one_output(generated: tuple[str, str], tmp_path: Path) -> None:
-    import pandas as pd
-
     claims, register = generated
     execute([claims], register, AS_OF, load_rules(), tmp_path, rows_per_partition=3_000)
     adjudicated = pd.read_parquet(tmp_path / "adjudicated.parquet", columns=["source_row"])

@@ -48,7 +48,9 @@ def expected(name: str) -> pd.DataFrame:
 
 def as_text(series: pd.Series) -> pd.Series:
     text = series.astype("object").map(lambda v: "" if v is None or pd.isna(v) else str(v))
-    return text.str.replace("^True$", "true", regex=True).str.replace("^False$", "false", regex=True)
+    return text.str.replace("^True$", "true", regex=True).str.replace(
+        "^False$", "false", regex=True
+    )
 
 
 EXPECTED_COLUMNS = list(expected("expected_decisions.csv").columns.drop(KEY))
@@ -70,8 +72,12 @@ def test_every_line_matches_the_worked_answer(sample_run: SampleRun, column: str
 def test_bad_rows_are_rejected_with_the_named_checks(sample_run: SampleRun) -> None:
     want = expected("expected_rejects.csv")
     got = sample_run.rejects
-    got_keys = set(zip(got["source"], got["source_row"].astype(str), got["column"], got["check"], strict=True))
-    want_keys = set(zip(want["source"], want["source_row"], want["column"], want["check"], strict=True))
+    got_keys = set(
+        zip(got["source"], got["source_row"].astype(str), got["column"], got["check"], strict=True)
+    )
+    want_keys = set(
+        zip(want["source"], want["source_row"], want["column"], want["check"], strict=True)
+    )
     assert got_keys == want_keys
 
 

@@ -77,7 +77,9 @@ SCOPE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("claim", "expected"), [c[1:] for c in SCOPE_CASES], ids=[c[0] for c in SCOPE_CASES])
+@pytest.mark.parametrize(
+    ("claim", "expected"), [c[1:] for c in SCOPE_CASES], ids=[c[0] for c in SCOPE_CASES]
+)
 def test_scope(claim: dict[str, str], expected: tuple[object, ...]) -> None:
     assert outcome(adjudicate_rows([claim])) == expected
 
@@ -88,14 +90,28 @@ RECORDS_CASES = [
     ("CTA", line(hcpcs_code="71275"), True),
     ("breast MRI", line(hcpcs_code="77049"), True),
     ("MRA without behavioral-health diagnosis", line(hcpcs_code="70544"), False),
-    ("MRA with behavioral-health diagnosis", line(hcpcs_code="70544", diagnosis_code_1="F329"), True),
-    ("functional MRI with behavioral-health diagnosis", line(hcpcs_code="70555", diagnosis_code_2="F20.9"), True),
-    ("MRI brain with behavioral-health diagnosis", line(hcpcs_code="70553", diagnosis_code_1="F329"), False),
+    (
+        "MRA with behavioral-health diagnosis",
+        line(hcpcs_code="70544", diagnosis_code_1="F329"),
+        True,
+    ),
+    (
+        "functional MRI with behavioral-health diagnosis",
+        line(hcpcs_code="70555", diagnosis_code_2="F20.9"),
+        True,
+    ),
+    (
+        "MRI brain with behavioral-health diagnosis",
+        line(hcpcs_code="70553", diagnosis_code_1="F329"),
+        False,
+    ),
     ("not in program", line(hcpcs_code="99213"), False),
 ]
 
 
-@pytest.mark.parametrize(("claim", "expected"), [c[1:] for c in RECORDS_CASES], ids=[c[0] for c in RECORDS_CASES])
+@pytest.mark.parametrize(
+    ("claim", "expected"), [c[1:] for c in RECORDS_CASES], ids=[c[0] for c in RECORDS_CASES]
+)
 def test_records_required(claim: dict[str, str], expected: bool) -> None:
     assert bool(adjudicate_rows([claim]).iloc[0]["records_required"]) is expected
 
@@ -119,84 +135,212 @@ def institutional(claim_id: str, number: str, **values: str | None) -> dict[str,
 def imaging_with(revenue: str, bill_type: str = "131") -> list[dict[str, object]]:
     """An institutional claim: a CT line on 0350 and another line on ``revenue``."""
     return [
-        institutional("I1", "1", hcpcs_code="70450", revenue_center_code="0350", bill_type_code=bill_type),
-        institutional("I1", "2", hcpcs_code="99284", revenue_center_code=revenue, bill_type_code=bill_type),
+        institutional(
+            "I1", "1", hcpcs_code="70450", revenue_center_code="0350", bill_type_code=bill_type
+        ),
+        institutional(
+            "I1", "2", hcpcs_code="99284", revenue_center_code=revenue, bill_type_code=bill_type
+        ),
     ]
 
 
 SETTING_CASES = [
     ("POS 21 inpatient", [line(place_of_service_code="21")], ("EXEMPT", "INPATIENT", None)),
-    ("POS 23 emergency room", [line(place_of_service_code="23")], ("EXEMPT", "EMERGENCY_ROOM", None)),
-    ("POS 24 ambulatory surgery", [line(place_of_service_code="24")], ("EXEMPT", "AMBULATORY_SURGERY", None)),
-    ("POS 20 freestanding urgent care", [line(place_of_service_code="20")], ("DENY", "NO_AUTHORIZATION", None)),
+    (
+        "POS 23 emergency room",
+        [line(place_of_service_code="23")],
+        ("EXEMPT", "EMERGENCY_ROOM", None),
+    ),
+    (
+        "POS 24 ambulatory surgery",
+        [line(place_of_service_code="24")],
+        ("EXEMPT", "AMBULATORY_SURGERY", None),
+    ),
+    (
+        "POS 20 freestanding urgent care",
+        [line(place_of_service_code="20")],
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
     ("POS 11 office", [line(place_of_service_code="11")], ("DENY", "NO_AUTHORIZATION", None)),
-    ("POS 19 outpatient hospital", [line(place_of_service_code="19")], ("DENY", "NO_AUTHORIZATION", None)),
-    ("POS 22 outpatient hospital", [line(place_of_service_code="22")], ("DENY", "NO_AUTHORIZATION", None)),
-    ("bill type 111", [institutional("I1", "1", hcpcs_code="70450", bill_type_code="111")], ("EXEMPT", "INPATIENT", None)),
-    ("bill type 0121", [institutional("I1", "1", hcpcs_code="70450", bill_type_code="0121")], ("EXEMPT", "INPATIENT", None)),
+    (
+        "POS 19 outpatient hospital",
+        [line(place_of_service_code="19")],
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "POS 22 outpatient hospital",
+        [line(place_of_service_code="22")],
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "bill type 111",
+        [institutional("I1", "1", hcpcs_code="70450", bill_type_code="111")],
+        ("EXEMPT", "INPATIENT", None),
+    ),
+    (
+        "bill type 0121",
+        [institutional("I1", "1", hcpcs_code="70450", bill_type_code="0121")],
+        ("EXEMPT", "INPATIENT", None),
+    ),
     ("ER revenue 0450 on another line", imaging_with("0450"), ("EXEMPT", "EMERGENCY_ROOM", None)),
     ("ER revenue 0981 on another line", imaging_with("0981"), ("EXEMPT", "EMERGENCY_ROOM", None)),
-    ("urgent care 0456 on a 13x claim", imaging_with("0456"), ("EXEMPT", "HOSPITAL_URGENT_CARE", None)),
-    ("urgent care 0456 on an 85x claim", imaging_with("0456", bill_type="851"), ("DENY", "NO_AUTHORIZATION", None)),
-    ("bill type 831", [institutional("I1", "1", hcpcs_code="70450", bill_type_code="831")], ("EXEMPT", "AMBULATORY_SURGERY", None)),
+    (
+        "urgent care 0456 on a 13x claim",
+        imaging_with("0456"),
+        ("EXEMPT", "HOSPITAL_URGENT_CARE", None),
+    ),
+    (
+        "urgent care 0456 on an 85x claim",
+        imaging_with("0456", bill_type="851"),
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "bill type 831",
+        [institutional("I1", "1", hcpcs_code="70450", bill_type_code="831")],
+        ("EXEMPT", "AMBULATORY_SURGERY", None),
+    ),
     ("revenue 0490", imaging_with("0490", bill_type="851"), ("EXEMPT", "AMBULATORY_SURGERY", None)),
     ("13x with revenue 0361", imaging_with("0361"), ("EXEMPT", "AMBULATORY_SURGERY", None)),
     ("observation 0762 is not exempt", imaging_with("0762"), ("DENY", "NO_AUTHORIZATION", None)),
-    ("inpatient and ER: inpatient wins", imaging_with("0450", bill_type="111"), ("EXEMPT", "INPATIENT", None)),
-    ("ER and surgery: ER wins", imaging_with("0450", bill_type="831"), ("EXEMPT", "EMERGENCY_ROOM", None)),
+    (
+        "inpatient and ER: inpatient wins",
+        imaging_with("0450", bill_type="111"),
+        ("EXEMPT", "INPATIENT", None),
+    ),
+    (
+        "ER and surgery: ER wins",
+        imaging_with("0450", bill_type="831"),
+        ("EXEMPT", "EMERGENCY_ROOM", None),
+    ),
     ("PPO plan exception", [line(plan_type="PPO")], ("EXEMPT", "PLAN_EXCEPTION", None)),
     ("ppo in lower case", [line(plan_type="ppo")], ("EXEMPT", "PLAN_EXCEPTION", None)),
-    ("PPO in the ER: setting first", [line(plan_type="PPO", place_of_service_code="23")], ("EXEMPT", "EMERGENCY_ROOM", None)),
-    ("PPO, not in program", [line(plan_type="PPO", hcpcs_code="99213")], ("NOT_APPLICABLE", None, None)),
+    (
+        "PPO in the ER: setting first",
+        [line(plan_type="PPO", place_of_service_code="23")],
+        ("EXEMPT", "EMERGENCY_ROOM", None),
+    ),
+    (
+        "PPO, not in program",
+        [line(plan_type="PPO", hcpcs_code="99213")],
+        ("NOT_APPLICABLE", None, None),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("claims", "expected"), [c[1:] for c in SETTING_CASES], ids=[c[0] for c in SETTING_CASES])
+@pytest.mark.parametrize(
+    ("claims", "expected"), [c[1:] for c in SETTING_CASES], ids=[c[0] for c in SETTING_CASES]
+)
 def test_exemptions(claims: list[dict[str, object]], expected: tuple[object, ...]) -> None:
     assert outcome(adjudicate_rows(claims)) == expected
 
 
 def test_er_exemption_does_not_reach_a_later_claim() -> None:
     """An ER-ordered follow-up scan performed on a later claim in another setting."""
-    claims = [*imaging_with("0450"), institutional("I2", "1", hcpcs_code="70450", revenue_center_code="0350")]
+    claims = [
+        *imaging_with("0450"),
+        institutional("I2", "1", hcpcs_code="70450", revenue_center_code="0350"),
+    ]
     frame = adjudicate_rows(claims)
     assert outcome(frame, 2) == ("DENY", "NO_AUTHORIZATION", None)
 
 
 def test_observation_switch_exempts_observation() -> None:
     rules = replace(load_rules(), observation_exempt=True)
-    assert outcome(adjudicate_rows(imaging_with("0762"), rules=rules)) == ("EXEMPT", "OBSERVATION", None)
+    assert outcome(adjudicate_rows(imaging_with("0762"), rules=rules)) == (
+        "EXEMPT",
+        "OBSERVATION",
+        None,
+    )
 
 
 def test_excepted_plan_types_is_a_setting() -> None:
     rules = replace(load_rules(), excepted_plan_types=frozenset({"PPO", "EPO"}))
-    assert outcome(adjudicate_rows([line(plan_type="EPO")], rules=rules)) == ("EXEMPT", "PLAN_EXCEPTION", None)
+    assert outcome(adjudicate_rows([line(plan_type="EPO")], rules=rules)) == (
+        "EXEMPT",
+        "PLAN_EXCEPTION",
+        None,
+    )
 
 
 # --- 3. is there an authorization? ---------------------------------------------------
 
 AUTH_CASES = [
     ("exact code", [line()], [auth()], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
-    ("first valid day", [line(claim_line_start_date="2026-03-01")], [auth()], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
-    ("last valid day", [line(claim_line_start_date="2026-03-31")], [auth()], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
-    ("day before first", [line(claim_line_start_date="2026-02-28")], [auth()], ("DENY", "OUTSIDE_AUTHORIZED_DATES", "A1")),
-    ("day after last", [line(claim_line_start_date="2026-04-01")], [auth()], ("DENY", "OUTSIDE_AUTHORIZED_DATES", "A1")),
-    ("family substitution", [line(hcpcs_code="70551")], [auth()], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
-    ("never across modality", [line(hcpcs_code="70544")], [auth()], ("DENY", "CODE_NOT_AUTHORIZED", "A1")),
-    ("never across body region", [line(hcpcs_code="72148")], [auth()], ("DENY", "CODE_NOT_AUTHORIZED", "A1")),
+    (
+        "first valid day",
+        [line(claim_line_start_date="2026-03-01")],
+        [auth()],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
+        "last valid day",
+        [line(claim_line_start_date="2026-03-31")],
+        [auth()],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
+        "day before first",
+        [line(claim_line_start_date="2026-02-28")],
+        [auth()],
+        ("DENY", "OUTSIDE_AUTHORIZED_DATES", "A1"),
+    ),
+    (
+        "day after last",
+        [line(claim_line_start_date="2026-04-01")],
+        [auth()],
+        ("DENY", "OUTSIDE_AUTHORIZED_DATES", "A1"),
+    ),
+    (
+        "family substitution",
+        [line(hcpcs_code="70551")],
+        [auth()],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
+        "never across modality",
+        [line(hcpcs_code="70544")],
+        [auth()],
+        ("DENY", "CODE_NOT_AUTHORIZED", "A1"),
+    ),
+    (
+        "never across body region",
+        [line(hcpcs_code="72148")],
+        [auth()],
+        ("DENY", "CODE_NOT_AUTHORIZED", "A1"),
+    ),
     ("pending", [line()], [auth(status="PENDING")], ("PEND", "AUTHORIZATION_PENDING", "A1")),
     ("denied", [line()], [auth(status="DENIED")], ("DENY", "AUTHORIZATION_DENIED", "A1")),
-    ("cancelled counts as absent", [line()], [auth(status="CANCELLED")], ("DENY", "NO_AUTHORIZATION", None)),
-    ("another member's authorization", [line()], [auth(member_id="M2")], ("DENY", "NO_AUTHORIZATION", None)),
+    (
+        "cancelled counts as absent",
+        [line()],
+        [auth(status="CANCELLED")],
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
+    (
+        "another member's authorization",
+        [line()],
+        [auth(member_id="M2")],
+        ("DENY", "NO_AUTHORIZATION", None),
+    ),
     ("nothing at all", [line()], [], ("DENY", "NO_AUTHORIZATION", None)),
-    ("provider matches rendering", [line()], [auth(provider_npi=NPI_A)], ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")),
+    (
+        "provider matches rendering",
+        [line()],
+        [auth(provider_npi=NPI_A)],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
     (
         "provider matches billing",
         [line(billing_npi=NPI_C)],
         [auth(provider_npi=NPI_C)],
         ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
     ),
-    ("provider differs", [line()], [auth(provider_npi=NPI_D)], ("DENY", "PROVIDER_NOT_AUTHORIZED", "A1")),
+    (
+        "provider differs",
+        [line()],
+        [auth(provider_npi=NPI_D)],
+        ("DENY", "PROVIDER_NOT_AUTHORIZED", "A1"),
+    ),
     (
         "ordering provider does not count",
         [line(ordering_npi=NPI_D)],
@@ -266,25 +410,37 @@ AUTH_CASES = [
     (
         "pending wins over denied",
         [line()],
-        [auth(authorization_id="A2", status="DENIED"), auth(authorization_id="A3", status="PENDING")],
+        [
+            auth(authorization_id="A2", status="DENIED"),
+            auth(authorization_id="A3", status="PENDING"),
+        ],
         ("PEND", "AUTHORIZATION_PENDING", "A3"),
     ),
     (
         "provider mismatch wins over denied",
         [line()],
-        [auth(authorization_id="A2", status="DENIED"), auth(authorization_id="A3", provider_npi=NPI_D)],
+        [
+            auth(authorization_id="A2", status="DENIED"),
+            auth(authorization_id="A3", provider_npi=NPI_D),
+        ],
         ("DENY", "PROVIDER_NOT_AUTHORIZED", "A3"),
     ),
     (
         "denied wins over outside dates",
         [line()],
-        [auth(authorization_id="A2", valid_from="2025-01-01", valid_to="2025-01-31"), auth(authorization_id="A3", status="DENIED")],
+        [
+            auth(authorization_id="A2", valid_from="2025-01-01", valid_to="2025-01-31"),
+            auth(authorization_id="A3", status="DENIED"),
+        ],
         ("DENY", "AUTHORIZATION_DENIED", "A3"),
     ),
     (
         "outside dates wins over other code",
         [line()],
-        [auth(authorization_id="A2", hcpcs_code="72148"), auth(authorization_id="A3", valid_to="2026-03-09")],
+        [
+            auth(authorization_id="A2", hcpcs_code="72148"),
+            auth(authorization_id="A3", valid_to="2026-03-09"),
+        ],
         ("DENY", "OUTSIDE_AUTHORIZED_DATES", "A3"),
     ),
     (
@@ -339,7 +495,13 @@ def test_same_day_units_go_by_claim_then_line() -> None:
         line(claim_id="C0", claim_line_number="3"),
     ]
     frame = adjudicate_rows(claims, [auth(units_approved="2")])
-    decided = dict(zip(frame["claim_id"] + "/" + frame["claim_line_number"], frame["reason"].astype(str), strict=True))
+    decided = dict(
+        zip(
+            frame["claim_id"] + "/" + frame["claim_line_number"],
+            frame["reason"].astype(str),
+            strict=True,
+        )
+    )
     assert decided == {
         "C0/3": "AUTHORIZATION_MATCHED",
         "C1/1": "AUTHORIZATION_MATCHED",
@@ -385,12 +547,20 @@ def test_units_taken_before_count() -> None:
 
 def test_invalid_register_row_turns_a_denial_into_a_pend() -> None:
     auths = [auth(authorization_id="A7", status="APPROVD")]
-    assert outcome(adjudicate_rows([line()], auths)) == ("PEND", "AUTHORIZATION_RECORD_INVALID", None)
+    assert outcome(adjudicate_rows([line()], auths)) == (
+        "PEND",
+        "AUTHORIZATION_RECORD_INVALID",
+        None,
+    )
 
 
 def test_invalid_register_row_does_not_touch_an_authorized_line() -> None:
     auths = [auth(), auth(authorization_id="A7", valid_to="2026-01-01", valid_from="2026-02-01")]
-    assert outcome(adjudicate_rows([line()], auths)) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")
+    assert outcome(adjudicate_rows([line()], auths)) == (
+        "AUTHORIZED",
+        "AUTHORIZATION_MATCHED",
+        "A1",
+    )
 
 
 def test_invalid_register_row_of_another_member_changes_nothing() -> None:
@@ -402,29 +572,52 @@ DENIAL_CASES = [
     ("professional: rendering, not ordering", line(ordering_npi=NPI_D), NPI_A),
     (
         "institutional without rendering: facility",
-        line(claim_type="institutional", place_of_service_code=None, bill_type_code="131",
-             rendering_npi=None, facility_npi=NPI_B, billing_npi=NPI_C),
+        line(
+            claim_type="institutional",
+            place_of_service_code=None,
+            bill_type_code="131",
+            rendering_npi=None,
+            facility_npi=NPI_B,
+            billing_npi=NPI_C,
+        ),
         NPI_B,
     ),
     (
         "institutional with only billing",
-        line(claim_type="institutional", place_of_service_code=None, bill_type_code="131",
-             rendering_npi=None, billing_npi=NPI_C),
+        line(
+            claim_type="institutional",
+            place_of_service_code=None,
+            bill_type_code="131",
+            rendering_npi=None,
+            billing_npi=NPI_C,
+        ),
         NPI_C,
     ),
     (
         "institutional with rendering",
-        line(claim_type="institutional", place_of_service_code=None, bill_type_code="131",
-             rendering_npi=NPI_D, facility_npi=NPI_B),
+        line(
+            claim_type="institutional",
+            place_of_service_code=None,
+            bill_type_code="131",
+            rendering_npi=NPI_D,
+            facility_npi=NPI_B,
+        ),
         NPI_D,
     ),
 ]
 
 
-@pytest.mark.parametrize(("claim", "liable"), [c[1:] for c in DENIAL_CASES], ids=[c[0] for c in DENIAL_CASES])
+@pytest.mark.parametrize(
+    ("claim", "liable"), [c[1:] for c in DENIAL_CASES], ids=[c[0] for c in DENIAL_CASES]
+)
 def test_denial_is_the_rendering_providers_liability(claim: dict[str, object], liable: str) -> None:
     got = adjudicate_rows([claim]).iloc[0]
-    assert (got["decision"], got["group_code"], got["carc"], got["liable_npi"]) == ("DENY", "CO", "197", liable)
+    assert (got["decision"], got["group_code"], got["carc"], got["liable_npi"]) == (
+        "DENY",
+        "CO",
+        "197",
+        liable,
+    )
     assert str(got["denied_amount"]) == "1200.00"
     assert pd.isna(got["rarc"])
 
@@ -444,7 +637,9 @@ REMITTANCE = [
 
 
 @pytest.mark.parametrize(("reason", "auths", "codes"), REMITTANCE, ids=[r[0] for r in REMITTANCE])
-def test_remittance_codes(reason: str, auths: list[dict[str, object]], codes: tuple[str, str | None]) -> None:
+def test_remittance_codes(
+    reason: str, auths: list[dict[str, object]], codes: tuple[str, str | None]
+) -> None:
     got = adjudicate_rows([line()], auths).iloc[0]
     assert str(got["reason"]) == reason
     rarc = None if pd.isna(got["rarc"]) else got["rarc"]

@@ -19,12 +19,26 @@ def run_job(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """The job as a scheduler runs it: a child process whose output is not a terminal."""
     return subprocess.run(
         [
-            sys.executable, "-m", "pipeline", "run",
-            "--claims", str(SAMPLES / "claims.csv"),
-            "--authorizations", str(SAMPLES / "authorizations.csv"),
-            "--as-of", "2026-06-30", "--max-reject-rate", "0.15", "--out", str(out), *extra,
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            "--claims",
+            str(SAMPLES / "claims.csv"),
+            "--authorizations",
+            str(SAMPLES / "authorizations.csv"),
+            "--as-of",
+            "2026-06-30",
+            "--max-reject-rate",
+            "0.15",
+            "--out",
+            str(out),
+            *extra,
         ],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -51,7 +65,11 @@ def test_json_log_lines_parse_and_name_every_stage(tmp_path: Path) -> None:
     assert records[0]["rows"] == 77
     assert records[2]["rows"] == 67
     assert records[2]["decisions"] == {
-        "AUTHORIZED": 20, "DENY": 16, "EXEMPT": 13, "NOT_APPLICABLE": 15, "PEND": 3,
+        "AUTHORIZED": 20,
+        "DENY": 16,
+        "EXEMPT": 13,
+        "NOT_APPLICABLE": 15,
+        "PEND": 3,
     }
 
 

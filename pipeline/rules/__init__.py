@@ -108,9 +108,7 @@ def _read_code_table(data: bytes, where: str) -> pd.DataFrame:
         if (parsed.isna() & frame[name].notna()).any():
             raise RulesError(f"{where}: {name} must be empty or a date YYYY-MM-DD")
         dates[name] = parsed.astype("datetime64[s]")
-    frame = frame.assign(
-        hcpcs_code=frame["hcpcs_code"].str.strip().str.upper(), **flags, **dates
-    )
+    frame = frame.assign(hcpcs_code=frame["hcpcs_code"].str.strip().str.upper(), **flags, **dates)
     if frame["hcpcs_code"].isna().any() or frame["code_family"].isna().any():
         raise RulesError(f"{where}: every code table row needs a hcpcs_code and code_family")
     families = frame.groupby("code_family")[["modality", "body_region"]].nunique()
