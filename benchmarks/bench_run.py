@@ -110,15 +110,47 @@ def measure(make: object, folder: Path, out: Path, repeats: int) -> tuple[float,
     return statistics.median(walls), statistics.median(peaks)
 
 
-def disagreements(ours_dir: Path, peer_file: Path) -> tuple[int, int]:
-    """Lines where both judge by the core rules, and how many of them differ."""
+def _members_short_of_units(mine: pd.DataFrame, register: Path) -> set[str]:
+    """Members whose lines needing authorization ask for more units than were approved.
+
+    For them (and for members with a line of several units, or one whose units
+    ran out) which line is authorized depends on units, which the peer ignores.
+    """
+    rows = pd.read_csv(register, dtype=str).sort_values("recorded_at", kind="stable")
+    latest = rows.drop_duplicates(["authorization_id", "hcpcs_code"], keep="last")
+    approved = latest[latest["status"].str.upper().eq("APPROVED")]
+    granted = pd.to_numeric(approved["units_approved"]).groupby(approved["member_id"]).sum()
+    needing = mine[mine["decision"].astype(str).isin(["AUTHORIZED", "PEND", "DENY"])]
+    units = pd.to_numeric(needing["service_unit_quantity"]).fillna(1.0)
+    asked = units.groupby(needing["member_id"].astype(str)).sum()
+    short = asked.gt(granted.reindex(asked.index, fill_value=0))
+    return set(short[short].index)
+
+
+def disagreements(ours_dir: Path, peer_file: Path, register: Path) -> tuple[int, int]:
+    """Lines where both judge by the core rules, and how many of them differ.
+
+    The peer has no units, voids or never-deny-on-bad-data: the lines of members
+    whose authorizations ran out of units (where an exhausted approval can fall
+    back to a pending one, or deny), voids, and lines pended for an invalid
+    register row are the ones it cannot judge.
+    """
     key = ["claim_id", "claim_line_number"]
-    mine = pd.read_parquet(ours_dir / "adjudicated.parquet", columns=[*key, "decision", "reason"])
+    mine = pd.read_parquet(
+        ours_dir / "adjudicated.parquet",
+        columns=[*key, "member_id", "decision", "reason", "service_unit_quantity"],
+    )
     theirs = pd.read_parquet(peer_file, columns=[*key, "decision", "claim_frequency_code"])
     both = mine.merge(theirs, on=key, suffixes=("", "_peer"))
+    reason = both["reason"].astype(str)
+    multi_unit = pd.to_numeric(both["service_unit_quantity"]).fillna(1.0).gt(1)
+    out_of_units = _members_short_of_units(mine, register) | set(
+        both.loc[reason.eq("UNITS_EXCEEDED") | multi_unit, "member_id"]
+    )
     judged = both[
         both["claim_frequency_code"].ne("8").fillna(True)
-        & ~both["reason"].astype(str).isin(["UNITS_EXCEEDED", "AUTHORIZATION_RECORD_INVALID"])
+        & ~reason.eq("AUTHORIZATION_RECORD_INVALID")
+        & ~both["member_id"].isin(out_of_units)
     ]
     differ = judged["decision"].astype(str).ne(judged["decision_peer"].astype(str))
     return len(judged), int(differ.sum())
@@ -136,7 +168,7 @@ def main() -> None:
         repeats = args.repeats if lines <= 2_000_000 else max(1, args.repeats // 3)
         peer_wall, peer_rss = measure(peer, folder, peer_out, repeats)
         our_wall, our_rss = measure(ours, folder, ours_out, repeats)
-        judged, differ = disagreements(ours_out, peer_out)
+        judged, differ = disagreements(ours_out, peer_out, folder / "authorizations.csv")
         rows.append((lines, our_wall, our_rss, peer_wall, peer_rss, repeats, judged, differ))
     print(
         f"{'lines':>11} {'ours s':>8} {'ours MiB':>9} {'duckdb s':>9} {'duckdb MiB':>10} "
