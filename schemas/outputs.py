@@ -77,16 +77,14 @@ class AdjudicatedLine(pa.DataFrameModel):
     source_row: Series[int] = pa.Field(
         ge=1, description="The line's 1-based data row in that file."
     )
-    decision: Series[pd.CategoricalDtype] = pa.Field(
+    decision: Series[str] = pa.Field(
         isin=DECISIONS,
         description="NOT_APPLICABLE, EXEMPT, AUTHORIZED, PEND or DENY.",
-        dtype_kwargs={"categories": DECISIONS},
     )
-    reason: Series[pd.CategoricalDtype] = pa.Field(
+    reason: Series[str] = pa.Field(
         nullable=True,
         isin=REASONS,
         description="Why; empty for NOT_APPLICABLE.",
-        dtype_kwargs={"categories": REASONS},
     )
     carc: Series[str] = pa.Field(
         nullable=True, description="X12 Claim Adjustment Reason Code for a DENY, else empty."

@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.engine import execute
 from pipeline.rules import load_rules
+from schemas.outputs import REJECT_COLUMNS, AdjudicatedLine, RejectRow
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 KEY = ["claim_id", "claim_line_number"]
@@ -87,3 +88,9 @@ def test_every_row_is_in_exactly_one_output(sample_run: SampleRun) -> None:
     adjudicated = set(sample_run.adjudicated["source_row"])
     assert not rejected & adjudicated
     assert rejected | adjudicated == set(range(1, 78))
+
+
+def test_the_published_lines_meet_the_output_contract(sample_run: SampleRun) -> None:
+    AdjudicatedLine.validate(sample_run.adjudicated, lazy=True)
+    RejectRow.validate(sample_run.rejects, lazy=True)
+    assert list(sample_run.rejects.columns) == list(REJECT_COLUMNS)
