@@ -220,9 +220,12 @@ def _range_of(claim_ids: pa.ChunkedArray | pa.Array, bounds: pa.Array) -> np.nda
 
 
 def _range_bounds(sample: list[pa.Array], ranges: int) -> pa.Array:
+    """Claim ids that split the sorted output into about ``ranges`` ranges."""
     if ranges <= 1 or not sample:
         return pa.array([], pa.string())
     values = pc.unique(pa.chunked_array(sample, pa.string()).combine_chunks())
+    if len(values) == 0:
+        return pa.array([], pa.string())
     ordered = pc.take(values, pc.sort_indices(values))
     picks = [int(len(ordered) * i / ranges) for i in range(1, ranges)]
     return pc.unique(pc.take(ordered, pa.array(sorted(set(picks)), pa.int64())))
