@@ -70,6 +70,16 @@ def main() -> None:
     """Adjudicate advanced-imaging claim lines against prior authorizations."""
 
 
+claims_option = click.option(
+    "--claims",
+    "claims",
+    multiple=True,
+    required=True,
+    metavar="PATH",
+    help="A claims file (.csv, .csv.gz, .parquet); repeat for several.",
+)
+
+
 def _echo_counts(summary: dict[str, Any]) -> None:
     for entry in summary["inputs"]:
         click.echo(
@@ -81,14 +91,7 @@ def _echo_counts(summary: dict[str, Any]) -> None:
 
 
 @main.command()
-@click.option(
-    "--claims",
-    "claims",
-    multiple=True,
-    required=True,
-    metavar="PATH",
-    help="A claims file (.csv, .csv.gz, .parquet); repeat for several.",
-)
+@claims_option
 @click.option("--authorizations", metavar="PATH", help="The authorization register.")
 @click.option(
     "--as-of",
@@ -139,14 +142,7 @@ HELD = 3
 
 
 @main.command()
-@click.option(
-    "--claims",
-    "claims",
-    multiple=True,
-    required=True,
-    metavar="PATH",
-    help="A claims file (.csv, .csv.gz, .parquet); repeat for several.",
-)
+@claims_option
 @click.option("--authorizations", required=True, metavar="PATH", help="The authorization register.")
 @click.option(
     "--out",

@@ -97,15 +97,7 @@ def _read_parquet_as_text(path: str) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"{path}: cannot be read as a Parquet file: {error}") from error
-    columns = []
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        try:
-            columns.append(column.cast(pa.string()))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-            raise InputError(
-                f"{path}: column {name} of type {column.type} cannot be read as text"
-            ) from error
-    return pa.table(columns, names=table.column_names)
+    return _as_text(path, table)
 
 
 def read_text_table(path: str) -> pa.Table:

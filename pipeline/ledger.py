@@ -62,11 +62,6 @@ class LedgerState:
     entries: tuple[tuple[str, str], ...]
     rows: pd.DataFrame
 
-    @property
-    def names(self) -> list[str]:
-        """The entry file names, in sequence."""
-        return [name for name, _ in self.entries]
-
 
 def empty_ledger_rows() -> pd.DataFrame:
     """A ledger table with no rows."""

@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -176,8 +175,3 @@ def _json_differences(published: Path, recomputed: Path, limit: int = 20) -> lis
 
     walk(left, right, "")
     return found[:limit] or ["bytes differ but every value is equal (formatting)"]
-
-
-def frame_equal(left: pd.DataFrame, right: pd.DataFrame) -> bool:
-    """Whether two frames hold the same values (for tests)."""
-    return left.equals(right)

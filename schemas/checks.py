@@ -74,11 +74,6 @@ def message_template(check: str) -> str:
     return _MESSAGES.get(check, "{column} '{value}' failed check " + check)
 
 
-def row_rules() -> list[Rule]:
-    """Every registered row rule, for the generated column reference."""
-    return list(_ROW_RULES.values())
-
-
 # --- vectorised primitives ---------------------------------------------------
 # Each returns a boolean Series that is True where the value is acceptable.
 # Empty values are pandera's business (``nullable``), so they pass here. Text
