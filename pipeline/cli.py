@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any, TextIO
@@ -129,7 +130,7 @@ def _observer(log_format: str, quiet: bool) -> Observer:
     """JSON lines when asked; a progress line on a terminal; else nothing."""
     # Click 8.5 deprecated get_text_stream (removed in 9) and serves it through a module
     # __getattr__ typed ``object``; it still returns the text stream.
-    stream: TextIO = click.get_text_stream("stderr")  # type: ignore[operator]
+    stream: TextIO = sys.stderr
     if log_format == "json":
         return JsonLog(stream)
     if not quiet and stream.isatty():
