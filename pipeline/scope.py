@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from pipeline.rules import Rules
-from schemas.checks import parse_dates
+from schemas.checks import all_empty, arrow, parse_dates
 from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS
 
 
@@ -73,8 +74,9 @@ def behavioral_health(lines: pd.DataFrame, rules: Rules) -> np.ndarray:
     found = np.zeros(len(lines), dtype=bool)
     pattern = rules.behavioral_health_diagnosis
     for column in DIAGNOSIS_COLUMNS:
-        if column in lines:
-            found |= lines[column].str.match(pattern).fillna(False).to_numpy(bool)
+        if column in lines and not all_empty(lines[column]):
+            matched = pc.match_substring_regex(arrow(lines[column]), pattern)
+            found |= np.asarray(pc.fill_null(matched, False).to_numpy(zero_copy_only=False), bool)
     return found
 
 

@@ -98,8 +98,15 @@ def as_mask(values: pa.ChunkedArray | pa.Array, index: pd.Index, empty: bool) ->
     return pd.Series(np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool), index=index)
 
 
+def all_empty(series: pd.Series) -> bool:
+    """True for a column with no value at all (most of the 25 diagnosis columns)."""
+    return bool(arrow(series).null_count == len(series))
+
+
 def matches(series: pd.Series, pattern: str) -> pd.Series:
     """True where the whole value matches ``pattern`` (or is empty)."""
+    if all_empty(series):
+        return pd.Series(np.ones(len(series), dtype=bool), index=series.index)
     return as_mask(pc.match_substring_regex(arrow(series), f"^(?:{pattern})$"), series.index, True)
 
 
