@@ -184,6 +184,13 @@ HELD = 3
 )
 @click.option("--quiet", is_flag=True, help="Print nothing but errors and held-run reasons.")
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes that validate and decide partitions side by side (same output).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -202,6 +209,7 @@ def run(
     max_denial_rate: float,
     force: bool,
     quiet: bool,
+    workers: int,
     log_format: str,
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
@@ -215,6 +223,7 @@ def run(
         max_reject_rate=max_reject_rate,
         max_denial_rate=max_denial_rate,
         force=force,
+        workers=workers,
     )
     try:
         refuse_existing(out)

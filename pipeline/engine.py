@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -54,11 +57,16 @@ from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.outputs import REJECT_COLUMNS
 
+_T = TypeVar("_T")
+
 ROWS_PER_PARTITION = 200_000
 ROWS_PER_GROUP = 131_072
 """Parquet row groups are cut at fixed counts, never where a partition happened to end."""
 SAMPLE_EVERY = 64
 """One claim in this many (by hash) marks where the sorted output's ranges split."""
+WORKERS = 1
+"""Processes that validate and decide partitions side by side. One by default: on two
+cores at 1M lines, two workers saved 2% of the time for 40% more memory (README)."""
 BYTES_PER_ROW = 150
 """A CSV claim line's size, to size partitions before the rows are counted."""
 
@@ -148,6 +156,15 @@ def partition_count(paths: Sequence[str], rows_per_partition: int) -> int:
             packed = 4 if path.lower().endswith(".gz") else 1
             rows += Path(path).stat().st_size * packed // BYTES_PER_ROW
     return max(1, math.ceil(rows / rows_per_partition))
+
+
+def _merge_counts(files: dict[str, FileCounts], found: dict[str, FileCounts]) -> None:
+    for path, counts in found.items():
+        total = files[path]
+        total.valid += counts.valid
+        total.rejected += counts.rejected
+        for key, count in counts.checks.items():
+            total.checks[key] = total.checks.get(key, 0) + count
 
 
 def _count(files: dict[str, FileCounts], validated: Validated) -> None:
@@ -242,6 +259,7 @@ def execute(
     ledger_entries: Sequence[str] | None = None,
     rows_per_partition: int = ROWS_PER_PARTITION,
     observer: Observer | None = None,
+    workers: int = WORKERS,
 ) -> Execution:
     """Run the job and write its data files into ``directory``."""
     observer = observer or Silent()
@@ -261,6 +279,7 @@ def execute(
         register_file, register, state, invalid_members = _load_register(authorizations, as_of)
         state_partition = partition_of(pa.array(state["member_id"], pa.string()), partitions)
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
+        output_schema = pa.schema([*schema, *DECISION_FIELDS])
         with (
             Spill(partitions, schema) as by_claim,
             Spill(partitions, schema) as by_member,
@@ -269,10 +288,7 @@ def execute(
                 claims, schema, by_claim, files, partitions=partitions, observer=observer
             )
             observer.finish("reading")
-            rejects = _validate_partitions(
-                by_claim, by_member, as_of, files, partitions=partitions, observer=observer
-            )
-            observer.finish("validating")
+            by_claim.close_writers()
             inputs = [
                 {
                     "source": f.source,
@@ -290,30 +306,37 @@ def execute(
                     *(f"{n}:{s}" for n, s in (ledger_state.entries if ledger_state else ())),
                 ]
             )
-            output_schema = pa.schema([*schema, *DECISION_FIELDS])
+            bounds = _range_bounds(sample, partitions)
             parts = SummaryParts()
             units: list[pd.DataFrame] = []
-            bounds = _range_bounds(sample, partitions)
-            with Spill(len(bounds) + 1, output_schema) as by_range:
-                for index, table in by_member:
-                    lines = to_frame(table)
-                    chosen = state_partition == index
-                    taken = taken_before(ledger_state, lines) if ledger_state is not None else None
-                    partition = Partition(
-                        lines=lines,
-                        register=state[chosen].reset_index(drop=True),
-                        members_with_invalid_records=invalid_members,
-                        units_taken_before=taken,
-                    )
-                    decided, took = decide(partition, rules, run_id)
-                    output = lines.join(decided)
-                    parts.add(output)
-                    units.append(ledger_rows(run_id, took, lines))
-                    decided_table = pa.Table.from_pandas(
-                        output, schema=output_schema, preserve_index=False
-                    )
-                    by_range.add(decided_table, _range_of(decided_table.column("claim_id"), bounds))
-                    observer.advance("deciding", len(lines))
+            rejects = []
+            with (
+                Spill(len(bounds) + 1, output_schema) as by_range,
+                _workers(workers if partitions > 1 else 1) as pool,
+            ):
+                context = _Context(
+                    as_of,
+                    rules,
+                    partitions,
+                    by_claim,
+                    by_member,
+                    by_range=by_range,
+                    bounds=bounds,
+                    run_id=run_id,
+                    state=state,
+                    state_partition=state_partition,
+                    invalid_members=invalid_members,
+                    ledger_state=ledger_state,
+                )
+                for found, counts, rows in pool(_validate_task, context, partitions):
+                    rejects.append(found)
+                    _merge_counts(files, counts)
+                    observer.advance("validating", rows)
+                observer.finish("validating")
+                for found_parts, found_units, rows in pool(_decide_task, context, partitions):
+                    parts.merge(found_parts)
+                    units.append(found_units)
+                    observer.advance("deciding", rows)
                 observer.finish("deciding", parts.decisions())
                 writer = SortedParquetWriter(directory / "adjudicated.parquet", output_schema)
                 for _, table in by_range:
@@ -423,27 +446,145 @@ def _scatter_claims(
     return sample
 
 
-def _validate_partitions(
-    by_claim: Spill,
-    by_member: Spill,
-    as_of: datetime,
-    files: dict[str, FileCounts],
-    *,
-    partitions: int,
-    observer: Observer,
-) -> list[pd.DataFrame]:
-    """Pass 2: validate each claim partition; valid lines to their member's partition."""
-    rejects = []
-    for _, table in by_claim:
-        if table.num_rows == 0:
-            continue
-        validated = validate_claims(to_frame(table), as_of)
-        _count(files, validated)
-        rejects.append(validated.rejects)
-        valid = pa.Table.from_pandas(validated.valid, schema=by_member.schema, preserve_index=False)
-        by_member.add(valid, partition_of(valid.column("member_id"), partitions))
-        observer.advance("validating", table.num_rows)
-    return rejects
+@dataclass(frozen=True)
+class _Context:
+    """What every worker needs, handed over once when the worker starts."""
+
+    as_of: datetime
+    rules: Rules
+    partitions: int
+    by_claim: Spill
+    by_member: Spill
+    by_range: Spill | None = None
+    bounds: pa.Array | None = None
+    run_id: str = ""
+    state: pd.DataFrame | None = None
+    state_partition: np.ndarray | None = None
+    invalid_members: frozenset[str] = frozenset()
+    ledger_state: LedgerState | None = None
+
+
+_CONTEXT: _Context | None = None
+
+
+def _slim(context: _Context, task: Callable[[int], Any], index: int) -> _Context:
+    """Only what one task needs: validation needs no register; a partition's
+    decisions need only its members' register rows and ledger rows."""
+    if task is _validate_task:
+        return replace(context, state=None, state_partition=None, ledger_state=None)
+    assert context.state is not None and context.state_partition is not None
+    chosen = context.state_partition == index
+    ledger_state = context.ledger_state
+    if ledger_state is not None and not ledger_state.rows.empty:
+        members = pa.array(ledger_state.rows["member_id"].astype("str"), pa.string())
+        mine = partition_of(members, context.partitions) == index
+        ledger_state = replace(ledger_state, rows=ledger_state.rows[mine])
+    return replace(
+        context,
+        state=context.state[chosen],
+        state_partition=context.state_partition[chosen],
+        ledger_state=ledger_state,
+    )
+
+
+def _enter(context: _Context) -> None:
+    global _CONTEXT  # noqa: PLW0603 (one context per worker process, set once)
+    _CONTEXT = context
+
+
+def _context() -> _Context:
+    assert _CONTEXT is not None, "a worker runs only after _enter"
+    return _CONTEXT
+
+
+def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int]:
+    """Pass 2 for one claim partition: its rejects, its counts, and its valid lines
+    scattered to their member partitions (written by this task alone)."""
+    context = _context()
+    table = context.by_claim.read(index)
+    counts: dict[str, FileCounts] = {}
+    if table.num_rows == 0:
+        return pd.DataFrame(), counts, 0
+    validated = validate_claims(to_frame(table), context.as_of)
+    for path in (
+        validated.valid[SOURCE_FILE].astype("str").unique().tolist()
+        + validated.rejects[SOURCE_FILE].astype("str").unique().tolist()
+    ):
+        counts.setdefault(path, FileCounts(path, "claims"))
+    _count(counts, validated)
+    valid = pa.Table.from_pandas(
+        validated.valid, schema=context.by_member.schema, preserve_index=False
+    )
+    with context.by_member.writer_for(index) as spill:
+        spill.add(valid, partition_of(valid.column("member_id"), context.partitions))
+    return validated.rejects, counts, table.num_rows
+
+
+def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame, int]:
+    """Pass 3 for one member partition: its figures, its units, and its decided lines
+    scattered to their ranges of claim_id (written by this task alone)."""
+    context = _context()
+    assert context.state is not None and context.state_partition is not None
+    assert context.by_range is not None and context.bounds is not None
+    lines = to_frame(context.by_member.read(index))
+    parts = SummaryParts()
+    if lines.empty:
+        return parts, pd.DataFrame(), 0
+    chosen = context.state_partition == index
+    ledger_state = context.ledger_state
+    partition = Partition(
+        lines=lines,
+        register=context.state[chosen].reset_index(drop=True),
+        members_with_invalid_records=context.invalid_members,
+        units_taken_before=taken_before(ledger_state, lines) if ledger_state is not None else None,
+    )
+    decided, took = decide(partition, context.rules, context.run_id)
+    output = lines.join(decided)
+    parts.add(output)
+    decided_table = pa.Table.from_pandas(
+        output, schema=context.by_range.schema, preserve_index=False
+    )
+    with context.by_range.writer_for(index) as spill:
+        spill.add(decided_table, _range_of(decided_table.column("claim_id"), context.bounds))
+    return parts, ledger_rows(context.run_id, took, lines), len(lines)
+
+
+_Runner = Callable[[Callable[[int], _T], _Context, int], Iterator[_T]]
+
+
+@contextmanager
+def _workers(count: int) -> Iterator[_Runner[Any]]:
+    """Run a task over every partition, in partition order, in ``count`` processes.
+
+    Each task ships its own context: the workers are started once (``spawn``:
+    a fresh interpreter, no state inherited from a threaded parent) and serve
+    both passes.
+    """
+    if count <= 1:
+
+        def serial(task: Callable[[int], Any], context: _Context, partitions: int) -> Iterator[Any]:
+            _enter(context)
+            return (task(index) for index in range(partitions))
+
+        yield serial
+        return
+    with ProcessPoolExecutor(
+        max_workers=count, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+
+        def parallel(
+            task: Callable[[int], Any], context: _Context, partitions: int
+        ) -> Iterator[Any]:
+            calls = ((task, _slim(context, task, index), index) for index in range(partitions))
+            return pool.map(_call, calls, chunksize=1)
+
+        yield parallel
+
+
+def _call(call: tuple[Callable[[int], _T], _Context, int]) -> _T:
+    task, context, index = call
+    _enter(context)
+    return task(index)
 
 
 def summary_of(execution: Execution, as_of: datetime, rules: Rules) -> dict[str, object]:

@@ -73,17 +73,36 @@ def partition_of(values: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndar
 
 
 class Spill:
-    """One Arrow IPC file per partition in a private temporary directory."""
+    """Arrow IPC files per partition in a private temporary directory.
 
-    def __init__(self, partitions: int, schema: pa.Schema, where: Path | None = None) -> None:
+    Several writers may fill one spill at once (worker processes, each with its
+    own ``source`` number): each writes its own file per partition, and a
+    partition is read back as its sources' files in source order.
+    """
+
+    def __init__(
+        self,
+        partitions: int,
+        schema: pa.Schema,
+        where: Path | None = None,
+        *,
+        directory: Path | None = None,
+        source: int = 0,
+    ) -> None:
         self.partitions = partitions
         self.schema = schema
-        self.directory = Path(tempfile.mkdtemp(prefix="adjudicate-spill-", dir=where))
+        self.source = source
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="adjudicate-spill-", dir=where))
+        self._owner = directory is None
         self._writers: dict[int, ipc.RecordBatchStreamWriter] = {}
         self.rows = np.zeros(partitions, dtype=np.int64)
 
+    def writer_for(self, source: int) -> Spill:
+        """Another writer into the same files, for a worker writing as ``source``."""
+        return Spill(self.partitions, self.schema, directory=self.directory, source=source)
+
     def _path(self, partition: int) -> Path:
-        return self.directory / f"{partition:05d}.arrow"
+        return self.directory / f"{partition:05d}-{self.source:05d}.arrow"
 
     def add(self, table: pa.Table, partition: np.ndarray) -> None:
         """Scatter ``table``'s rows to their partitions, keeping their order within each."""
@@ -113,12 +132,14 @@ class Spill:
         self._writers.clear()
 
     def read(self, partition: int) -> pa.Table:
-        """One partition's rows, in the order they were added."""
-        path = self._path(partition)
-        if not path.exists():
+        """One partition's rows: each source's in the order added, sources in order."""
+        tables = []
+        for path in sorted(self.directory.glob(f"{partition:05d}-*.arrow")):
+            with ipc.open_stream(pa.memory_map(str(path))) as reader:
+                tables.append(reader.read_all())
+        if not tables:
             return self.schema.empty_table()
-        with ipc.open_stream(pa.memory_map(str(path))) as reader:
-            return reader.read_all()
+        return pa.concat_tables(tables)
 
     def __iter__(self) -> Iterator[tuple[int, pa.Table]]:
         self.close_writers()
@@ -126,9 +147,10 @@ class Spill:
             yield partition, self.read(partition)
 
     def remove(self) -> None:
-        """Delete the spill files."""
+        """Delete the spill files (only the spill that made the directory does)."""
         self.close_writers()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self._owner:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> Spill:
         return self

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import __version__
-from pipeline.engine import ROWS_PER_PARTITION, Execution, execute
+from pipeline.engine import ROWS_PER_PARTITION, WORKERS, Execution, execute
 from pipeline.errors import PipelineError
 from pipeline.io import (
     InputFile,
@@ -142,6 +142,7 @@ class RunOptions:
     max_denial_rate: float = 0.5
     force: bool = False
     rows_per_partition: int = ROWS_PER_PARTITION
+    workers: int = WORKERS
 
 
 class Held(PipelineError):
@@ -170,6 +171,7 @@ def run_into(
         ledger_entries=ledger_entries,
         rows_per_partition=options.rows_per_partition,
         observer=observer,
+        workers=options.workers,
     )
     report = write_report(directory)
     execution.outputs = sorted(

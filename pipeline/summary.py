@@ -55,6 +55,13 @@ class Totals(Generic[K]):
     lines: dict[K, int] = field(default_factory=dict)
     denied_cents: dict[K, int] = field(default_factory=dict)
 
+    def merge(self, other: Totals[K]) -> None:
+        """Add another partition's totals to these."""
+        for key, lines in other.lines.items():
+            self.lines[key] = self.lines.get(key, 0) + lines
+        for key, total in other.denied_cents.items():
+            self.denied_cents[key] = self.denied_cents.get(key, 0) + total
+
     def add(self, keys: pd.Series | pd.MultiIndex, amounts: np.ndarray | None = None) -> None:
         rows = len(keys)
         frame = pd.DataFrame(
@@ -102,6 +109,15 @@ class SummaryParts:
         for name, count in decided["source_file"].astype("str").value_counts().items():
             path = str(name)
             self.adjudicated_by_file[path] = self.adjudicated_by_file.get(path, 0) + int(count)
+
+    def merge(self, other: SummaryParts) -> None:
+        """Add another partition's figures to these."""
+        self.reasons.merge(other.reasons)
+        self.providers.merge(other.providers)
+        self.modalities.merge(other.modalities)
+        self.weeks.merge(other.weeks)
+        for name, count in other.adjudicated_by_file.items():
+            self.adjudicated_by_file[name] = self.adjudicated_by_file.get(name, 0) + count
 
     def decisions(self) -> dict[str, int]:
         counts = dict.fromkeys(DECISIONS, 0)

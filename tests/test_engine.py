@@ -64,6 +64,23 @@ def test_output_is_the_same_bytes_whatever_the_partition_count(
             assert (tmp_path / f"rows-{rows}" / name).read_bytes() == single, (name, rows)
 
 
+@pytest.mark.slow
+def test_workers_side_by_side_write_the_same_bytes(
+    generated: tuple[str, str], tmp_path: Path
+) -> None:
+    claims, register = generated
+    for workers in (1, 2):
+        out = tmp_path / f"workers-{workers}"
+        out.mkdir()
+        execute(
+            [claims], register, AS_OF, load_rules(), out, rows_per_partition=4_000, workers=workers
+        )
+    for name in ("adjudicated.parquet", "rejects.parquet", "summary.json"):
+        assert (tmp_path / "workers-1" / name).read_bytes() == (
+            tmp_path / "workers-2" / name
+        ).read_bytes(), name
+
+
 def test_every_row_is_in_exactly_one_output(generated: tuple[str, str], tmp_path: Path) -> None:
     claims, register = generated
     execute([claims], register, AS_OF, load_rules(), tmp_path, rows_per_partition=3_000)
