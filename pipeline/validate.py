@@ -15,9 +15,10 @@ from typing import cast
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 from pandera.errors import SchemaErrors
 
-from pipeline.io import SOURCE_FILE, SOURCE_ROW, InputFile
+from pipeline.io import SOURCE_FILE, SOURCE_ROW, InputFile, to_frame
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import TEXT_DTYPE, message_template, row_rule_for
@@ -81,8 +82,20 @@ def _validate(
         rejects = _rejects_from_failures(errors.failure_cases, frame, source)
         failed = np.zeros(len(frame), dtype=bool)
         failed[rejects.pop("_row").to_numpy()] = True
-        return Validated(valid=frame[~failed], rejects=rejects)
+        return Validated(valid=rows_where(frame, ~failed), rejects=rejects)
     return Validated(valid=frame, rejects=empty_rejects())
+
+
+def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` where ``keep`` is true, keeping their index.
+
+    Filtered in Arrow: pandas' row selection copies each Arrow column one by
+    one, which doubled the cost of a file with a few bad rows.
+    """
+    table = pyarrow.Table.from_pandas(frame, preserve_index=False)
+    kept = to_frame(table.filter(pyarrow.array(keep)))
+    kept.index = frame.index[keep]
+    return kept
 
 
 def _rejects_from_failures(
