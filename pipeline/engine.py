@@ -502,15 +502,11 @@ def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int
     scattered to their member partitions (written by this task alone)."""
     context = _context()
     table = context.by_claim.read(index)
-    counts: dict[str, FileCounts] = {}
     if table.num_rows == 0:
-        return pd.DataFrame(), counts, 0
+        return pd.DataFrame(), {}, 0
     validated = validate_claims(to_frame(table), context.as_of)
-    for path in (
-        validated.valid[SOURCE_FILE].astype("str").unique().tolist()
-        + validated.rejects[SOURCE_FILE].astype("str").unique().tolist()
-    ):
-        counts.setdefault(path, FileCounts(path, "claims"))
+    paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
+    counts = {path: FileCounts(path, "claims") for path in paths}
     _count(counts, validated)
     valid = pa.Table.from_pandas(
         validated.valid, schema=context.by_member.schema, preserve_index=False
