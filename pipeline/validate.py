@@ -92,7 +92,7 @@ def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     Filtered in Arrow: pandas' row selection copies each Arrow column one by
     one, which doubled the cost of a file with a few bad rows.
     """
-    table = pyarrow.Table.from_pandas(frame, preserve_index=False)
+    table = pyarrow.Table.from_pandas(frame, preserve_index=False).combine_chunks()
     kept = to_frame(table.filter(pyarrow.array(keep)))
     kept.index = frame.index[keep]
     return kept
