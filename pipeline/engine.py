@@ -12,8 +12,11 @@ Four passes, each holding one partition at a time:
 4. sort each range and append it to ``adjudicated.parquet`` in fixed-size row
    groups, so the file is the same bytes whatever the partition count.
 
-Peak memory follows ``rows_per_partition``, not the input. A Spark engine
-would feed the same kernel the same member partitions (``applyInPandas``).
+Peak memory follows ``rows_per_partition``, not the input. Passes 2 and 3 can
+run in several worker processes (``workers``); each task writes its own spill
+files, read back in task order, so the output is the same bytes. A Spark
+engine would feed the same kernel the same member partitions
+(``applyInPandas``).
 """
 
 from __future__ import annotations
