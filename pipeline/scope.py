@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from pipeline.rules import Rules
-from schemas.checks import all_empty, arrow, parse_dates
-from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS
+from schemas.checks import all_empty, arrow
+from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS, date_of_service
 
 
 def claim_codes(claim_id: pd.Series) -> np.ndarray:
@@ -25,7 +25,7 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
 
     ``lines`` is validated text; the result has the same (positional) index.
     """
-    dos = parse_dates(lines["claim_line_start_date"]).fillna(parse_dates(lines["claim_start_date"]))
+    dos = date_of_service(lines)
     modifiers = [lines[c] for c in MODIFIER_COLUMNS if c in lines]
     professional_component = np.zeros(len(lines), dtype=bool)
     for modifier in modifiers:

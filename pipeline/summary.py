@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.checks import parse_dates
+from schemas.claims import date_of_service
 from schemas.outputs import DECISIONS, REASONS
 
 NEEDING_AUTHORIZATION = ("AUTHORIZED", "PEND", "DENY")
@@ -44,7 +44,7 @@ def money(total_cents: int) -> str:
 
 def week_of(frame: pd.DataFrame) -> pd.Series:
     """The Monday of each line's week of service."""
-    dos = parse_dates(frame["claim_line_start_date"]).fillna(parse_dates(frame["claim_start_date"]))
+    dos = date_of_service(frame)
     return (dos - pd.to_timedelta(dos.dt.day_of_week, unit="D")).dt.strftime("%Y-%m-%d")
 
 
