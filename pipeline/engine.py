@@ -43,6 +43,7 @@ from pipeline.decide import DECISION_COLUMNS, Partition, decide
 from pipeline.io import (
     SOURCE_FILE,
     SOURCE_ROW,
+    read_inputs,
     sha256_of,
     text_batches,
     text_schema,
@@ -386,8 +387,12 @@ def _load_register(
 ) -> tuple[FileCounts, Validated, pd.DataFrame, frozenset[str]]:
     """The register read and validated, its state as of the run, and members with invalid rows."""
     register_file = FileCounts(authorizations, "authorizations")
-    register_text, register_rows = _read_register(authorizations)
-    register_file.rows = register_rows
+    register_text, read = read_inputs(
+        [authorizations],
+        contract=register_contract.CONTRACT_COLUMNS,
+        required=register_contract.REQUIRED_COLUMNS,
+    )
+    register_file.rows = read[0].rows
     register = validate_authorizations(register_text)
     _count({authorizations: register_file}, register)
     state = register_state(register.valid, as_of)
@@ -397,17 +402,6 @@ def _load_register(
         .astype(str)
     )
     return register_file, register, state, invalid_members
-
-
-def _read_register(path: str) -> tuple[pd.DataFrame, int]:
-    schema = text_schema(
-        [path],
-        contract=register_contract.CONTRACT_COLUMNS,
-        required=register_contract.REQUIRED_COLUMNS,
-    )
-    tables = list(text_batches(path, schema, register_contract.CONTRACT_COLUMNS))
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    return to_frame(table), table.num_rows
 
 
 def _sorted_ledger(rows: pd.DataFrame | None) -> pd.DataFrame:

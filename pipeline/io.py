@@ -62,25 +62,6 @@ def _csv_header(path: str) -> list[str]:
     return [name.strip() for name in first]
 
 
-def _read_csv_as_text(path: str) -> pa.Table:
-    header = _csv_header(path)
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise InputError(f"{path}: the header names a column twice: {', '.join(duplicated)}")
-    try:
-        return pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
-
-
 def _why(error: Exception) -> str:
     """The reader's complaint without the offending row, which may hold member ids."""
     text = str(error)
@@ -90,23 +71,6 @@ def _why(error: Exception) -> str:
     if "UTF8" in text or "utf-8" in text.lower():
         return "it is not UTF-8 text"
     return text.split(":", maxsplit=1)[0]
-
-
-def _read_parquet_as_text(path: str) -> pa.Table:
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise InputError(f"{path}: cannot be read as a Parquet file: {error}") from error
-    return _as_text(path, table)
-
-
-def read_text_table(path: str) -> pa.Table:
-    """Every column of one file as text, as written."""
-    if not Path(path).is_file():
-        raise InputError(f"{path}: no such file")
-    if file_kind(path) == "csv":
-        return _read_csv_as_text(path)
-    return _read_parquet_as_text(path)
 
 
 def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -141,38 +105,20 @@ def read_inputs(
     required: Sequence[str],
     one_of: Iterable[tuple[str, ...]] = (),
 ) -> tuple[pd.DataFrame, list[InputFile]]:
-    """Read files of one table as text, with each row's file and 1-based data row.
+    """Read whole files of one table as text, with each row's file and 1-based data row.
 
-    The contract's columns are trimmed, emptied to null, and added (all null)
-    when a file lacks them; other columns pass through as written. A file
-    missing a ``required`` column (or every column of a ``one_of`` group) is
-    refused, naming every one it lacks.
+    The same reading as the engine's, batch by batch (:func:`text_batches`),
+    gathered into one frame: for the register, and for ``validate``.
     """
+    schema = text_schema(paths, contract=contract, required=required, one_of=one_of)
     tables: list[pa.Table] = []
     files: list[InputFile] = []
     for path in paths:
-        table = read_text_table(path)
-        _require_columns(path, table.column_names, required, one_of)
-        lineage = {
-            SOURCE_FILE: constant_text(path, table.num_rows),
-            SOURCE_ROW: pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)),
-        }
-        for name, values in lineage.items():
-            if name in table.column_names:
-                table = table.drop_columns([name])
-            table = table.append_column(name, values)
-        tables.append(table)
-        files.append(InputFile(path=path, rows=table.num_rows))
-    combined = pa.concat_tables(tables, promote_options="default")
-    for name in contract:
-        if name in combined.column_names:
-            index = combined.column_names.index(name)
-            combined = combined.set_column(index, name, _tidy(combined.column(name)))
-        else:
-            combined = combined.append_column(name, pa.nulls(combined.num_rows, pa.string()))
-    # One chunk per column: the threaded reader cuts a file into chunks of about
-    # a megabyte, and every check and filter after it pays per chunk.
-    return to_frame(combined.combine_chunks()), files
+        batches = list(text_batches(path, schema, contract, whole=True))
+        tables.extend(batches)
+        files.append(InputFile(path=path, rows=sum(b.num_rows for b in batches)))
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    return to_frame(table.combine_chunks()), files
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
@@ -272,29 +218,32 @@ def text_schema(
     )
 
 
-def _csv_batches(path: str) -> Iterator[pa.Table]:
+def _csv_batches(path: str, whole: bool) -> Iterator[pa.Table]:
     header = column_names(path)
+    read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=BATCH_BYTES)
+    convert_options = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(header, pa.string()),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
     try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(
-                column_names=header, skip_rows=1, block_size=BATCH_BYTES
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
+        if whole:  # the threaded reader: 2.5x faster, the whole file in memory
+            table = pacsv.read_csv(path, read_options=read_options, convert_options=convert_options)
+            yield table.combine_chunks()  # one chunk per column: later steps pay per chunk
+            return
+        reader = pacsv.open_csv(path, read_options=read_options, convert_options=convert_options)
         for batch in reader:
             yield pa.Table.from_batches([batch])
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
         raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
 
 
-def _parquet_batches(path: str) -> Iterator[pa.Table]:
+def _parquet_batches(path: str, whole: bool) -> Iterator[pa.Table]:
     try:
         parquet = pq.ParquetFile(path)
+        if whole:
+            yield _as_text(path, parquet.read())
+            return
         for batch in parquet.iter_batches(batch_size=250_000):
             table = pa.Table.from_batches([batch])
             yield _as_text(path, table)
@@ -314,9 +263,13 @@ def _as_text(path: str, table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def text_batches(path: str, schema: pa.Schema, contract: Sequence[str]) -> Iterator[pa.Table]:
-    """A file's rows in batches, as text in ``schema``, tidied, with lineage."""
-    batches = _csv_batches(path) if file_kind(path) == "csv" else _parquet_batches(path)
+def text_batches(
+    path: str, schema: pa.Schema, contract: Sequence[str], *, whole: bool = False
+) -> Iterator[pa.Table]:
+    """A file's rows in batches (or ``whole``, one table), as text in ``schema``,
+    tidied, with lineage."""
+    read = _csv_batches if file_kind(path) == "csv" else _parquet_batches
+    batches = read(path, whole)
     first_row = 1
     for table in batches:
         rows = table.num_rows
