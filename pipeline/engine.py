@@ -56,7 +56,15 @@ from pipeline.partition import Spill, partition_of, stable_hash
 from pipeline.progress import Observer, Silent
 from pipeline.rules import Rules
 from pipeline.summary import SummaryParts
-from pipeline.validate import Validated, sort_rejects, validate_authorizations, validate_claims
+from pipeline.validate import (
+    FileCounts,
+    Validated,
+    count_validated,
+    merge_counts,
+    sort_rejects,
+    validate_authorizations,
+    validate_claims,
+)
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.outputs import REJECT_COLUMNS
@@ -90,34 +98,6 @@ DECISION_FIELDS = [
     pa.field("run_id", pa.string()),
 ]
 assert tuple(f.name for f in DECISION_FIELDS) == DECISION_COLUMNS
-
-
-@dataclass
-class FileCounts:
-    """Rows read, valid and rejected in one input file, and its rejects per check."""
-
-    path: str
-    source: str
-    rows: int = 0
-    valid: int = 0
-    rejected: int = 0
-    checks: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        entry: dict[str, object] = {
-            "source": self.source,
-            "path": self.path,
-            "rows_read": self.rows,
-            "valid": self.valid,
-            "rejected": self.rejected,
-            "rejects_by_check": [
-                {"column": column, "check": check, "rejects": count}
-                for (column, check), count in sorted(self.checks.items())
-            ],
-        }
-        if self.source == "claims":
-            entry["adjudicated"] = self.valid
-        return entry
 
 
 @dataclass
@@ -160,32 +140,6 @@ def partition_count(paths: Sequence[str], rows_per_partition: int) -> int:
             packed = 4 if path.lower().endswith(".gz") else 1
             rows += Path(path).stat().st_size * packed // BYTES_PER_ROW
     return max(1, math.ceil(rows / rows_per_partition))
-
-
-def _merge_counts(files: dict[str, FileCounts], found: dict[str, FileCounts]) -> None:
-    for path, counts in found.items():
-        total = files[path]
-        total.valid += counts.valid
-        total.rejected += counts.rejected
-        for key, count in counts.checks.items():
-            total.checks[key] = total.checks.get(key, 0) + count
-
-
-def _count(files: dict[str, FileCounts], validated: Validated) -> None:
-    valid = validated.valid[SOURCE_FILE].astype("str").value_counts()
-    for path, count in valid.items():
-        files[str(path)].valid += int(count)
-    rejects = validated.rejects
-    if rejects.empty:
-        return
-    rows = rejects.drop_duplicates([SOURCE_FILE, SOURCE_ROW])[SOURCE_FILE].value_counts()
-    for path, count in rows.items():
-        files[str(path)].rejected += int(count)
-    by_check = rejects.groupby([SOURCE_FILE, "column", "check"], observed=True).size()
-    for (path, column, check), count in zip(by_check.index, by_check, strict=True):
-        key = (str(column), str(check))
-        counts = files[str(path)].checks
-        counts[key] = counts.get(key, 0) + int(count)
 
 
 class SortedParquetWriter:
@@ -334,7 +288,7 @@ def execute(
                 )
                 for found, counts, rows in pool(_validate_task, context, partitions):
                     rejects.append(found)
-                    _merge_counts(files, counts)
+                    merge_counts(files, counts)
                     observer.advance("validating", rows)
                 observer.finish("validating")
                 for found_parts, found_units, rows in pool(_decide_task, context, partitions):
@@ -394,7 +348,7 @@ def _load_register(
     )
     register_file.rows = read[0].rows
     register = validate_authorizations(register_text)
-    _count({authorizations: register_file}, register)
+    count_validated({authorizations: register_file}, register)
     state = register_state(register.valid, as_of)
     invalid_members = frozenset(
         register_text.loc[register_text.index.difference(register.valid.index), "member_id"]
@@ -504,7 +458,7 @@ def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int
     validated = validate_claims(to_frame(table), context.as_of)
     paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
     counts = {path: FileCounts(path, "claims") for path in paths}
-    _count(counts, validated)
+    count_validated(counts, validated)
     valid = pa.Table.from_pandas(
         validated.valid, schema=context.by_member.schema, preserve_index=False
     )

@@ -33,8 +33,9 @@ from pipeline.publish import publishing
 from pipeline.report import write_report
 from pipeline.rules import Rules
 from pipeline.validate import (
+    FileCounts,
     Validated,
-    counts_by_file,
+    count_validated,
     sort_rejects,
     validate_authorizations,
     validate_claims,
@@ -103,17 +104,15 @@ def validate_files(
 
 def validation_summary(result: ValidationResult) -> dict[str, object]:
     """What ``validate`` reports: rows read, valid and rejected per file, rejects per check."""
-    claims = counts_by_file(result.claims, result.claim_files)
-    register = (
-        counts_by_file(result.register, result.register_files)
-        if result.register is not None
-        else []
-    )
-    return {
-        "as_of": result.as_of.isoformat(),
-        "inputs": [{"source": "claims", **c} for c in claims]
-        + [{"source": "authorizations", **r} for r in register],
-    }
+    parts = [("claims", result.claims, result.claim_files)]
+    if result.register is not None:
+        parts.append(("authorizations", result.register, result.register_files))
+    entries = []
+    for source, validated, read in parts:
+        files = {f.path: FileCounts(f.path, source, rows=f.rows) for f in read}
+        count_validated(files, validated)
+        entries += [counts.as_dict(adjudicated=False) for counts in files.values()]
+    return {"as_of": result.as_of.isoformat(), "inputs": entries}
 
 
 def publish_validation(result: ValidationResult, out: Path) -> None:

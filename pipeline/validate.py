@@ -8,9 +8,8 @@ none is valid. A row is in exactly one of the two.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import pandera.pandas as pa
 import pyarrow
 from pandera.errors import SchemaErrors
 
-from pipeline.io import SOURCE_FILE, SOURCE_ROW, InputFile, to_frame
+from pipeline.io import SOURCE_FILE, SOURCE_ROW, to_frame
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import TEXT_DTYPE, message_template, row_rule_for
@@ -182,33 +181,59 @@ def sort_rejects(rejects: pd.DataFrame) -> pd.DataFrame:
     return rejects.loc[order].reset_index(drop=True)
 
 
-def counts_by_file(validated: Validated, files: Sequence[InputFile]) -> list[dict[str, object]]:
-    """Rows read, valid and rejected per input file, with rejects counted per check."""
+@dataclass
+class FileCounts:
+    """Rows read, valid and rejected in one input file, and its rejects per check."""
+
+    path: str
+    source: str
+    rows: int = 0
+    valid: int = 0
+    rejected: int = 0
+    checks: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def as_dict(self, *, adjudicated: bool = True) -> dict[str, object]:
+        """The file's entry in summary.json (claims files of a run also say how many
+        lines were adjudicated: the valid ones)."""
+        entry: dict[str, object] = {
+            "source": self.source,
+            "path": self.path,
+            "rows_read": self.rows,
+            "valid": self.valid,
+            "rejected": self.rejected,
+            "rejects_by_check": [
+                {"column": column, "check": check, "rejects": count}
+                for (column, check), count in sorted(self.checks.items())
+            ],
+        }
+        if adjudicated and self.source == "claims":
+            entry["adjudicated"] = self.valid
+        return entry
+
+
+def count_validated(files: dict[str, FileCounts], validated: Validated) -> None:
+    """Add a validation's valid rows, rejected rows and rejects per check to ``files``."""
     valid = validated.valid[SOURCE_FILE].astype("str").value_counts()
+    for path, count in zip(valid.index, valid, strict=True):
+        files[str(path)].valid += int(count)
     rejects = validated.rejects
-    rejected_rows = rejects.drop_duplicates([SOURCE_FILE, SOURCE_ROW])[SOURCE_FILE].value_counts()
+    if rejects.empty:
+        return
+    rows = rejects.drop_duplicates([SOURCE_FILE, SOURCE_ROW])[SOURCE_FILE].value_counts()
+    for path, count in zip(rows.index, rows, strict=True):
+        files[str(path)].rejected += int(count)
     by_check = rejects.groupby([SOURCE_FILE, "column", "check"], observed=True).size()
-    summary: list[dict[str, object]] = []
-    for file in files:
-        path = file.path
-        # A partial key on a MultiIndex selects a Series; pandas-stubs say a scalar.
-        checks = (
-            cast("pd.Series", by_check.loc[path])
-            if path in by_check.index.get_level_values(0)
-            else None
-        )
-        summary.append(
-            {
-                "path": path,
-                "rows_read": file.rows,
-                "valid": int(valid.get(path, 0)),
-                "rejected": int(rejected_rows.get(path, 0)),
-                "rejects_by_check": []
-                if checks is None
-                else [
-                    {"column": column, "check": check, "rejects": int(count)}
-                    for (column, check), count in zip(checks.index, checks, strict=True)
-                ],
-            }
-        )
-    return summary
+    for (path, column, check), count in zip(by_check.index, by_check, strict=True):
+        key = (str(column), str(check))
+        checks = files[str(path)].checks
+        checks[key] = checks.get(key, 0) + int(count)
+
+
+def merge_counts(files: dict[str, FileCounts], found: dict[str, FileCounts]) -> None:
+    """Add counts made elsewhere (a partition, a worker) to ``files``."""
+    for path, counts in found.items():
+        total = files[path]
+        total.valid += counts.valid
+        total.rejected += counts.rejected
+        for key, count in counts.checks.items():
+            total.checks[key] = total.checks.get(key, 0) + count
