@@ -51,7 +51,14 @@ from pipeline.io import (
     write_json,
     write_parquet,
 )
-from pipeline.ledger import LEDGER_SCHEMA, LedgerState, ledger_rows, read_ledger, taken_before
+from pipeline.ledger import (
+    LEDGER_SCHEMA,
+    LedgerState,
+    ledger_rows,
+    read_ledger,
+    sorted_entry,
+    taken_before,
+)
 from pipeline.partition import Spill, partition_of, stable_hash
 from pipeline.progress import Observer, Silent
 from pipeline.rules import Rules
@@ -310,12 +317,11 @@ def execute(
         ),
     ]
     if ledger is not None:
-        rows = pd.concat(units, ignore_index=True) if units else None
-        ledger_table = _sorted_ledger(rows)
+        entry = sorted_entry(units)
         outputs.append(
             (
                 "units.parquet",
-                write_parquet(ledger_table, directory / "units.parquet", schema=LEDGER_SCHEMA),
+                write_parquet(entry, directory / "units.parquet", schema=LEDGER_SCHEMA),
             )
         )
     execution = Execution(
@@ -356,20 +362,6 @@ def _load_register(
         .astype(str)
     )
     return register_file, register, state, invalid_members
-
-
-def _sorted_ledger(rows: pd.DataFrame | None) -> pd.DataFrame:
-    if rows is None or rows.empty:
-        return LEDGER_SCHEMA.empty_table().to_pandas()
-    keys = [
-        "kind",
-        "claim_id",
-        "claim_line_number",
-        "released_by",
-        "authorization_id",
-        "hcpcs_code",
-    ]
-    return rows.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def _scatter_claims(

@@ -171,10 +171,26 @@ def ledger_rows(run_id: str, takes: pd.DataFrame, lines: pd.DataFrame) -> pd.Dat
         }
     )
     frame = pd.concat([take_rows, release_rows], ignore_index=True)
-    frame = frame.sort_values(["kind", "claim_id", "claim_line_number"], kind="stable")
-    return frame.reset_index(drop=True).astype(
-        {c: "str" for c in LEDGER_COLUMNS if c != "units"} | {"units": "float64"}
-    )
+    return frame.astype({c: "str" for c in LEDGER_COLUMNS if c != "units"} | {"units": "float64"})
+
+
+SORT_KEYS = [
+    "kind",
+    "claim_id",
+    "claim_line_number",
+    "released_by",
+    "authorization_id",
+    "hcpcs_code",
+]
+
+
+def sorted_entry(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """A run's entry from its partitions' rows, in an order no partitioning changes."""
+    rows = [part for part in parts if not part.empty]
+    if not rows:
+        return empty_ledger_rows()
+    frame = pd.concat(rows, ignore_index=True)
+    return frame.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
 
 
 def stage_entry(ledger: Path, run_id: str, units: Path, published_dir: Path) -> Path:
