@@ -292,6 +292,12 @@ def execute(
                     state_partition=state_partition,
                     invalid_members=invalid_members,
                     ledger_state=ledger_state,
+                    ledger_partition=None
+                    if ledger_state is None
+                    else partition_of(
+                        pa.array(ledger_state.rows["member_id"].astype("str"), pa.string()),
+                        partitions,
+                    ),
                 )
                 for found, counts, rows in pool(_validate_task, context, partitions):
                     rejects.append(found)
@@ -405,6 +411,7 @@ class _Context:
     state_partition: np.ndarray | None = None
     invalid_members: frozenset[str] = frozenset()
     ledger_state: LedgerState | None = None
+    ledger_partition: np.ndarray | None = None
 
 
 _CONTEXT: _Context | None = None
@@ -418,15 +425,15 @@ def _slim(context: _Context, task: Callable[[int], Any], index: int) -> _Context
     assert context.state is not None and context.state_partition is not None
     chosen = context.state_partition == index
     ledger_state = context.ledger_state
-    if ledger_state is not None and not ledger_state.rows.empty:
-        members = pa.array(ledger_state.rows["member_id"].astype("str"), pa.string())
-        mine = partition_of(members, context.partitions) == index
+    if ledger_state is not None and context.ledger_partition is not None:
+        mine = context.ledger_partition == index
         ledger_state = replace(ledger_state, rows=ledger_state.rows[mine])
     return replace(
         context,
         state=context.state[chosen],
         state_partition=context.state_partition[chosen],
         ledger_state=ledger_state,
+        ledger_partition=None,
     )
 
 
@@ -463,17 +470,16 @@ def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame, int]:
     """Pass 3 for one member partition: its figures, its units, and its decided lines
     scattered to their ranges of claim_id (written by this task alone)."""
     context = _context()
-    assert context.state is not None and context.state_partition is not None
+    assert context.state is not None, "the context is slimmed to this partition's rows"
     assert context.by_range is not None and context.bounds is not None
     lines = to_frame(context.by_member.read(index))
     parts = SummaryParts()
     if lines.empty:
         return parts, pd.DataFrame(), 0
-    chosen = context.state_partition == index
     ledger_state = context.ledger_state
     partition = Partition(
         lines=lines,
-        register=context.state[chosen].reset_index(drop=True),
+        register=context.state.reset_index(drop=True),
         members_with_invalid_records=context.invalid_members,
         units_taken_before=taken_before(ledger_state, lines) if ledger_state is not None else None,
     )
@@ -502,8 +508,9 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
     if count <= 1:
 
         def serial(task: Callable[[int], Any], context: _Context, partitions: int) -> Iterator[Any]:
-            _enter(context)
-            return (task(index) for index in range(partitions))
+            for index in range(partitions):
+                _enter(_slim(context, task, index))
+                yield task(index)
 
         yield serial
         return

@@ -26,11 +26,7 @@ K = TypeVar("K", bound=Hashable)
 
 def cents(amounts: pd.Series) -> np.ndarray:
     """Decimal amounts as integer cents."""
-    if isinstance(amounts.array, pd.arrays.ArrowExtensionArray):
-        # A zero-copy view of the Arrow data: private, so pandas-stubs do not know it.
-        array = amounts.array._pa_array  # type: ignore[attr-defined]  # noqa: SLF001
-    else:
-        array = pa.array(amounts)
+    array = pa.array(amounts)  # no copy for Arrow-backed amounts
     scaled = pc.multiply(array.cast(pa.decimal128(16, 2)), pa.scalar(100, pa.decimal128(3, 0)))
     return np.asarray(scaled.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
