@@ -12,6 +12,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.rules import Rules
 from schemas.checks import parse_dates, parse_datetimes
@@ -28,6 +29,21 @@ CODE_NOT_AUTHORIZED = "CODE_NOT_AUTHORIZED"
 NO_AUTHORIZATION = "NO_AUTHORIZATION"
 
 TAKES_COLUMNS = ["line", "authorization_id", "hcpcs_code", "units"]
+
+STATE_SCHEMA = pa.schema(
+    [
+        pa.field("authorization_id", pa.string()),
+        pa.field("member_id", pa.string()),
+        pa.field("hcpcs_code", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("valid_from", pa.timestamp("s")),
+        pa.field("valid_to", pa.timestamp("s")),
+        pa.field("units_approved", pa.float64()),
+        pa.field("provider_npi", pa.string()),
+        pa.field("recorded_at", pa.timestamp("s")),
+    ]
+)
+"""The register state (:func:`register_state`) as Arrow, for spilling it by member."""
 
 
 def register_state(register: pd.DataFrame, as_of: datetime) -> pd.DataFrame:

@@ -38,12 +38,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.authorization import register_state
+from pipeline.authorization import STATE_SCHEMA, register_state
 from pipeline.decide import DECISION_COLUMNS, Partition, decide
 from pipeline.io import (
     SOURCE_FILE,
     SOURCE_ROW,
-    read_inputs,
     sha256_of,
     text_batches,
     text_schema,
@@ -65,7 +64,6 @@ from pipeline.rules import Rules
 from pipeline.summary import SummaryParts
 from pipeline.validate import (
     FileCounts,
-    Validated,
     count_validated,
     merge_counts,
     sort_rejects,
@@ -74,7 +72,7 @@ from pipeline.validate import (
 )
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
-from schemas.outputs import REJECT_COLUMNS
+from schemas.outputs import REJECT_COLUMNS, empty_rejects
 
 _T = TypeVar("_T")
 
@@ -234,6 +232,11 @@ def execute(
         required=claims_contract.REQUIRED_COLUMNS,
         one_of=[("claim_line_start_date", "claim_start_date")],
     )
+    register_schema = text_schema(
+        [authorizations],
+        contract=register_contract.CONTRACT_COLUMNS,
+        required=register_contract.REQUIRED_COLUMNS,
+    )
     with ThreadPoolExecutor(max_workers=1) as hashing:
         digests: dict[str, Future[str]] = {
             path: hashing.submit(sha256_of, path)
@@ -241,14 +244,17 @@ def execute(
         }
         partitions = partition_count(claims, rows_per_partition)
         files = {path: FileCounts(path, "claims") for path in claims}
-        register_file, register, state, invalid_members = _load_register(authorizations, as_of)
-        state_partition = partition_of(pa.array(state["member_id"], pa.string()), partitions)
+        register_file = FileCounts(authorizations, "authorizations")
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
         output_schema = pa.schema([*schema, *DECISION_FIELDS])
         with (
+            Spill(partition_count([authorizations], rows_per_partition), register_schema) as by_key,
+            Spill(partitions, STATE_SCHEMA) as state_by_member,
             Spill(partitions, schema) as by_claim,
             Spill(partitions, schema) as by_member,
         ):
+            _scatter_register(authorizations, register_schema, by_key, register_file)
+            by_key.close_writers()
             sample = _scatter_claims(
                 claims, schema, by_claim, files, partitions=partitions, observer=observer
             )
@@ -274,7 +280,7 @@ def execute(
             bounds = _range_bounds(sample, partitions)
             parts = SummaryParts()
             units: list[pd.DataFrame] = []
-            rejects = []
+            rejects: list[pd.DataFrame] = []
             with (
                 Spill(len(bounds) + 1, output_schema) as by_range,
                 _workers(workers if partitions > 1 else 1) as pool,
@@ -285,12 +291,11 @@ def execute(
                     partitions,
                     by_claim,
                     by_member,
+                    register_by_key=by_key,
+                    state_by_member=state_by_member,
                     by_range=by_range,
                     bounds=bounds,
                     run_id=run_id,
-                    state=state,
-                    state_partition=state_partition,
-                    invalid_members=invalid_members,
                     ledger_state=ledger_state,
                     ledger_partition=None
                     if ledger_state is None
@@ -299,6 +304,7 @@ def execute(
                         partitions,
                     ),
                 )
+                context, register_valid_rows = _register_pass(pool, context, register_file, rejects)
                 for found, counts, rows in pool(_validate_task, context, partitions):
                     rejects.append(found)
                     merge_counts(files, counts)
@@ -314,7 +320,7 @@ def execute(
                     writer.write(table.take(_sort_keys(table)))
                     observer.advance("writing", table.num_rows)
                 adjudicated_rows = writer.close()
-    all_rejects = sort_rejects(pd.concat([*rejects, register.rejects], ignore_index=True))
+    all_rejects = sort_rejects(pd.concat(rejects, ignore_index=True))
     outputs = [
         ("adjudicated.parquet", adjudicated_rows),
         (
@@ -336,7 +342,7 @@ def execute(
         ledger=ledger_state,
         files=[*files.values(), register_file],
         parts=parts,
-        register_valid_rows=len(register.valid),
+        register_valid_rows=register_valid_rows,
     )
     write_json(summary_of(execution, as_of, rules), directory / "summary.json")
     execution.outputs = [
@@ -348,26 +354,30 @@ def execute(
     return execution
 
 
-def _load_register(
-    authorizations: str, as_of: datetime
-) -> tuple[FileCounts, Validated, pd.DataFrame, frozenset[str]]:
-    """The register read and validated, its state as of the run, and members with invalid rows."""
-    register_file = FileCounts(authorizations, "authorizations")
-    register_text, read = read_inputs(
-        [authorizations],
-        contract=register_contract.CONTRACT_COLUMNS,
-        required=register_contract.REQUIRED_COLUMNS,
-    )
-    register_file.rows = read[0].rows
-    register = validate_authorizations(register_text)
-    count_validated({authorizations: register_file}, register)
-    state = register_state(register.valid, as_of)
-    invalid_members = frozenset(
-        register_text.loc[register_text.index.difference(register.valid.index), "member_id"]
-        .dropna()
-        .astype(str)
-    )
-    return register_file, register, state, invalid_members
+def _scatter_register(path: str, schema: pa.Schema, spill: Spill, counts: FileCounts) -> None:
+    """The register's rows to partitions by ``authorization_id``: every version of an
+    authorization meets, for its checks and for its state as of the run."""
+    for batch in text_batches(path, schema, register_contract.CONTRACT_COLUMNS):
+        counts.rows += batch.num_rows
+        spill.add(batch, partition_of(batch.column("authorization_id"), spill.partitions))
+
+
+def _register_pass(
+    pool: _Runner[Any], context: _Context, counts: FileCounts, rejects: list[pd.DataFrame]
+) -> tuple[_Context, int]:
+    """Validate the register partition by partition; the context with the members of
+    its invalid rows, and how many rows were valid. Rejects are added to ``rejects``."""
+    assert context.register_by_key is not None
+    invalid_members: set[str] = set()
+    valid = 0
+    for found, found_counts, invalid, valid_rows in pool(
+        _register_task, context, context.register_by_key.partitions
+    ):
+        rejects.append(found)
+        merge_counts({counts.path: counts}, found_counts)
+        invalid_members.update(invalid)
+        valid += valid_rows
+    return replace(context, invalid_members=frozenset(invalid_members)), valid
 
 
 def _scatter_claims(
@@ -404,11 +414,11 @@ class _Context:
     partitions: int
     by_claim: Spill
     by_member: Spill
+    register_by_key: Spill | None = None
+    state_by_member: Spill | None = None
     by_range: Spill | None = None
     bounds: pa.Array | None = None
     run_id: str = ""
-    state: pd.DataFrame | None = None
-    state_partition: np.ndarray | None = None
     invalid_members: frozenset[str] = frozenset()
     ledger_state: LedgerState | None = None
     ledger_partition: np.ndarray | None = None
@@ -418,23 +428,15 @@ _CONTEXT: _Context | None = None
 
 
 def _slim(context: _Context, task: Callable[[int], Any], index: int) -> _Context:
-    """Only what one task needs: validation needs no register; a partition's
-    decisions need only its members' register rows and ledger rows."""
-    if task is _validate_task:
-        return replace(context, state=None, state_partition=None, ledger_state=None)
-    assert context.state is not None and context.state_partition is not None
-    chosen = context.state_partition == index
+    """Only what one task needs: a partition's decisions need only its members'
+    ledger rows; nothing else needs the ledger."""
     ledger_state = context.ledger_state
-    if ledger_state is not None and context.ledger_partition is not None:
+    if task is not _decide_task or ledger_state is None:
+        return replace(context, ledger_state=None, ledger_partition=None)
+    if context.ledger_partition is not None:
         mine = context.ledger_partition == index
         ledger_state = replace(ledger_state, rows=ledger_state.rows[mine])
-    return replace(
-        context,
-        state=context.state[chosen],
-        state_partition=context.state_partition[chosen],
-        ledger_state=ledger_state,
-        ledger_partition=None,
-    )
+    return replace(context, ledger_state=ledger_state, ledger_partition=None)
 
 
 def _enter(context: _Context) -> None:
@@ -447,13 +449,36 @@ def _context() -> _Context:
     return _CONTEXT
 
 
+def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]:
+    """Register pass for one partition of authorizations: its rejects, its counts, the
+    members of its invalid rows, and its state as of the run scattered to the members'
+    partitions (written by this task alone)."""
+    context = _context()
+    assert context.register_by_key is not None and context.state_by_member is not None
+    table = context.register_by_key.read(index)
+    if table.num_rows == 0:
+        return empty_rejects(), {}, set(), 0
+    text = to_frame(table)
+    validated = validate_authorizations(text)
+    paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
+    counts = {path: FileCounts(path, "authorizations") for path in paths}
+    count_validated(counts, validated)
+    invalid = text.loc[text.index.difference(validated.valid.index), "member_id"].dropna()
+    state = pa.Table.from_pandas(
+        register_state(validated.valid, context.as_of), schema=STATE_SCHEMA, preserve_index=False
+    )
+    with context.state_by_member.writer_for(index) as spill:
+        spill.add(state, partition_of(state.column("member_id"), context.partitions))
+    return validated.rejects, counts, set(invalid.astype(str)), len(validated.valid)
+
+
 def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int]:
     """Pass 2 for one claim partition: its rejects, its counts, and its valid lines
     scattered to their member partitions (written by this task alone)."""
     context = _context()
     table = context.by_claim.read(index)
     if table.num_rows == 0:
-        return pd.DataFrame(), {}, 0
+        return empty_rejects(), {}, 0
     validated = validate_claims(to_frame(table), context.as_of)
     paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
     counts = {path: FileCounts(path, "claims") for path in paths}
@@ -470,7 +495,7 @@ def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame, int]:
     """Pass 3 for one member partition: its figures, its units, and its decided lines
     scattered to their ranges of claim_id (written by this task alone)."""
     context = _context()
-    assert context.state is not None, "the context is slimmed to this partition's rows"
+    assert context.state_by_member is not None
     assert context.by_range is not None and context.bounds is not None
     lines = to_frame(context.by_member.read(index))
     parts = SummaryParts()
@@ -479,7 +504,7 @@ def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame, int]:
     ledger_state = context.ledger_state
     partition = Partition(
         lines=lines,
-        register=context.state.reset_index(drop=True),
+        register=_state_of(context.state_by_member.read(index)),
         members_with_invalid_records=context.invalid_members,
         units_taken_before=taken_before(ledger_state, lines) if ledger_state is not None else None,
     )
@@ -492,6 +517,12 @@ def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame, int]:
     with context.by_range.writer_for(index) as spill:
         spill.add(decided_table, _range_of(decided_table.column("claim_id"), context.bounds))
     return parts, ledger_rows(context.run_id, took, lines), len(lines)
+
+
+def _state_of(table: pa.Table) -> pd.DataFrame:
+    """A member partition's register state, in the order a whole-register state has."""
+    ordered = table.sort_by([("authorization_id", "ascending"), ("hcpcs_code", "ascending")])
+    return to_frame(ordered)
 
 
 _Runner = Callable[[Callable[[int], _T], _Context, int], Iterator[_T]]
