@@ -173,6 +173,16 @@ REGISTER_COLUMNS = (
 # --- small vectorised helpers --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Offsets:
+    """Where a part's numbering starts, so that parts written one after another share no
+    claim, member or authorization."""
+
+    claims: int = 0
+    members: int = 0
+    authorizations: int = 0
+
+
 def _choice(rng: np.random.Generator, p: Sequence[float] | np.ndarray, size: int) -> np.ndarray:
     """Indices into a vocabulary drawn with probabilities ``p`` (normalised)."""
     weights = np.asarray(p, dtype=float)
@@ -339,7 +349,7 @@ class _Claims:
         return len(self.sizes)
 
 
-def _claims(rng: np.random.Generator, lines: int) -> _Claims:
+def _claims(rng: np.random.Generator, lines: int, offsets: Offsets) -> _Claims:
     # 1 to 4 lines a claim, the last claim cut so that there are exactly `lines`.
     sizes = np.asarray(LINES_PER_CLAIM)[_choice(rng, LINES_PER_CLAIM_P, lines)]
     ends = np.cumsum(sizes)
@@ -350,7 +360,7 @@ def _claims(rng: np.random.Generator, lines: int) -> _Claims:
     line_number = np.arange(lines) - (np.cumsum(sizes) - sizes)[claim_of] + 1
 
     n_members = max(1, lines // LINES_PER_MEMBER)
-    member_ids = rng.permutation(n_members) + 1_000_000
+    member_ids = rng.permutation(n_members) + 1_000_000 + offsets.members
     member_plan = _choice(rng, PLAN_TYPES_P, n_members)
 
     member = rng.integers(0, n_members, size=n)
@@ -494,7 +504,13 @@ def _roughly_needs_authorization(claims: _Claims) -> np.ndarray:
 
 
 def _authorizations(
-    rng: np.random.Generator, count: int, claims: _Claims, lines: _Lines, codes: _Codes
+    rng: np.random.Generator,
+    count: int,
+    claims: _Claims,
+    lines: _Lines,
+    codes: _Codes,
+    *,
+    offsets: Offsets,
 ) -> _Authorizations:
     # Providers mostly ask for authorization where it is needed: outside PPO plans and the
     # exempt settings (inpatient, emergency, ambulatory surgery). Roughly; this is not the policy.
@@ -540,7 +556,7 @@ def _authorizations(
     recorded_second = rng.integers(6 * 3600, 20 * 3600, size=count)
     return _Authorizations(
         lines=picked,
-        number=rng.permutation(count) + 100_000_000,
+        number=rng.permutation(count) + 100_000_000 + offsets.authorizations,
         member=member,
         code=code,
         status=_choice(rng, STATUSES_P, count),
@@ -617,11 +633,17 @@ def _reported_numbers(rng: np.random.Generator, base: _Authorizations, lines: _L
 
 
 def _claim_columns(
-    claims: _Claims, lines: _Lines, codes: _Codes, npis: np.ndarray, reported: pa.Array
+    claims: _Claims,
+    lines: _Lines,
+    codes: _Codes,
+    npis: np.ndarray,
+    reported: pa.Array,
+    *,
+    offsets: Offsets,
 ) -> dict[str, pa.Array]:
     of = claims.claim_of
     per_line = pa.array(of)
-    claim_ids = _text_ids("C", np.arange(claims.count) + 10_000_000, 10)
+    claim_ids = _text_ids("C", np.arange(claims.count) + 10_000_000 + offsets.claims, 10)
     plan = _take(PLAN_TYPES, claims.member_plan[claims.member])
     plan = _where(claims.plan_lower, pc.utf8_lower(plan), plan)
     frequency = _take(("1", "", "7", "8"), claims.frequency, null=1)
@@ -704,19 +726,38 @@ def generate_tables(
         raise ValueError("lines must be at least 1")
     if not 0.0 <= bad_fraction <= 1.0:
         raise ValueError("bad_fraction must be between 0 and 1")
-    rng = np.random.default_rng(seed)
+    claims, register, _ = _part(
+        np.random.default_rng(seed), lines, bad_fraction, register_ratio, Offsets()
+    )
+    return claims, register
+
+
+def _part(
+    rng: np.random.Generator,
+    lines: int,
+    bad_fraction: float,
+    register_ratio: float,
+    offsets: Offsets,
+) -> tuple[pa.Table, pa.Table, Offsets]:
+    """One part's claim lines and register, and where the next part's numbering starts."""
     npis, wrong_npis = _npi_pool(rng, NPI_POOL_SIZE)
     codes = _code_vocabulary()
-    claims = _claims(rng, lines)
+    claims = _claims(rng, lines, offsets)
     line_values = _lines(rng, claims, codes)
     target = max(1, round(lines * register_ratio))
-    base = _authorizations(rng, max(1, round(target / 1.15)), claims, line_values, codes)
+    count = max(1, round(target / 1.15))
+    base = _authorizations(rng, count, claims, line_values, codes, offsets=offsets)
     register = _register(rng, base, target=target, claims=claims, codes=codes, npis=npis)
     reported = _reported_numbers(rng, base, line_values)
-    columns = _claim_columns(claims, line_values, codes, npis, reported)
+    columns = _claim_columns(claims, line_values, codes, npis, reported, offsets=offsets)
     # Defects come last, so the rest matches the clean file of the same seed.
     _add_defects(rng, columns, bad_fraction, wrong_npis)
-    return pa.table({name: columns[name] for name in CLAIM_COLUMNS}), register
+    following = Offsets(
+        claims=offsets.claims + claims.count,
+        members=offsets.members + len(claims.member_ids),
+        authorizations=offsets.authorizations + count,
+    )
+    return pa.table({name: columns[name] for name in CLAIM_COLUMNS}), register, following
 
 
 def _take_npi(pool: np.ndarray, indices: np.ndarray) -> pa.Array:
@@ -740,13 +781,76 @@ def generate(
 # --- writing ---------------------------------------------------------------------------------
 
 
+PART_LINES = 10_000_000
+"""Lines generated at a time: a file of more is written part after part, each with its own
+members, claims and authorizations, so that memory does not grow with the file (a 10M-line
+part takes about 5 GB). Files of up to this many lines are one part, as before."""
+
+
+class _TableWriter:
+    """CSV (unquoted; no generated value holds a comma or quote) or Parquet, by extension,
+    written one table after another under one header."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
+        self.schema: pa.Schema | None = None
+
+    def write(self, table: pa.Table) -> None:
+        table = table.replace_schema_metadata(None)
+        if self.writer is None:
+            self.schema = table.schema
+            if self.path.suffix == ".parquet":
+                self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+            else:
+                options = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
+                self.writer = pacsv.CSVWriter(self.path, table.schema, write_options=options)
+        self.writer.write_table(table.cast(self.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 def write_table(table: pa.Table, path: Path) -> None:
-    """CSV (unquoted; no generated value holds a comma or quote) or Parquet, by extension."""
-    if path.suffix == ".parquet":
-        pq.write_table(table.replace_schema_metadata(None), path, compression="zstd")
-        return
-    options = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
-    pacsv.write_csv(table, path, write_options=options)
+    """One table to ``path`` (CSV or Parquet by extension)."""
+    writer = _TableWriter(path)
+    writer.write(table)
+    writer.close()
+
+
+def write_generated(
+    lines: int,
+    seed: int,
+    out: Path,
+    *,
+    bad_fraction: float = 0.0,
+    register_ratio: float = REGISTER_RATIO,
+    file_format: str = "csv",
+    part_lines: int = PART_LINES,
+) -> None:
+    """``out/claims.<format>`` and ``out/authorizations.<format>`` of ``lines`` lines.
+
+    Up to ``part_lines`` lines this is :func:`generate_tables` written out; beyond, parts
+    of ``part_lines`` (seeded by ``[seed, part]``) follow one another in the same files.
+    """
+    if lines < 1:
+        raise ValueError("lines must be at least 1")
+    if not 0.0 <= bad_fraction <= 1.0:
+        raise ValueError("bad_fraction must be between 0 and 1")
+    out.mkdir(parents=True, exist_ok=True)
+    claims_file = _TableWriter(out / f"claims.{file_format}")
+    register_file = _TableWriter(out / f"authorizations.{file_format}")
+    offsets = Offsets()
+    for part, start in enumerate(range(0, lines, part_lines)):
+        rng = np.random.default_rng(seed if part == 0 else [seed, part])
+        size = min(part_lines, lines - start)
+        claims, register, offsets = _part(rng, size, bad_fraction, register_ratio, offsets)
+        claims_file.write(claims)
+        register_file.write(register)
+        del claims, register
+    claims_file.close()
+    register_file.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -770,12 +874,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--lines must be at least 1")
     if not 0.0 <= args.bad_fraction <= 1.0:
         parser.error("--bad-fraction must be between 0 and 1")
-    claims, register = generate_tables(
-        args.lines, args.seed, args.bad_fraction, register_ratio=args.register_ratio
+    write_generated(
+        args.lines,
+        args.seed,
+        args.out,
+        bad_fraction=args.bad_fraction,
+        register_ratio=args.register_ratio,
+        file_format=args.format,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_table(claims, args.out / f"claims.{args.format}")
-    write_table(register, args.out / f"authorizations.{args.format}")
 
 
 if __name__ == "__main__":
