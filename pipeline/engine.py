@@ -247,11 +247,13 @@ def execute(
         register_file = FileCounts(authorizations, "authorizations")
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
         output_schema = pa.schema([*schema, *DECISION_FIELDS])
+        workers = workers if partitions > 1 else 1
+        one_writer = workers == 1  # tasks run one after another in this process
         with (
             Spill(partition_count([authorizations], rows_per_partition), register_schema) as by_key,
-            Spill(partitions, STATE_SCHEMA) as state_by_member,
+            Spill(partitions, STATE_SCHEMA, one_writer=one_writer) as state_by_member,
             Spill(partitions, schema) as by_claim,
-            Spill(partitions, schema) as by_member,
+            Spill(partitions, schema, one_writer=one_writer) as by_member,
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
             by_key.close_writers()
@@ -260,30 +262,16 @@ def execute(
             )
             observer.finish("reading")
             by_claim.close_writers()
-            inputs = [
-                {
-                    "source": f.source,
-                    "path": f.path,
-                    "sha256": digests[f.path].result(),
-                    "rows": f.rows,
-                }
-                for f in [*files.values(), register_file]
-            ]
-            run_id = run_id_for(
-                [
-                    *sorted(str(i["sha256"]) for i in inputs),
-                    as_of.isoformat(),
-                    rules.digest,
-                    *(f"{n}:{s}" for n, s in (ledger_state.entries if ledger_state else ())),
-                ]
+            inputs, run_id = _identity(
+                [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
             bounds = _range_bounds(sample, partitions)
             parts = SummaryParts()
             units: list[pd.DataFrame] = []
             rejects: list[pd.DataFrame] = []
             with (
-                Spill(len(bounds) + 1, output_schema) as by_range,
-                _workers(workers if partitions > 1 else 1) as pool,
+                Spill(len(bounds) + 1, output_schema, one_writer=one_writer) as by_range,
+                _workers(workers) as pool,
             ):
                 context = _Context(
                     as_of,
@@ -309,6 +297,7 @@ def execute(
                     rejects.append(found)
                     merge_counts(files, counts)
                     observer.advance("validating", rows)
+                by_member.close_writers()
                 observer.finish("validating")
                 for found_parts, found_units, rows in pool(_decide_task, context, partitions):
                     parts.merge(found_parts)
@@ -354,6 +343,29 @@ def execute(
     return execution
 
 
+def _identity(
+    files: list[FileCounts],
+    digests: dict[str, Future[str]],
+    as_of: datetime,
+    rules: Rules,
+    ledger_state: LedgerState | None,
+) -> tuple[list[dict[str, object]], str]:
+    """The manifest's inputs (content digests and rows) and the run's id."""
+    inputs: list[dict[str, object]] = [
+        {"source": f.source, "path": f.path, "sha256": digests[f.path].result(), "rows": f.rows}
+        for f in files
+    ]
+    run_id = run_id_for(
+        [
+            *sorted(str(i["sha256"]) for i in inputs),
+            as_of.isoformat(),
+            rules.digest,
+            *(f"{n}:{s}" for n, s in (ledger_state.entries if ledger_state else ())),
+        ]
+    )
+    return inputs, run_id
+
+
 def _scatter_register(path: str, schema: pa.Schema, spill: Spill, counts: FileCounts) -> None:
     """The register's rows to partitions by ``authorization_id``: every version of an
     authorization meets, for its checks and for its state as of the run."""
@@ -367,7 +379,7 @@ def _register_pass(
 ) -> tuple[_Context, int]:
     """Validate the register partition by partition; the context with the members of
     its invalid rows, and how many rows were valid. Rejects are added to ``rejects``."""
-    assert context.register_by_key is not None
+    assert context.register_by_key is not None and context.state_by_member is not None
     invalid_members: set[str] = set()
     valid = 0
     for found, found_counts, invalid, valid_rows in pool(
@@ -377,6 +389,7 @@ def _register_pass(
         merge_counts({counts.path: counts}, found_counts)
         invalid_members.update(invalid)
         valid += valid_rows
+    context.state_by_member.close_writers()
     return replace(context, invalid_members=frozenset(invalid_members)), valid
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,10 @@ class Spill:
 
     Several writers may fill one spill at once (worker processes, each with its
     own ``source`` number): each writes its own file per partition, and a
-    partition is read back as its sources' files in source order.
+    partition is read back as its sources' files in source order. In one
+    process (``one_writer``) tasks write one after another through the spill's
+    own files, which then hold their rows in the same order: one file per
+    partition, not one per partition and task.
     """
 
     def __init__(
@@ -88,18 +92,26 @@ class Spill:
         *,
         directory: Path | None = None,
         source: int = 0,
+        one_writer: bool = False,
     ) -> None:
         self.partitions = partitions
         self.schema = schema
         self.source = source
+        self.one_writer = one_writer
         self.directory = directory or Path(tempfile.mkdtemp(prefix="adjudicate-spill-", dir=where))
         self._owner = directory is None
         self._writers: dict[int, ipc.RecordBatchStreamWriter] = {}
         self.rows = np.zeros(partitions, dtype=np.int64)
 
-    def writer_for(self, source: int) -> Spill:
-        """Another writer into the same files, for a worker writing as ``source``."""
-        return Spill(self.partitions, self.schema, directory=self.directory, source=source)
+    @contextmanager
+    def writer_for(self, source: int) -> Iterator[Spill]:
+        """A writer for the task numbered ``source``: its own files, closed when it is
+        done; or, for a ``one_writer`` spill, the spill's own, left open."""
+        if self.one_writer:
+            yield self
+            return
+        with Spill(self.partitions, self.schema, directory=self.directory, source=source) as spill:
+            yield spill
 
     def _path(self, partition: int) -> Path:
         return self.directory / f"{partition:05d}-{self.source:05d}.arrow"
@@ -132,11 +144,16 @@ class Spill:
         self._writers.clear()
 
     def read(self, partition: int) -> pa.Table:
-        """One partition's rows: each source's in the order added, sources in order."""
+        """One partition's rows: each source's in the order added, sources in order.
+
+        Each partition is read once: its files are deleted as they are read (the
+        table maps them; the disk space is freed when it is dropped).
+        """
         tables = []
         for path in sorted(self.directory.glob(f"{partition:05d}-*.arrow")):
             with ipc.open_stream(pa.memory_map(str(path))) as reader:
                 tables.append(reader.read_all())
+            path.unlink()
         if not tables:
             return self.schema.empty_table()
         return pa.concat_tables(tables)
