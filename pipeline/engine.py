@@ -266,8 +266,6 @@ def execute(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
             bounds = _range_bounds(sample, partitions)
-            parts = SummaryParts()
-            units: list[pd.DataFrame] = []
             rejects: list[pd.DataFrame] = []
             with (
                 Spill(len(bounds) + 1, output_schema, one_writer=one_writer) as by_range,
@@ -299,11 +297,7 @@ def execute(
                     observer.advance("validating", rows)
                 by_member.close_writers()
                 observer.finish("validating")
-                for found_parts, found_units, rows in pool(_decide_task, context, partitions):
-                    parts.merge(found_parts)
-                    units.append(found_units)
-                    observer.advance("deciding", rows)
-                observer.finish("deciding", parts.decisions())
+                parts, units = _decide_pass(pool, context, observer)
                 writer = SortedParquetWriter(directory / "adjudicated.parquet", output_schema)
                 for _, table in by_range:
                     writer.write(table.take(_sort_keys(table)))
@@ -391,6 +385,21 @@ def _register_pass(
         valid += valid_rows
     context.state_by_member.close_writers()
     return replace(context, invalid_members=frozenset(invalid_members)), valid
+
+
+def _decide_pass(
+    pool: _Runner[Any], context: _Context, observer: Observer
+) -> tuple[SummaryParts, list[pd.DataFrame]]:
+    """Decide every member partition: the summary's figures and the ledger entry's parts."""
+    parts = SummaryParts()
+    units: list[pd.DataFrame] = []
+    for found_parts, found_units, rows in pool(_decide_task, context, context.partitions):
+        parts.merge(found_parts)
+        if found_units is not None:
+            units.append(found_units)
+        observer.advance("deciding", rows)
+    observer.finish("deciding", parts.decisions())
+    return parts, units
 
 
 def _scatter_claims(
@@ -496,15 +505,19 @@ def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int
     paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
     counts = {path: FileCounts(path, "claims") for path in paths}
     count_validated(counts, validated)
-    valid = pa.Table.from_pandas(
-        validated.valid, schema=context.by_member.schema, preserve_index=False
+    checked = pa.Table.from_pandas(
+        validated.checked, schema=context.by_member.schema, preserve_index=False
+    )
+    # Rejected rows go nowhere (-1); the rest to their member's partition.
+    partition = np.where(
+        validated.passed, partition_of(checked.column("member_id"), context.partitions), -1
     )
     with context.by_member.writer_for(index) as spill:
-        spill.add(valid, partition_of(valid.column("member_id"), context.partitions))
+        spill.add(checked, partition)
     return validated.rejects, counts, table.num_rows
 
 
-def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame, int]:
+def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame | None, int]:
     """Pass 3 for one member partition: its figures, its units, and its decided lines
     scattered to their ranges of claim_id (written by this task alone)."""
     context = _context()
@@ -529,7 +542,9 @@ def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame, int]:
     )
     with context.by_range.writer_for(index) as spill:
         spill.add(decided_table, _range_of(decided_table.column("claim_id"), context.bounds))
-    return parts, ledger_rows(context.run_id, took, lines), len(lines)
+    # A run without a ledger keeps no entry: nothing that grows with the input is held.
+    entry = ledger_rows(context.run_id, took, lines) if ledger_state is not None else None
+    return parts, entry, len(lines)
 
 
 def _state_of(table: pa.Table) -> pd.DataFrame:

@@ -117,13 +117,18 @@ class Spill:
         return self.directory / f"{partition:05d}-{self.source:05d}.arrow"
 
     def add(self, table: pa.Table, partition: np.ndarray) -> None:
-        """Scatter ``table``'s rows to their partitions, keeping their order within each."""
+        """Scatter ``table``'s rows to their partitions, keeping their order within each.
+
+        A row whose partition is negative is left out (one copy of the rows, not a
+        filter and then a scatter).
+        """
         table = table.select(self.schema.names).cast(self.schema)
-        if self.partitions == 1:
+        dropped = int(np.count_nonzero(partition < 0))
+        if self.partitions == 1 and not dropped:
             self._write(0, table)
             return
-        order = np.argsort(partition, kind="stable")
-        counts = np.bincount(partition, minlength=self.partitions)
+        order = np.argsort(partition, kind="stable")[dropped:]
+        counts = np.bincount(partition[partition >= 0], minlength=self.partitions)
         bounds = np.concatenate([[0], np.cumsum(counts)])
         shuffled = table.take(pa.array(order))
         for index in np.flatnonzero(counts):

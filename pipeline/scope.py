@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.rules import Rules
@@ -34,18 +35,14 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         )
     frequency = lines["claim_frequency_code"].fillna("1")
     void = frequency.eq("8").to_numpy(bool)
-    releasing = lines[frequency.isin(["7", "8"])]
-    released = pd.MultiIndex.from_arrays([lines["member_id"], lines["claim_id"]]).isin(
-        pd.MultiIndex.from_arrays([releasing["member_id"], releasing["original_claim_id"]])
-    )
     bill_type = lines["bill_type_code"].str.replace(r"^0(\d{3})$", r"\1", regex=True)
-    units = pd.to_numeric(lines["service_unit_quantity"], errors="coerce").fillna(1.0)
+    units = _numbers(lines["service_unit_quantity"], pa.float64()).fillna(1.0)
     rendered_by = lines["rendering_npi"].fillna(lines["facility_npi"]).fillna(lines["billing_npi"])
     return pd.DataFrame(
         {
             "claim": claim_codes(lines["claim_id"]),
             "claim_id": lines["claim_id"],
-            "line_number": pd.to_numeric(lines["claim_line_number"]).astype("int64"),
+            "line_number": _numbers(lines["claim_line_number"], pa.int64()).astype("int64"),
             "claim_type": lines["claim_type"],
             "member_id": lines["member_id"],
             "plan_type": lines["plan_type"],
@@ -56,7 +53,7 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
             "hcpcs_code": lines["hcpcs_code"],
             "professional_component": professional_component,
             "void": void,
-            "takes_no_units": professional_component | void | released,
+            "takes_no_units": professional_component | void | _released(lines, frequency),
             "units": units.astype("float64"),
             "rendering_npi": lines["rendering_npi"],
             "facility_npi": lines["facility_npi"],
@@ -67,6 +64,36 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         },
         index=lines.index,
     )
+
+
+def _numbers(text: pd.Series, kind: pa.DataType) -> pd.Series:
+    """Validated numeric text as numbers (an empty value is missing)."""
+    try:
+        values = pc.cast(arrow(text), kind).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_numeric(text, errors="coerce")
+    return pd.Series(values, index=text.index)
+
+
+def _released(lines: pd.DataFrame, frequency: pd.Series) -> np.ndarray:
+    """True on lines of a claim that a replacement (7) or void (8) of the same member names."""
+    releasing = frequency.isin(["7", "8"]).to_numpy(bool)
+    if not releasing.any():
+        return np.zeros(len(lines), dtype=bool)
+    member = _codes(arrow(lines["member_id"]))
+    named = arrow(lines["original_claim_id"]).filter(pa.array(releasing))
+    claims = _codes(pa.chunked_array([*arrow(lines["claim_id"]).chunks, *named.chunks]))
+    width = int(claims.max(initial=0)) + 1
+    key = member * width + claims[: len(lines)]
+    named_key = member[releasing] * width + claims[len(lines) :]
+    named_key = named_key[~pc.is_null(named).to_numpy(zero_copy_only=False)]
+    return np.isin(key, named_key)
+
+
+def _codes(values: pa.ChunkedArray) -> np.ndarray:
+    """A dense integer per distinct value (nulls get one of their own)."""
+    encoded = pc.dictionary_encode(values.combine_chunks(), null_encoding="encode")
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def behavioral_health(lines: pd.DataFrame, rules: Rules) -> np.ndarray:
@@ -83,7 +110,8 @@ def behavioral_health(lines: pd.DataFrame, rules: Rules) -> np.ndarray:
 def code_in_force(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """The code table row in force for each line's code on its date of service."""
     table = rules.code_table
-    candidates = facts[["hcpcs_code", "date_of_service"]].reset_index(names="line")
+    listed = facts["hcpcs_code"].isin(table["hcpcs_code"]).to_numpy(bool)
+    candidates = facts.loc[listed, ["hcpcs_code", "date_of_service"]].reset_index(names="line")
     joined = candidates.merge(table, on="hcpcs_code", how="inner")
     starts_ok = joined["effective_from"].isna() | (
         joined["effective_from"] <= joined["date_of_service"]

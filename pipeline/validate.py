@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -26,10 +27,20 @@ from schemas.outputs import REJECT_COLUMNS, empty_rejects
 
 @dataclass(frozen=True)
 class Validated:
-    """The rows that passed every check, and one rejects row per failure of the others."""
+    """The rows checked (case normalized), which passed every check, and one rejects
+    row per failure of the others."""
 
-    valid: pd.DataFrame
+    checked: pd.DataFrame
+    passed: np.ndarray
     rejects: pd.DataFrame
+
+    @cached_property
+    def valid(self) -> pd.DataFrame:
+        """The rows that passed every check, keeping their index (made when first asked
+        for: the engine takes them straight to their partitions instead)."""
+        if self.passed.all():
+            return self.checked
+        return rows_where(self.checked, self.passed)
 
     @property
     def rejected_rows(self) -> int:
@@ -79,10 +90,10 @@ def _validate(
         schema.validate(checked, lazy=True, inplace=True)
     except SchemaErrors as errors:
         rejects = _rejects_from_failures(errors.failure_cases, frame, source)
-        failed = np.zeros(len(frame), dtype=bool)
-        failed[rejects.pop("_row").to_numpy()] = True
-        return Validated(valid=rows_where(frame, ~failed), rejects=rejects)
-    return Validated(valid=frame, rejects=empty_rejects())
+        passed = np.ones(len(frame), dtype=bool)
+        passed[rejects.pop("_row").to_numpy()] = False
+        return Validated(checked=frame, passed=passed, rejects=rejects)
+    return Validated(checked=frame, passed=np.ones(len(frame), dtype=bool), rejects=empty_rejects())
 
 
 def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
@@ -213,9 +224,9 @@ class FileCounts:
 
 def count_validated(files: dict[str, FileCounts], validated: Validated) -> None:
     """Add a validation's valid rows, rejected rows and rejects per check to ``files``."""
-    valid = validated.valid[SOURCE_FILE].astype("str").value_counts()
-    for path, count in zip(valid.index, valid, strict=True):
-        files[str(path)].valid += int(count)
+    sources = pyarrow.array(validated.checked[SOURCE_FILE]).filter(pyarrow.array(validated.passed))
+    for entry in sources.value_counts().to_pylist():
+        files[str(entry["values"])].valid += int(entry["counts"])
     rejects = validated.rejects
     if rejects.empty:
         return
