@@ -7,6 +7,7 @@ none is valid. A row is in exactly one of the two.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,14 +64,26 @@ def validate_claims(lines: pd.DataFrame, as_of: datetime) -> Validated:
         lines, claims_contract.UPPER_CASE_COLUMNS, claims_contract.LOWER_CASE_COLUMNS
     )
     schema = claims_contract.claims_schema(as_of)
-    return _validate(lines, schema, claims_contract.CONTRACT_COLUMNS, source="claims")
+    return _validate(
+        lines,
+        schema,
+        claims_contract.CONTRACT_COLUMNS,
+        source="claims",
+        row_rule_columns=claims_contract.ROW_RULE_COLUMNS,
+    )
 
 
 def validate_authorizations(register: pd.DataFrame) -> Validated:
     """Check register rows read as text against the register contract."""
     register = normalize_case(register, register_contract.UPPER_CASE_COLUMNS)
     schema = register_contract.AuthorizationInput.to_schema()
-    return _validate(register, schema, register_contract.CONTRACT_COLUMNS, source="authorizations")
+    return _validate(
+        register,
+        schema,
+        register_contract.CONTRACT_COLUMNS,
+        source="authorizations",
+        row_rule_columns=register_contract.CONTRACT_COLUMNS,
+    )
 
 
 def _validate(
@@ -79,21 +92,40 @@ def _validate(
     contract_columns: Sequence[str],
     *,
     source: str,
+    row_rule_columns: Sequence[str],
 ) -> Validated:
     frame = frame.reset_index(drop=True)
     as_text = {
         c: frame[c].astype(TEXT_DTYPE) for c in contract_columns if frame[c].dtype != TEXT_DTYPE
     }
     frame = frame.assign(**as_text) if as_text else frame
-    checked = frame[list(contract_columns)]
+    # The column checks see every contract column; the row rules only the columns they read.
+    columns_only = copy.copy(schema)
+    columns_only.checks = []
+    row_rules_only = pa.DataFrameSchema(checks=schema.checks)
+    failures = [
+        found
+        for found in (
+            _failures(columns_only, frame[list(contract_columns)]),
+            _failures(row_rules_only, frame[list(row_rule_columns)]),
+        )
+        if found is not None
+    ]
+    passed = np.ones(len(frame), dtype=bool)
+    if not failures:
+        return Validated(checked=frame, passed=passed, rejects=empty_rejects())
+    rejects = _rejects_from_failures(pd.concat(failures, ignore_index=True), frame, source)
+    passed[rejects.pop("_row").to_numpy()] = False
+    return Validated(checked=frame, passed=passed, rejects=rejects)
+
+
+def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Pandera's failure cases of a lazy validation, or None when every check passed."""
     try:
-        schema.validate(checked, lazy=True, inplace=True)
+        schema.validate(frame, lazy=True, inplace=True)
     except SchemaErrors as errors:
-        rejects = _rejects_from_failures(errors.failure_cases, frame, source)
-        passed = np.ones(len(frame), dtype=bool)
-        passed[rejects.pop("_row").to_numpy()] = False
-        return Validated(checked=frame, passed=passed, rejects=rejects)
-    return Validated(checked=frame, passed=np.ones(len(frame), dtype=bool), rejects=empty_rejects())
+        return errors.failure_cases
+    return None
 
 
 def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
