@@ -24,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import math
 import multiprocessing
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -250,10 +252,13 @@ def execute(
         workers = workers if partitions > 1 else 1
         one_writer = workers == 1  # tasks run one after another in this process
         with (
-            Spill(partition_count([authorizations], rows_per_partition), register_schema) as by_key,
-            Spill(partitions, STATE_SCHEMA, one_writer=one_writer) as state_by_member,
-            Spill(partitions, schema) as by_claim,
-            Spill(partitions, schema, one_writer=one_writer) as by_member,
+            _spill_root(directory) as where,
+            Spill(
+                partition_count([authorizations], rows_per_partition), register_schema, where
+            ) as by_key,
+            Spill(partitions, STATE_SCHEMA, where, one_writer=one_writer) as state_by_member,
+            Spill(partitions, schema, where) as by_claim,
+            Spill(partitions, schema, where, one_writer=one_writer) as by_member,
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
             by_key.close_writers()
@@ -268,7 +273,7 @@ def execute(
             bounds = _range_bounds(sample, partitions)
             rejects: list[pd.DataFrame] = []
             with (
-                Spill(len(bounds) + 1, output_schema, one_writer=one_writer) as by_range,
+                Spill(len(bounds) + 1, output_schema, where, one_writer=one_writer) as by_range,
                 _workers(workers) as pool,
             ):
                 context = _Context(
@@ -335,6 +340,17 @@ def execute(
     execution.outputs.sort(key=lambda f: str(f["path"]))
     observer.finish("writing")
     return execution
+
+
+@contextmanager
+def _spill_root(directory: Path) -> Iterator[Path]:
+    """Where a run's spill files go: a hidden directory inside its (staging) output
+    directory, removed when the run ends; a killed run leaves them only there."""
+    root = Path(tempfile.mkdtemp(prefix=".spill-", dir=directory))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _identity(

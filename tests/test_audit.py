@@ -313,9 +313,15 @@ def test_sigkill_at_random_moments_leaves_no_directory(
     shutil.rmtree(ledger)
     chooser = random.Random(20261127)
     out = tmp_path / "out"
+    temporary = tmp_path / "tmp"  # the system's temporary directory, as the runs see it
+    temporary.mkdir()
+    environment = {**os.environ, "TMPDIR": str(temporary)}
     for _ in range(6):
         process = subprocess.Popen(
-            [*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*command, "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment,
         )
         time.sleep(chooser.uniform(0.05, duration * 0.95))
         process.send_signal(signal.SIGKILL)
@@ -325,8 +331,11 @@ def test_sigkill_at_random_moments_leaves_no_directory(
             shutil.rmtree(out)
         leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
         assert all(name.endswith(".partial") for name in leftovers)
+        # Spill files live inside the staging directory, not in the system's temporary one.
+        assert not list(temporary.iterdir())
     subprocess.run([*command, "--out", str(out)], check=True, capture_output=True)
     assert (out / "manifest.json").is_file()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "no spill is published"
     entries = [p.name for p in ledger.iterdir() if not p.name.startswith(".")]
     manifest = json.loads((out / "manifest.json").read_text())
     assert any(manifest["run_id"] in name for name in entries)
