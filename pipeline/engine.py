@@ -150,7 +150,11 @@ def partition_count(paths: Sequence[str], rows_per_partition: int) -> int:
 
 
 class SortedParquetWriter:
-    """Writes tables that arrive in order as Parquet row groups of a fixed size."""
+    """Writes tables that arrive in order as Parquet row groups of a fixed size.
+
+    Each row group is encoded in a background thread while the caller sorts the next
+    range (both release the GIL); one group at a time, in order.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.writer = pq.ParquetWriter(str(path), schema, compression="zstd")
@@ -158,6 +162,8 @@ class SortedParquetWriter:
         self.pending: list[pa.Table] = []
         self.buffered = 0
         self.rows = 0
+        self.encoder = ThreadPoolExecutor(max_workers=1)
+        self.encoding: Future[None] | None = None
 
     def write(self, table: pa.Table) -> None:
         self.pending.append(table)
@@ -167,14 +173,24 @@ class SortedParquetWriter:
 
     def _flush(self, rows: int) -> None:
         combined = pa.concat_tables(self.pending)
-        self.writer.write_table(combined.slice(0, rows), row_group_size=rows)
+        self._wait()
+        self.encoding = self.encoder.submit(
+            self.writer.write_table, combined.slice(0, rows), row_group_size=rows
+        )
         rest = combined.slice(rows)
         self.pending, self.buffered = [rest], rest.num_rows
         self.rows += rows
 
+    def _wait(self) -> None:
+        if self.encoding is not None:
+            self.encoding.result()  # raises what the write raised
+            self.encoding = None
+
     def close(self) -> int:
         if self.buffered:
             self._flush(self.buffered)
+        self._wait()
+        self.encoder.shutdown()
         self.writer.close()
         return self.rows
 
