@@ -1,7 +1,11 @@
 """The local engine: one run in bounded memory, partition after partition.
 
-Four passes, each holding one partition at a time:
+Passes, each holding one partition at a time:
 
+0. read the register in batches and scatter its rows by a stable hash of
+   ``authorization_id`` (every version of an authorization meets); validate
+   each partition, take its state as of the run and scatter the state by a
+   stable hash of ``member_id``;
 1. read the claims files in batches and scatter the rows by a stable hash of
    ``claim_id``: every line of a claim, and every copy of a line, meet;
 2. validate each claim partition with the contract (duplicates and claims
@@ -12,9 +16,11 @@ Four passes, each holding one partition at a time:
 4. sort each range and append it to ``adjudicated.parquet`` in fixed-size row
    groups, so the file is the same bytes whatever the partition count.
 
-Peak memory follows ``rows_per_partition``, not the input. Passes 2 and 3 can
-run in several worker processes (``workers``); each task writes its own spill
-files, read back in task order, so the output is the same bytes. A Spark
+Peak memory follows ``rows_per_partition``, not the input. Passes 0, 2 and 3
+can run in several worker processes (``workers``); each process writes its own
+spill file per partition. Which worker wrote a row does not change the output:
+the kernel does not depend on the order of a partition's rows, and the output
+is sorted on a key that is unique to a row, so the bytes are the same. A Spark
 engine would feed the same kernel the same member partitions
 (``applyInPandas``).
 """
@@ -266,15 +272,14 @@ def execute(
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
         output_schema = pa.schema([*schema, *DECISION_FIELDS])
         workers = workers if partitions > 1 else 1
-        one_writer = workers == 1  # tasks run one after another in this process
         with (
             _spill_root(directory) as where,
             Spill(
                 partition_count([authorizations], rows_per_partition), register_schema, where
             ) as by_key,
-            Spill(partitions, STATE_SCHEMA, where, one_writer=one_writer) as state_by_member,
+            Spill(partitions, STATE_SCHEMA, where) as state_by_member,
             Spill(partitions, schema, where) as by_claim,
-            Spill(partitions, schema, where, one_writer=one_writer) as by_member,
+            Spill(partitions, schema, where) as by_member,
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
             by_key.close_writers()
@@ -289,7 +294,7 @@ def execute(
             bounds = _range_bounds(sample, partitions)
             rejects: list[pd.DataFrame] = []
             with (
-                Spill(len(bounds) + 1, output_schema, where, one_writer=one_writer) as by_range,
+                Spill(len(bounds) + 1, output_schema, where) as by_range,
                 _workers(workers) as pool,
             ):
                 context = _Context(
@@ -506,7 +511,7 @@ def _context() -> _Context:
 def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]:
     """Register pass for one partition of authorizations: its rejects, its counts, the
     members of its invalid rows, and its state as of the run scattered to the members'
-    partitions (written by this task alone)."""
+    partitions (see :meth:`Spill.writer`)."""
     context = _context()
     assert context.register_by_key is not None and context.state_by_member is not None
     table = context.register_by_key.read(index)
@@ -517,18 +522,19 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
     counts = {path: FileCounts(path, "authorizations") for path in paths}
     count_validated(counts, validated)
-    invalid = text.loc[text.index.difference(validated.valid.index), "member_id"].dropna()
+    invalid = text["member_id"][~validated.passed].dropna()
     state = pa.Table.from_pandas(
         register_state(validated.valid, context.as_of), schema=STATE_SCHEMA, preserve_index=False
     )
-    with context.state_by_member.writer_for(index) as spill:
-        spill.add(state, partition_of(state.column("member_id"), context.partitions))
+    context.state_by_member.writer().add(
+        state, partition_of(state.column("member_id"), context.partitions)
+    )
     return validated.rejects, counts, set(invalid.astype(str)), len(validated.valid)
 
 
 def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int]:
     """Pass 2 for one claim partition: its rejects, its counts, and its valid lines
-    scattered to their member partitions (written by this task alone)."""
+    scattered to their member partitions (see :meth:`Spill.writer`)."""
     context = _context()
     table = context.by_claim.read(index)
     if table.num_rows == 0:
@@ -544,14 +550,13 @@ def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int
     partition = np.where(
         validated.passed, partition_of(checked.column("member_id"), context.partitions), -1
     )
-    with context.by_member.writer_for(index) as spill:
-        spill.add(checked, partition)
+    context.by_member.writer().add(checked, partition)
     return validated.rejects, counts, table.num_rows
 
 
 def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame | None, int]:
     """Pass 3 for one member partition: its figures, its units, and its decided lines
-    scattered to their ranges of claim_id (written by this task alone)."""
+    scattered to their ranges of claim_id (see :meth:`Spill.writer`)."""
     context = _context()
     assert context.state_by_member is not None
     assert context.by_range is not None and context.bounds is not None
@@ -572,8 +577,9 @@ def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame | None, int]:
     decided_table = pa.Table.from_pandas(
         output, schema=context.by_range.schema, preserve_index=False
     )
-    with context.by_range.writer_for(index) as spill:
-        spill.add(decided_table, _range_of(decided_table.column("claim_id"), context.bounds))
+    context.by_range.writer().add(
+        decided_table, _range_of(decided_table.column("claim_id"), context.bounds)
+    )
     # A run without a ledger keeps no entry: nothing that grows with the input is held.
     entry = ledger_rows(context.run_id, took, lines) if ledger_state is not None else None
     return parts, entry, len(lines)

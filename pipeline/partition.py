@@ -9,10 +9,10 @@ at a time, so peak memory follows the partition size, not the input size.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,15 +73,20 @@ def partition_of(values: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndar
     return (stable_hash(values) % np.uint64(partitions)).astype(np.int64)
 
 
+_PROCESS_WRITERS: dict[Path, Spill] = {}
+"""Each process's writer into each spill it writes from tasks (see :meth:`Spill.writer`)."""
+
+
 class Spill:
     """Arrow IPC files per partition in a private temporary directory.
 
-    Several writers may fill one spill at once (worker processes, each with its
-    own ``source`` number): each writes its own file per partition, and a
-    partition is read back as its sources' files in source order. In one
-    process (``one_writer``) tasks write one after another through the spill's
-    own files, which then hold their rows in the same order: one file per
-    partition, not one per partition and task.
+    The process that makes a spill scatters rows into it directly (``add``).
+    Tasks, in that process or in workers, write through :meth:`writer`: one
+    file per partition and process, left open from task to task. A partition
+    is read back as the files of every writer, in the order of their names;
+    what reads a partition written by several processes must not depend on
+    the order of its rows (the engine's kernel does not, and the output is
+    sorted).
     """
 
     def __init__(
@@ -92,29 +97,29 @@ class Spill:
         *,
         directory: Path | None = None,
         source: int = 0,
-        one_writer: bool = False,
     ) -> None:
         self.partitions = partitions
         self.schema = schema
         self.source = source
-        self.one_writer = one_writer
         self.directory = directory or Path(tempfile.mkdtemp(prefix="adjudicate-spill-", dir=where))
         self._owner = directory is None
         self._writers: dict[int, ipc.RecordBatchStreamWriter] = {}
         self.rows = np.zeros(partitions, dtype=np.int64)
 
-    @contextmanager
-    def writer_for(self, source: int) -> Iterator[Spill]:
-        """A writer for the task numbered ``source``: its own files, closed when it is
-        done; or, for a ``one_writer`` spill, the spill's own, left open."""
-        if self.one_writer:
-            yield self
-            return
-        with Spill(self.partitions, self.schema, directory=self.directory, source=source) as spill:
-            yield spill
+    def writer(self) -> Spill:
+        """This process's writer into the same files, for tasks: its own file per
+        partition, kept open across tasks. Files are written unbuffered, so once a
+        task has returned its rows can be read, whether or not the writer is closed."""
+        writer = _PROCESS_WRITERS.get(self.directory)
+        if writer is None:
+            writer = Spill(
+                self.partitions, self.schema, directory=self.directory, source=os.getpid()
+            )
+            _PROCESS_WRITERS[self.directory] = writer
+        return writer
 
     def _path(self, partition: int) -> Path:
-        return self.directory / f"{partition:05d}-{self.source:05d}.arrow"
+        return self.directory / f"{partition:05d}-{self.source:07d}.arrow"
 
     def add(self, table: pa.Table, partition: np.ndarray) -> None:
         """Scatter ``table``'s rows to their partitions, keeping their order within each.
@@ -137,19 +142,23 @@ class Spill:
     def _write(self, partition: int, table: pa.Table) -> None:
         writer = self._writers.get(partition)
         if writer is None:
-            writer = ipc.new_stream(str(self._path(partition)), self.schema)
+            sink = pa.OSFile(str(self._path(partition)), "wb")  # unbuffered
+            writer = ipc.new_stream(sink, self.schema)
             self._writers[partition] = writer
         writer.write_table(table)
         self.rows[partition] += table.num_rows
 
     def close_writers(self) -> None:
-        """Finish writing; partitions can be read from now on."""
+        """Finish writing, this process's task writer too; partitions can be read from now on."""
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+        task_writer = _PROCESS_WRITERS.pop(self.directory, None)
+        if task_writer is not None and task_writer is not self:
+            task_writer.close_writers()
 
     def read(self, partition: int) -> pa.Table:
-        """One partition's rows: each source's in the order added, sources in order.
+        """One partition's rows: each writer's in the order added, writers in order.
 
         Each partition is read once: its files are deleted as they are read (the
         table maps them; the disk space is freed when it is dropped).
