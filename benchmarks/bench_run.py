@@ -1,7 +1,7 @@
 """The whole nightly run against the DuckDB peer, on the same generated files.
 
     python benchmarks/bench_run.py [--lines 1000000 10000000] [--repeats 3] [--workers 1]
-                                   [--no-peer]
+                                   [--partition-rows 200000] [--no-peer]
 
 For each size: generate (once, seeded, under benchmarks/work/) a claims CSV and a register;
 run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB peer
@@ -9,7 +9,8 @@ run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB
 ``/usr/bin/time -v``; print median wall seconds, median peak RSS and the ratio ours / peer;
 then check that the two agree on every line where the core rules decide (voids and lines
 whose units ran out are the only ones the peer cannot judge). ``--no-peer`` runs ours alone
-(for 50M lines, where the flat memory is the point); ``--workers`` is passed to ours.
+(for 50M lines, where the flat memory is the point); ``--workers`` and ``--partition-rows``
+are passed to ours.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def timed(command: list[str]) -> tuple[float, float]:
     return seconds, max(int(rss.group(1)), peak_tree) / 1024
 
 
-def ours(folder: Path, out: Path, workers: int = 1) -> list[str]:
+def ours(folder: Path, out: Path, workers: int = 1, partition_rows: int = 200_000) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -119,6 +120,8 @@ def ours(folder: Path, out: Path, workers: int = 1) -> list[str]:
         "--quiet",
         "--workers",
         str(workers),
+        "--partition-rows",
+        str(partition_rows),
     ]
 
 
@@ -201,6 +204,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="ours: --workers")
+    parser.add_argument(
+        "--partition-rows", type=int, default=200_000, help="ours: --partition-rows"
+    )
     parser.add_argument("--no-peer", action="store_true", help="run ours alone")
     args = parser.parse_args()
     rows = []
@@ -212,7 +218,10 @@ def main() -> None:
         if not args.no_peer:
             peer_wall, peer_rss = measure(peer, folder, peer_out, repeats)
         our_wall, our_rss = measure(
-            functools.partial(ours, workers=args.workers), folder, ours_out, repeats
+            functools.partial(ours, workers=args.workers, partition_rows=args.partition_rows),
+            folder,
+            ours_out,
+            repeats,
         )
         judged = differ = 0
         if not args.no_peer:
@@ -228,8 +237,8 @@ def main() -> None:
             f"{repeats:>5} {judged:>10,} {differ:>7}"
         )
     print(
-        f"medians of the runs; ours with --workers {args.workers}; ratio = ours / duckdb wall "
-        "time, same files, same process tree"
+        f"medians of the runs; ours with --workers {args.workers} --partition-rows "
+        f"{args.partition_rows:,}; ratio = ours / duckdb wall time, same files, same process tree"
     )
 
 

@@ -19,6 +19,7 @@ import click
 
 from pipeline import __version__
 from pipeline.codecheck import Service, check_code
+from pipeline.engine import ROWS_PER_PARTITION
 from pipeline.errors import PipelineError
 from pipeline.progress import JsonLog, Observer, Silent, TerminalProgress
 from pipeline.publish import refuse_existing
@@ -191,6 +192,13 @@ HELD = 3
     help="Processes that validate and decide partitions side by side (same output).",
 )
 @click.option(
+    "--partition-rows",
+    type=click.IntRange(1, None),
+    default=ROWS_PER_PARTITION,
+    show_default=True,
+    help="Claim lines a partition holds: peak memory follows it (same output).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -210,6 +218,7 @@ def run(
     force: bool,
     quiet: bool,
     workers: int,
+    partition_rows: int,
     log_format: str,
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
@@ -224,6 +233,7 @@ def run(
         max_denial_rate=max_denial_rate,
         force=force,
         workers=workers,
+        rows_per_partition=partition_rows,
     )
     try:
         refuse_existing(out)

@@ -60,6 +60,14 @@ def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
     assert one["outputs"] == two["outputs"]
 
 
+def test_partition_size_and_workers_change_no_byte(tmp_path: Path) -> None:
+    assert sample_run(tmp_path / "default")[0] == 0
+    assert sample_run(tmp_path / "small", "--partition-rows", "10", "--workers", "2")[0] == 0
+    for name in ("adjudicated.parquet", "rejects.parquet", "summary.json", "report.html"):
+        default = (tmp_path / "default" / name).read_bytes()
+        assert (tmp_path / "small" / name).read_bytes() == default, name
+
+
 def test_manifest_names_every_input_and_output(tmp_path: Path) -> None:
     sample_run(tmp_path / "out")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
