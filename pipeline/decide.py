@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.authorization import AUTHORIZED, PENDING, authorization_outcomes
+from pipeline.io import text_of
 from pipeline.rules import Rules
 from pipeline.scope import in_program, line_facts
 from pipeline.setting import PLAN_EXCEPTION, exempt_setting, plan_exception
@@ -101,10 +102,11 @@ def _decision(in_scope: pd.Series, exempt_reason: pd.Series, reason: pd.Series) 
             reason.eq(AUTHORIZED).to_numpy(bool),
             reason.eq(PENDING).to_numpy(bool),
         ],
-        ["NOT_APPLICABLE", "EXEMPT", "AUTHORIZED", "PEND"],
-        default="DENY",
+        [0, 1, 2, 3],
+        default=4,
     )
-    return pd.Series(chosen, index=in_scope.index, dtype="str")
+    names = ["NOT_APPLICABLE", "EXEMPT", "AUTHORIZED", "PEND", "DENY"]
+    return text_of(chosen, names, in_scope.index)
 
 
 def _remittance(reason: pd.Series, denied: np.ndarray, rules: Rules) -> dict[str, pd.Series]:

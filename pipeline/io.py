@@ -98,6 +98,13 @@ def constant_text(value: str, rows: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(indices, pa.array([value])).cast(pa.string())
 
 
+def text_of(choice: np.ndarray, names: Sequence[str | None], index: pd.Index) -> pd.Series:
+    """``names[choice]`` on each row, as text: built in Arrow, since pandas converts a
+    NumPy array of strings value by value (20x slower at 200,000 rows)."""
+    values = pa.array(list(names), pa.string()).take(pa.array(choice, pa.int64()))
+    return pd.Series(pd.array(values, dtype="str"), index=index)
+
+
 def read_inputs(
     paths: Sequence[str],
     *,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.io import text_of
 from pipeline.rules import Rules
 
 PLAN_EXCEPTION = "PLAN_EXCEPTION"
@@ -45,16 +46,15 @@ def _shows(facts: pd.DataFrame, way: dict[str, frozenset[str]]) -> np.ndarray:
 def exempt_setting(facts: pd.DataFrame, rules: Rules) -> pd.Series:
     """The first exempt setting the line's claim shows, in the rules' order, else null."""
     conditions = []
-    reasons = []
+    reasons: list[str | None] = [None]
     for exemption in rules.active_exemptions:
         shown = np.zeros(len(facts), dtype=bool)
         for way in exemption.when:
             shown |= _shows(facts, way)
         conditions.append(shown)
         reasons.append(exemption.reason)
-    chosen = np.select(conditions, reasons, default="") if conditions else np.full(len(facts), "")
-    reason = pd.Series(chosen, index=facts.index, dtype="str")
-    return reason.where(reason.ne(""))
+    chosen = np.select(conditions, range(1, len(reasons)), default=0) if conditions else 0
+    return text_of(np.broadcast_to(chosen, len(facts)), reasons, facts.index)
 
 
 def plan_exception(facts: pd.DataFrame, rules: Rules) -> pd.Series:
