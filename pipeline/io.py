@@ -115,7 +115,7 @@ def read_inputs(
     """Read whole files of one table as text, with each row's file and 1-based data row.
 
     The same reading as the engine's, batch by batch (:func:`text_batches`),
-    gathered into one frame: for the register, and for ``validate``.
+    gathered into one frame: for ``validate``, which checks files by hand.
     """
     schema = text_schema(paths, contract=contract, required=required, one_of=one_of)
     tables: list[pa.Table] = []
@@ -190,7 +190,6 @@ at 10M and at 50M."""
 STREAM_ROWS = 131_072
 """Streamed blocks are gathered to at least this many rows before they are handed on, so
 that spilled partitions are not cut into slivers."""
-"""How much CSV text one batch holds: memory per batch, not per file."""
 
 
 def column_names(path: str) -> list[str]:

@@ -3,8 +3,9 @@
 A partition is a stable hash of a text key modulo the partition count: the same
 key lands in the same partition on every machine and every rerun (Python's
 ``hash()`` is salted per process, so it is not used). Rows are scattered batch
-by batch into one Arrow IPC file per partition, then read back one partition
-at a time, so peak memory follows the partition size, not the input size.
+by batch into Arrow IPC files per partition (one per process that writes), then
+read back one partition at a time, so peak memory follows the partition size,
+not the input size.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ _PROCESS_WRITERS: dict[Path, Spill] = {}
 
 
 class Spill:
-    """Arrow IPC files per partition in a private temporary directory.
+    """Arrow IPC files per partition in a directory of their own.
 
     The process that makes a spill scatters rows into it directly (``add``).
     Tasks, in that process or in workers, write through :meth:`writer`: one
@@ -104,12 +105,20 @@ class Spill:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="adjudicate-spill-", dir=where))
         self._owner = directory is None
         self._writers: dict[int, ipc.RecordBatchStreamWriter] = {}
+        self._sinks: dict[int, pa.NativeFile] = {}
         self.rows = np.zeros(partitions, dtype=np.int64)
 
     def writer(self) -> Spill:
         """This process's writer into the same files, for tasks: its own file per
         partition, kept open across tasks. Files are written unbuffered, so once a
-        task has returned its rows can be read, whether or not the writer is closed."""
+        task has returned its rows can be read, whether or not the writer is closed.
+
+        A process writes into one spill at a time (the passes follow one another),
+        so asking for this spill's writer lets go of the files of any other: they
+        are released, not closed, since another process may be reading them.
+        """
+        for directory in [d for d in _PROCESS_WRITERS if d != self.directory]:
+            _PROCESS_WRITERS.pop(directory).release()
         writer = _PROCESS_WRITERS.get(self.directory)
         if writer is None:
             writer = Spill(
@@ -145,6 +154,7 @@ class Spill:
             sink = pa.OSFile(str(self._path(partition)), "wb")  # unbuffered
             writer = ipc.new_stream(sink, self.schema)
             self._writers[partition] = writer
+            self._sinks[partition] = sink
         writer.write_table(table)
         self.rows[partition] += table.num_rows
 
@@ -153,9 +163,18 @@ class Spill:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+        self._sinks.clear()
         task_writer = _PROCESS_WRITERS.pop(self.directory, None)
         if task_writer is not None and task_writer is not self:
             task_writer.close_writers()
+
+    def release(self) -> None:
+        """Let go of the files without writing the end-of-stream marker: what was
+        written stays as it is (a stream is read to its end either way)."""
+        for sink in self._sinks.values():
+            sink.close()
+        self._sinks.clear()
+        self._writers.clear()
 
     def read(self, partition: int) -> pa.Table:
         """One partition's rows: each writer's in the order added, writers in order.

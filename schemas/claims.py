@@ -553,7 +553,8 @@ ROW_RULE_COLUMNS: tuple[str, ...] = (
 """The columns the row rules (the checks across columns and rows) read. They are checked
 on these columns alone: pandera reports a failing row with every column it is given, and
 the 25 diagnosis columns made a claim with one empty member_id cost 50 failure cases a line.
-A row rule that reads another column fails with a KeyError until it is added here."""
+A row rule that reads another column makes every validation fail ("validation failed
+without naming rows") until the column is added here."""
 
 UPPER_CASE_COLUMNS: tuple[str, ...] = (
     "plan_type",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -12,11 +15,12 @@ import pyarrow.csv as pacsv
 import pytest
 
 from benchmarks.generate import generate
-from pipeline.engine import execute
+from pipeline.engine import SortedParquetWriter, execute
 from pipeline.partition import partition_of, stable_hash
 from pipeline.rules import load_rules
 
 AS_OF = datetime(2026, 6, 30, 23, 59, 59)
+REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = ("adjudicated.parquet", "rejects.parquet", "summary.json", "units.parquet")
 
 
@@ -54,7 +58,7 @@ def test_output_is_the_same_bytes_whatever_the_partition_count(
     rules = load_rules()
     ledger = tmp_path / "ledger"
     runs = {}
-    # At 300 rows a partition the register, too, is split (over three partitions).
+    # At 300 rows a partition the register, too, is split (over four partitions).
     for rows in (10_000_000, 4_000, 300):
         out = tmp_path / f"rows-{rows}"
         out.mkdir()
@@ -103,3 +107,64 @@ def test_every_row_is_in_exactly_one_output(generated: tuple[str, str], tmp_path
     assert not valid & rejected
     assert valid | rejected == set(range(1, 30_001))
     assert len(adjudicated) == len(valid)
+
+
+def _run_limited(open_files: int, script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter that may open at most ``open_files`` files."""
+    limit = (
+        f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({open_files}, {open_files}))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", f"{limit}\n{textwrap.dedent(script)}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_workers_hold_one_spill_open_at_a_time(generated: tuple[str, str], tmp_path: Path) -> None:
+    # About a hundred partitions: a worker that kept the files of its three spills open
+    # (three hundred) would run out of a 230-file limit.
+    claims, register = generated
+    script = f"""
+        from datetime import datetime
+        from pathlib import Path
+        from pipeline.engine import execute
+        from pipeline.rules import load_rules
+        execute([{claims!r}], {register!r}, datetime(2026, 6, 30), load_rules(),
+                Path({str(tmp_path)!r}), rows_per_partition=300, workers=2)
+    """
+    finished = _run_limited(230, script)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert (tmp_path / "adjudicated.parquet").is_file()
+
+
+def test_too_many_partitions_for_the_open_file_limit_is_said(
+    generated: tuple[str, str], tmp_path: Path
+) -> None:
+    claims, register = generated
+    script = f"""
+        import sys
+        from pipeline.cli import main
+        sys.argv = ["adjudicate", "run", "--claims", {claims!r}, "--authorizations",
+                    {register!r}, "--as-of", "2026-06-30", "--out", {str(tmp_path / "out")!r},
+                    "--partition-rows", "300", "--force"]
+        main()
+    """
+    finished = _run_limited(100, script)
+    assert finished.returncode == 1
+    assert "open files" in finished.stderr and "--partition-rows" in finished.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_write_closes_the_output_and_its_thread(tmp_path: Path) -> None:
+    schema = pa.schema([pa.field("claim_id", pa.string())])
+    out = SortedParquetWriter(tmp_path / "out.parquet", schema)
+    with pytest.raises((pa.ArrowInvalid, ValueError)), out:
+        out.write(pa.table({"claim_id": pa.array([1, 2, 3])}))  # not the schema's type
+        out.close()
+    assert not out.writer.is_open
+    with pytest.raises(RuntimeError):  # the background thread has been shut down
+        out.encoder.submit(print)

@@ -26,6 +26,13 @@ def test_a_file_of_one_part_is_the_tables_written(tmp_path: Path) -> None:
         assert (tmp_path / "parts" / name).read_bytes() == (tmp_path / name).read_bytes()
 
 
+def test_parts_are_the_same_bytes_for_the_same_seed(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        write_generated(2_000, seed=5, out=tmp_path / name, bad_fraction=0.01, part_lines=600)
+    for name in ("claims.csv", "authorizations.csv"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
 def test_parts_share_no_claim_member_or_authorization(tmp_path: Path) -> None:
     write_generated(2_000, seed=5, out=tmp_path, part_lines=600)
     claims = _read(tmp_path / "claims.csv")

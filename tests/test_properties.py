@@ -135,10 +135,13 @@ def test_every_row_lands_in_exactly_one_place(
     for name in ("column", "check", "message"):
         assert rejects[name].notna().all()
         assert rejects[name].str.len().gt(0).all()
-    # Every placeholder is filled (a value that is itself "{column}" is quoted as written).
-    messages = rejects["message"][~rejects["value"].fillna("").str.contains("{", regex=False)]
+    # Every placeholder is filled; a value that is itself "{column}" is quoted as written.
+    braced = rejects["value"].fillna("").str.contains("{", regex=False)
+    messages = rejects["message"][~braced]
     assert not messages.str.contains("{value}", regex=False).any()
     assert not messages.str.contains("{column}", regex=False).any()
+    for value, message in zip(rejects["value"][braced], rejects["message"][braced], strict=True):
+        assert value in message
     assert not rejects[["source_row", "column", "check"]].duplicated().any()
 
     # What the contract promises of every valid line.
