@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.publish import OWNER_FILE, STAGING_SUFFIX, sweep_abandoned
 from tests.policy_helpers import NPI_A, NPI_B, auth, line
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -344,7 +346,30 @@ def test_sigkill_at_random_moments_leaves_no_directory(
     subprocess.run([*command, "--out", str(out)], check=True, capture_output=True)
     assert (out / "manifest.json").is_file()
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "no spill is published"
+    # The killed runs' staging directories were swept by the run that followed them.
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
     entries = [p.name for p in ledger.iterdir() if not p.name.startswith(".")]
     manifest = json.loads((out / "manifest.json").read_text())
     assert any(manifest["run_id"] in name for name in entries)
     assert os.listdir(out)
+
+
+def test_only_abandoned_staging_directories_are_swept(tmp_path: Path) -> None:
+    target = tmp_path / "out[1]"  # a name with glob characters
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    owners = {
+        "killed": f"{socket.gethostname()} {dead.pid}",
+        "running": f"{socket.gethostname()} {os.getpid()}",
+        "elsewhere": f"another-host {dead.pid}",
+        "unmarked": None,
+    }
+    for name, owner in owners.items():
+        staging = tmp_path / f".{target.name}.{name}{STAGING_SUFFIX}"
+        staging.mkdir()
+        if owner is not None:
+            (staging / OWNER_FILE).write_text(owner)
+    swept = sweep_abandoned(target)
+    assert [p.name for p in swept] == [f".{target.name}.killed{STAGING_SUFFIX}"]
+    left = sorted(p.name.split(".")[2] for p in tmp_path.iterdir())
+    assert left == ["elsewhere", "running", "unmarked"]
