@@ -58,6 +58,8 @@ def publishing(target: Path) -> Iterator[Path]:
         tempfile.mkdtemp(prefix=f".{target.name}.", suffix=STAGING_SUFFIX, dir=target.parent)
     )
     try:
+        # mkdtemp makes a private directory (0700); a published run is read by others.
+        os.chmod(staging, 0o777 & ~_umask())
         (staging / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         yield staging
         (staging / OWNER_FILE).unlink()
@@ -93,3 +95,9 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process: alive
         return True
     return True
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -70,6 +70,13 @@ def test_partition_size_and_workers_change_no_byte(tmp_path: Path) -> None:
         assert (tmp_path / "small" / name).read_bytes() == default, name
 
 
+def test_a_published_run_is_readable_as_the_umask_allows(tmp_path: Path) -> None:
+    assert sample_run(tmp_path / "out")[0] == 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
 def test_manifest_names_every_input_and_output(tmp_path: Path) -> None:
     sample_run(tmp_path / "out")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
