@@ -15,7 +15,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from benchmarks.generate import generate
-from pipeline.engine import SortedParquetWriter, execute
+from pipeline.engine import SortedParquetWriter, _range_of, execute
 from pipeline.partition import partition_of, stable_hash
 from pipeline.rules import load_rules
 
@@ -168,3 +168,15 @@ def test_a_failed_write_closes_the_output_and_its_thread(tmp_path: Path) -> None
     assert not out.writer.is_open
     with pytest.raises(RuntimeError):  # the background thread has been shut down
         out.encoder.submit(print)
+
+
+def test_a_claim_id_falls_in_the_range_its_bounds_say() -> None:
+    chooser = np.random.default_rng(3)
+    for _ in range(20):
+        ids = [f"C{n}" for n in chooser.integers(0, 300, int(chooser.integers(0, 2_000)))]
+        bounds = sorted({f"C{n}" for n in chooser.integers(0, 300, int(chooser.integers(0, 40)))})
+        half = len(ids) // 2
+        claim_ids = pa.chunked_array([pa.array(ids[:half], pa.string()), pa.array(ids[half:])])
+        # A claim id's range is how many bounds are at or below it.
+        expected = [sum(bound <= claim_id for bound in bounds) for claim_id in ids]
+        assert _range_of(claim_ids, pa.array(bounds, pa.string())).tolist() == expected
