@@ -714,6 +714,13 @@ def _add_defects(
         columns[column] = _where(masks[defect], value, columns[column])
 
 
+def _check(lines: int, bad_fraction: float) -> None:
+    if lines < 1:
+        raise ValueError("lines must be at least 1")
+    if not 0.0 <= bad_fraction <= 1.0:
+        raise ValueError("bad_fraction must be between 0 and 1")
+
+
 def generate_tables(
     lines: int,
     seed: int,
@@ -722,10 +729,7 @@ def generate_tables(
     register_ratio: float = REGISTER_RATIO,
 ) -> tuple[pa.Table, pa.Table]:
     """Claim lines and the register as Arrow tables of text (see the module's docstring)."""
-    if lines < 1:
-        raise ValueError("lines must be at least 1")
-    if not 0.0 <= bad_fraction <= 1.0:
-        raise ValueError("bad_fraction must be between 0 and 1")
+    _check(lines, bad_fraction)
     claims, register, _ = _part(
         np.random.default_rng(seed), lines, bad_fraction, register_ratio, Offsets()
     )
@@ -834,10 +838,7 @@ def write_generated(
     Up to ``part_lines`` lines this is :func:`generate_tables` written out; beyond, parts
     of ``part_lines`` (seeded by ``[seed, part]``) follow one another in the same files.
     """
-    if lines < 1:
-        raise ValueError("lines must be at least 1")
-    if not 0.0 <= bad_fraction <= 1.0:
-        raise ValueError("bad_fraction must be between 0 and 1")
+    _check(lines, bad_fraction)
     out.mkdir(parents=True, exist_ok=True)
     claims_file = _TableWriter(out / f"claims.{file_format}")
     register_file = _TableWriter(out / f"authorizations.{file_format}")

@@ -74,6 +74,7 @@ from pipeline.rules import Rules
 from pipeline.summary import SummaryParts
 from pipeline.validate import (
     FileCounts,
+    Validated,
     count_validated,
     merge_counts,
     sort_rejects,
@@ -554,21 +555,33 @@ def _context() -> _Context:
     return _CONTEXT
 
 
+def _validated(
+    spill: Spill, index: int, validate: Callable[[pd.DataFrame], Validated], source: str
+) -> tuple[Validated | None, dict[str, FileCounts]]:
+    """One partition of an input read and validated, with its counts per file (None for
+    an empty partition)."""
+    table = spill.read(index)
+    if table.num_rows == 0:
+        return None, {}
+    validated = validate(to_frame(table))
+    paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
+    counts = {path: FileCounts(path, source) for path in paths}
+    count_validated(counts, validated)
+    return validated, counts
+
+
 def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]:
     """Register pass for one partition of authorizations: its rejects, its counts, the
     members of its invalid rows, and its state as of the run scattered to the members'
     partitions (see :meth:`Spill.writer`)."""
     context = _context()
     assert context.register_by_key is not None and context.state_by_member is not None
-    table = context.register_by_key.read(index)
-    if table.num_rows == 0:
+    validated, counts = _validated(
+        context.register_by_key, index, validate_authorizations, "authorizations"
+    )
+    if validated is None:
         return empty_rejects(), {}, set(), 0
-    text = to_frame(table)
-    validated = validate_authorizations(text)
-    paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
-    counts = {path: FileCounts(path, "authorizations") for path in paths}
-    count_validated(counts, validated)
-    invalid = text["member_id"][~validated.passed].dropna()
+    invalid = validated.checked["member_id"][~validated.passed].dropna()
     state = pa.Table.from_pandas(
         register_state(validated.valid, context.as_of), schema=STATE_SCHEMA, preserve_index=False
     )
@@ -582,13 +595,11 @@ def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int
     """Pass 2 for one claim partition: its rejects, its counts, and its valid lines
     scattered to their member partitions (see :meth:`Spill.writer`)."""
     context = _context()
-    table = context.by_claim.read(index)
-    if table.num_rows == 0:
+    validated, counts = _validated(
+        context.by_claim, index, lambda lines: validate_claims(lines, context.as_of), "claims"
+    )
+    if validated is None:
         return empty_rejects(), {}, 0
-    validated = validate_claims(to_frame(table), context.as_of)
-    paths = pc.unique(table.column(SOURCE_FILE)).to_pylist()
-    counts = {path: FileCounts(path, "claims") for path in paths}
-    count_validated(counts, validated)
     checked = pa.Table.from_pandas(
         validated.checked, schema=context.by_member.schema, preserve_index=False
     )
@@ -597,7 +608,7 @@ def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int
         validated.passed, partition_of(checked.column("member_id"), context.partitions), -1
     )
     context.by_member.writer().add(checked, partition)
-    return validated.rejects, counts, table.num_rows
+    return validated.rejects, counts, checked.num_rows
 
 
 def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame | None, int]:

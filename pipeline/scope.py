@@ -16,7 +16,8 @@ from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS, date_of_service
 
 
 def claim_codes(claim_id: pd.Series) -> np.ndarray:
-    """A dense integer per claim, for claim-level flags without text group-bys."""
+    """A dense integer per claim (or per value of any text column), for claim-level flags
+    without text group-bys."""
     codes, _ = pd.factorize(claim_id)
     return np.asarray(codes)
 
@@ -80,20 +81,13 @@ def _released(lines: pd.DataFrame, frequency: pd.Series) -> np.ndarray:
     releasing = frequency.isin(["7", "8"]).to_numpy(bool)
     if not releasing.any():
         return np.zeros(len(lines), dtype=bool)
-    member = _codes(arrow(lines["member_id"]))
-    named = arrow(lines["original_claim_id"]).filter(pa.array(releasing))
-    claims = _codes(pa.chunked_array([*arrow(lines["claim_id"]).chunks, *named.chunks]))
+    member = claim_codes(lines["member_id"]).astype(np.int64)
+    named = lines["original_claim_id"][releasing]
+    claims = claim_codes(pd.concat([lines["claim_id"], named], ignore_index=True)).astype(np.int64)
     width = int(claims.max(initial=0)) + 1
     key = member * width + claims[: len(lines)]
     named_key = member[releasing] * width + claims[len(lines) :]
-    named_key = named_key[~pc.is_null(named).to_numpy(zero_copy_only=False)]
-    return np.isin(key, named_key)
-
-
-def _codes(values: pa.ChunkedArray) -> np.ndarray:
-    """A dense integer per distinct value (nulls get one of their own)."""
-    encoded = pc.dictionary_encode(values.combine_chunks(), null_encoding="encode")
-    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.isin(key, named_key[named.notna().to_numpy(bool)])
 
 
 def behavioral_health(lines: pd.DataFrame, rules: Rules) -> np.ndarray:
