@@ -7,12 +7,18 @@ Passes, each holding one partition at a time:
    each partition, take its state as of the run and scatter the state by a
    stable hash of ``member_id``;
 1. read the claims files in batches and scatter the rows by a stable hash of
-   ``claim_id``: every line of a claim, and every copy of a line, meet;
-2. validate each claim partition with the contract (duplicates and claims
-   whose lines disagree are local to it) and scatter the valid lines by a
-   stable hash of ``member_id``: a member's lines and authorizations meet;
-3. decide each member partition with the kernel (``pipeline.decide``) and
-   scatter the decided lines into ranges of ``claim_id``;
+   ``member_id``: a member's lines and authorizations meet. Beside them, a
+   narrow index of (``claim_id``, member partition) is scattered by claim;
+2. find, in the index, the claims whose lines went to more than one member
+   partition: lines that name different members (or none). Their ids go to
+   each member partition they touch;
+3. validate each member partition with the contract and decide its valid
+   lines with the kernel (``pipeline.decide``), in one go; the lines of the
+   claims found in pass 2 are set aside instead, by claim, and validated
+   together after (every line of such a claim is rejected: its lines disagree
+   on the member). Duplicates and claims whose lines disagree are otherwise
+   local to a member partition, since a claim's lines are. The decided lines
+   are scattered into ranges of ``claim_id``;
 4. sort each range and append it to ``adjudicated.parquet`` in fixed-size row
    groups, so the file is the same bytes whatever the partition count.
 
@@ -99,6 +105,14 @@ BYTES_PER_ROW = 150
 """A CSV claim line's size, to size partitions before the rows are counted."""
 OPEN_FILES_MARGIN = 64
 """Open files a run needs besides a spill's one per partition (inputs, outputs, Python)."""
+INDEX_SHARE = 8
+"""The claim index (an id and a number per line) has one partition per this many member
+partitions: its rows are a tenth the width of a claim line."""
+
+INDEX_SCHEMA = pa.schema([pa.field("claim_id", pa.string()), pa.field("part", pa.int32())])
+"""A claim line's id and the member partition it went to (pass 1)."""
+SPLIT_SCHEMA = pa.schema([pa.field("claim_id", pa.string())])
+"""A claim whose lines went to several member partitions (pass 2)."""
 
 DECISION_FIELDS = [
     pa.field("decision", pa.string()),
@@ -297,7 +311,8 @@ def execute(
             for path in dict.fromkeys([*claims, authorizations])
         }
         partitions = partition_count(claims, rows_per_partition)
-        _allow_open_files(partitions + OPEN_FILES_MARGIN)
+        index_partitions = math.ceil(partitions / INDEX_SHARE)
+        _allow_open_files(partitions + index_partitions + OPEN_FILES_MARGIN)
         files = {path: FileCounts(path, "claims") for path in claims}
         register_file = FileCounts(authorizations, "authorizations")
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
@@ -309,16 +324,19 @@ def execute(
                 partition_count([authorizations], rows_per_partition), register_schema, where
             ) as by_key,
             Spill(partitions, STATE_SCHEMA, where) as state_by_member,
-            Spill(partitions, schema, where) as by_claim,
             Spill(partitions, schema, where) as by_member,
+            Spill(index_partitions, INDEX_SCHEMA, where) as claim_index,
+            Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
+            Spill(index_partitions, schema, where) as split_lines,
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
             by_key.close_writers()
             sample = _scatter_claims(
-                claims, schema, by_claim, files, partitions=partitions, observer=observer
+                claims, schema, by_member, claim_index, files, observer=observer
             )
             observer.finish("reading")
-            by_claim.close_writers()
+            by_member.close_writers()
+            claim_index.close_writers()
             inputs, run_id = _identity(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
@@ -332,8 +350,10 @@ def execute(
                     as_of,
                     rules,
                     partitions,
-                    by_claim,
                     by_member,
+                    claim_index=claim_index,
+                    split_ids=split_ids,
+                    split_lines=split_lines,
                     register_by_key=by_key,
                     state_by_member=state_by_member,
                     by_range=by_range,
@@ -348,13 +368,11 @@ def execute(
                     ),
                 )
                 context, register_valid_rows = _register_pass(pool, context, register_file, rejects)
-                for found, counts, rows in pool(_validate_task, context, partitions):
-                    rejects.append(found)
-                    merge_counts(files, counts)
-                    observer.advance("validating", rows)
-                by_member.close_writers()
+                for split in pool(_split_task, context, index_partitions):
+                    observer.advance("validating", split)
+                split_ids.close_writers()
                 observer.finish("validating")
-                parts, units = _decide_pass(pool, context, observer)
+                parts, units = _decide_pass(pool, context, files, rejects, observer)
                 with SortedParquetWriter(directory / "adjudicated.parquet", output_schema) as out:
                     for _, table in by_range:
                         out.write(table.take(_sort_keys(table)))
@@ -472,16 +490,31 @@ def _register_pass(
 
 
 def _decide_pass(
-    pool: _Runner[Any], context: _Context, observer: Observer
+    pool: _Runner[Any],
+    context: _Context,
+    files: dict[str, FileCounts],
+    rejects: list[pd.DataFrame],
+    observer: Observer,
 ) -> tuple[SummaryParts, list[pd.DataFrame]]:
-    """Decide every member partition: the summary's figures and the ledger entry's parts."""
+    """Validate and decide every member partition, then validate the lines set aside
+    (claims across members): the summary's figures and the ledger entry's parts.
+    Counts are added to ``files`` and rejects to ``rejects``."""
+    assert context.split_lines is not None
     parts = SummaryParts()
     units: list[pd.DataFrame] = []
-    for found_parts, found_units, rows in pool(_decide_task, context, context.partitions):
+    for found, counts, found_parts, found_units, rows in pool(
+        _decide_task, context, context.partitions
+    ):
+        rejects.append(found)
+        merge_counts(files, counts)
         parts.merge(found_parts)
         if found_units is not None:
             units.append(found_units)
         observer.advance("deciding", rows)
+    context.split_lines.close_writers()
+    for found, counts in pool(_set_aside_task, context, context.split_lines.partitions):
+        rejects.append(found)
+        merge_counts(files, counts)
     observer.finish("deciding", parts.decisions())
     return parts, units
 
@@ -489,20 +522,25 @@ def _decide_pass(
 def _scatter_claims(
     claims: Sequence[str],
     schema: pa.Schema,
-    spill: Spill,
+    by_member: Spill,
+    claim_index: Spill,
     files: dict[str, FileCounts],
     *,
-    partitions: int,
     observer: Observer,
 ) -> list[pa.Array]:
-    """Pass 1: every claims row to its claim's partition; a sample of claim ids for ranges."""
+    """Pass 1: every claims row to its member's partition, and its claim id and member
+    partition to the claim's index partition; a sample of claim ids for ranges."""
     sample: list[pa.Array] = []
     for path in claims:
         for batch in text_batches(path, schema, claims_contract.CONTRACT_COLUMNS):
             files[path].rows += batch.num_rows
+            part = partition_of(batch.column("member_id"), by_member.partitions)
+            by_member.add(batch, part)
             hashed = stable_hash(batch.column("claim_id"))
-            part = (hashed % np.uint64(partitions)).astype(np.int64)
-            spill.add(batch, part)
+            index = pa.table(
+                [batch.column("claim_id"), pa.array(part.astype(np.int32))], schema=INDEX_SCHEMA
+            )
+            claim_index.add(index, (hashed % np.uint64(claim_index.partitions)).astype(np.int64))
             observer.advance("reading", batch.num_rows)
             picked = (hashed >> np.uint64(40)) % np.uint64(SAMPLE_EVERY) == 0
             sample.append(
@@ -518,8 +556,10 @@ class _Context:
     as_of: datetime
     rules: Rules
     partitions: int
-    by_claim: Spill
     by_member: Spill
+    claim_index: Spill | None = None
+    split_ids: Spill | None = None
+    split_lines: Spill | None = None
     register_by_key: Spill | None = None
     state_by_member: Spill | None = None
     by_range: Spill | None = None
@@ -556,11 +596,9 @@ def _context() -> _Context:
 
 
 def _validated(
-    spill: Spill, index: int, validate: Callable[[pd.DataFrame], Validated], source: str
+    table: pa.Table, validate: Callable[[pd.DataFrame], Validated], source: str
 ) -> tuple[Validated | None, dict[str, FileCounts]]:
-    """One partition of an input read and validated, with its counts per file (None for
-    an empty partition)."""
-    table = spill.read(index)
+    """Rows of an input validated, with their counts per file (None for no rows)."""
     if table.num_rows == 0:
         return None, {}
     validated = validate(to_frame(table))
@@ -577,7 +615,7 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     context = _context()
     assert context.register_by_key is not None and context.state_by_member is not None
     validated, counts = _validated(
-        context.register_by_key, index, validate_authorizations, "authorizations"
+        context.register_by_key.read(index), validate_authorizations, "authorizations"
     )
     if validated is None:
         return empty_rejects(), {}, set(), 0
@@ -591,36 +629,58 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     return validated.rejects, counts, set(invalid.astype(str)), len(validated.valid)
 
 
-def _validate_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], int]:
-    """Pass 2 for one claim partition: its rejects, its counts, and its valid lines
-    scattered to their member partitions (see :meth:`Spill.writer`)."""
+def _split_task(index: int) -> int:
+    """Pass 2 for one partition of the claim index: each claim whose lines went to
+    several member partitions, sent to each of them (see :meth:`Spill.writer`). How
+    many lines the partition indexed."""
     context = _context()
+    assert context.claim_index is not None and context.split_ids is not None
+    lines = context.claim_index.read(index)
+    if lines.num_rows == 0:
+        return 0
+    # A claim with no id is one claim here, as it is to the checks over several lines.
+    pairs = lines.group_by(["claim_id", "part"]).aggregate([])
+    parts = pairs.group_by("claim_id").aggregate([("part", "count")])
+    split = parts.filter(pc.greater(parts.column("part_count"), 1)).column("claim_id")
+    if len(split):
+        touched = pairs.filter(pc.is_in(pairs.column("claim_id"), split.combine_chunks()))
+        context.split_ids.writer().add(
+            touched.select(["claim_id"]), touched.column("part").to_numpy().astype(np.int64)
+        )
+    return lines.num_rows
+
+
+def _decide_task(
+    index: int,
+) -> tuple[pd.DataFrame, dict[str, FileCounts], SummaryParts, pd.DataFrame | None, int]:
+    """Pass 3 for one member partition: its rejects, its counts, its figures, its units
+    and its decided lines scattered to their ranges of claim_id (see :meth:`Spill.writer`).
+    Lines of claims that span members are set aside, by claim, for :func:`_set_aside_task`."""
+    context = _context()
+    assert context.state_by_member is not None and context.split_ids is not None
+    assert context.by_range is not None and context.bounds is not None
+    table = context.by_member.read(index)
+    split = context.split_ids.read(index).column("claim_id")
+    if len(split) and table.num_rows:
+        across = pc.is_in(table.column("claim_id"), split.combine_chunks()).to_numpy(
+            zero_copy_only=False
+        )
+        _set_aside(context, index, table.filter(across))
+        table = table.filter(~across)
+    parts = SummaryParts()
     validated, counts = _validated(
-        context.by_claim, index, lambda lines: validate_claims(lines, context.as_of), "claims"
+        table, lambda lines: validate_claims(lines, context.as_of), "claims"
     )
     if validated is None:
-        return empty_rejects(), {}, 0
+        return empty_rejects(), {}, parts, pd.DataFrame(), 0
     checked = pa.Table.from_pandas(
         validated.checked, schema=context.by_member.schema, preserve_index=False
     )
-    # Rejected rows go nowhere (-1); the rest to their member's partition.
-    partition = np.where(
-        validated.passed, partition_of(checked.column("member_id"), context.partitions), -1
-    )
-    context.by_member.writer().add(checked, partition)
-    return validated.rejects, counts, checked.num_rows
-
-
-def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame | None, int]:
-    """Pass 3 for one member partition: its figures, its units, and its decided lines
-    scattered to their ranges of claim_id (see :meth:`Spill.writer`)."""
-    context = _context()
-    assert context.state_by_member is not None
-    assert context.by_range is not None and context.bounds is not None
-    lines = to_frame(context.by_member.read(index))
-    parts = SummaryParts()
+    if not validated.passed.all():
+        checked = checked.filter(pa.array(validated.passed))
+    lines = to_frame(checked)
     if lines.empty:
-        return parts, pd.DataFrame(), 0
+        return validated.rejects, counts, parts, None, 0
     ledger_state = context.ledger_state
     partition = Partition(
         lines=lines,
@@ -639,7 +699,33 @@ def _decide_task(index: int) -> tuple[SummaryParts, pd.DataFrame | None, int]:
     )
     # A run without a ledger keeps no entry: nothing that grows with the input is held.
     entry = ledger_rows(context.run_id, took, lines) if ledger_state is not None else None
-    return parts, entry, len(lines)
+    return validated.rejects, counts, parts, entry, len(lines)
+
+
+def _set_aside(context: _Context, index: int, lines: pa.Table) -> None:
+    """A member partition's lines of claims that span members, to their claim's
+    partition of ``split_lines``: in files of this task's own, closed when written."""
+    assert context.split_lines is not None
+    spill = context.split_lines
+    own = Spill(spill.partitions, spill.schema, directory=spill.directory, source=index)
+    own.add(lines, partition_of(lines.column("claim_id"), spill.partitions))
+    own.close_writers()
+
+
+def _set_aside_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts]]:
+    """The lines set aside by :func:`_decide_task`, every line of each of their claims
+    together: validated, and rejected (their lines disagree on the member)."""
+    context = _context()
+    assert context.split_lines is not None
+    table = context.split_lines.read(index)
+    validated, counts = _validated(
+        table, lambda lines: validate_claims(lines, context.as_of), "claims"
+    )
+    if validated is None:
+        return empty_rejects(), {}
+    if validated.passed.any():
+        raise RuntimeError("a claim whose lines name different members passed validation")
+    return validated.rejects, counts
 
 
 def _state_of(table: pa.Table) -> pd.DataFrame:

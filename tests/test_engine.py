@@ -180,3 +180,50 @@ def test_a_claim_id_falls_in_the_range_its_bounds_say() -> None:
         # A claim id's range is how many bounds are at or below it.
         expected = [sum(bound <= claim_id for bound in bounds) for claim_id in ids]
         assert _range_of(claim_ids, pa.array(bounds, pa.string())).tolist() == expected
+
+
+def test_claims_whose_lines_name_different_members_are_rejected_whole(tmp_path: Path) -> None:
+    # A claim's lines go to their members' partitions; these claims' lines land in
+    # several, are set aside and checked together, at any partition count.
+    claims, register = generate(3_000, seed=5)
+    claims = claims.copy()
+    rows = claims.index
+    sizes = claims["claim_id"].value_counts()
+    first, second = sizes.index[sizes.ge(2)][:2]
+    of_first, of_second = claims["claim_id"].eq(first), claims["claim_id"].eq(second)
+    claims.loc[of_first, "member_id"] = "M-ONE"
+    claims.loc[rows[of_first][0], "member_id"] = "M-OTHER"  # one claim, two members
+    claims.loc[of_second, "member_id"] = None  # one claim, no member ...
+    claims.loc[rows[of_second][0], "member_id"] = "M-ONE"  # ... on some lines
+    claims.loc[rows[100:103], "claim_id"] = None  # lines without a claim, of three members
+    duplicate = claims.loc[[rows[200]]].assign(member_id="M-COPY")
+    claims = pd.concat([claims, duplicate], ignore_index=True)  # a copy under another member
+    path = tmp_path / "claims.csv"
+    pacsv.write_csv(pa.Table.from_pandas(claims, preserve_index=False), path)
+    register_path = tmp_path / "authorizations.csv"
+    pacsv.write_csv(pa.Table.from_pandas(register, preserve_index=False), register_path)
+    outputs = {}
+    for rows_per_partition in (10_000_000, 60):
+        out = tmp_path / f"rows-{rows_per_partition}"
+        out.mkdir()
+        execute(
+            [str(path)],
+            str(register_path),
+            AS_OF,
+            load_rules(),
+            out,
+            rows_per_partition=rows_per_partition,
+        )
+        outputs[rows_per_partition] = out
+    for name in ("adjudicated.parquet", "rejects.parquet", "summary.json"):
+        assert (outputs[60] / name).read_bytes() == (outputs[10_000_000] / name).read_bytes()
+    rejects = pd.read_parquet(outputs[60] / "rejects.parquet")
+    differs = rejects[
+        rejects["check"].eq("differs_within_claim") & rejects["column"].eq("member_id")
+    ]
+    claim_lines = claims["claim_id"].isin([first, second]) | claims["claim_id"].isna()
+    assert set(differs["source_row"]) >= set(claims.index[claim_lines] + 1)
+    copies = rejects[rejects["check"].eq("duplicate_claim_line")]
+    assert {201, len(claims)} <= set(copies["source_row"])
+    adjudicated = pd.read_parquet(outputs[60] / "adjudicated.parquet", columns=["source_row"])
+    assert len(adjudicated) + rejects["source_row"].nunique() == len(claims)
