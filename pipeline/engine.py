@@ -33,6 +33,7 @@ engine would feed the same kernel the same member partitions
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import math
 import multiprocessing
@@ -337,6 +338,7 @@ def execute(
             observer.finish("reading")
             by_member.close_writers()
             claim_index.close_writers()
+            _finished(None)
             inputs, run_id = _identity(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
@@ -750,7 +752,7 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
         def serial(task: Callable[[int], Any], context: _Context, partitions: int) -> Iterator[Any]:
             for index in range(partitions):
                 _enter(_slim(context, task, index))
-                yield task(index)
+                yield _finished(task(index))
 
         yield serial
         return
@@ -770,7 +772,25 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
 def _call(call: tuple[Callable[[int], _T], _Context, int]) -> _T:
     task, context, index = call
     _enter(context)
-    return task(index)
+    return _finished(task(index))
+
+
+def _finished(result: _T) -> _T:
+    """A task's result, once the memory its partition took is given back to the system:
+    Arrow's allocator and malloc keep freed memory for reuse, so each process would
+    otherwise hold its largest partition's worth from then on (with two workers
+    and the parent, three times over)."""
+    pa.default_memory_pool().release_unused()
+    _malloc_trim()
+    return result
+
+
+def _malloc_trim() -> None:
+    """glibc's malloc_trim (NumPy and pandas allocate through malloc); elsewhere nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def summary_of(execution: Execution, as_of: datetime, rules: Rules) -> dict[str, object]:
