@@ -60,7 +60,9 @@ from pipeline.errors import PipelineError
 from pipeline.io import (
     SOURCE_FILE,
     SOURCE_ROW,
+    Span,
     sha256_of,
+    spans_of,
     text_batches,
     text_schema,
     to_frame,
@@ -114,6 +116,9 @@ INDEX_SCHEMA = pa.schema([pa.field("claim_id", pa.string()), pa.field("part", pa
 """A claim line's id and the member partition it went to (pass 1)."""
 SPLIT_SCHEMA = pa.schema([pa.field("claim_id", pa.string())])
 """A claim whose lines went to several member partitions (pass 2)."""
+SPAN = pa.field("_span", pa.int32())
+"""Which span of an input a spilled claim line was read from: its rows are numbered
+within the span until the spans before it have been counted."""
 
 DECISION_FIELDS = [
     pa.field("decision", pa.string()),
@@ -325,17 +330,36 @@ def execute(
                 partition_count([authorizations], rows_per_partition), register_schema, where
             ) as by_key,
             Spill(partitions, STATE_SCHEMA, where) as state_by_member,
-            Spill(partitions, schema, where) as by_member,
+            Spill(partitions, schema.append(SPAN), where) as by_member,
             Spill(index_partitions, INDEX_SCHEMA, where) as claim_index,
             Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
             Spill(index_partitions, schema, where) as split_lines,
+            _workers(workers) as pool,
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
             by_key.close_writers()
-            sample = _scatter_claims(
-                claims, schema, by_member, claim_index, files, observer=observer
+            spans = [(n, span) for n, path in enumerate(claims) for span in spans_of(path)]
+            context = _Context(
+                as_of,
+                rules,
+                partitions,
+                by_member,
+                claim_index=claim_index,
+                split_ids=split_ids,
+                split_lines=split_lines,
+                register_by_key=by_key,
+                state_by_member=state_by_member,
+                spans=[span for _, span in spans],
+                span_files=[n for n, _ in spans],
+                ledger_state=ledger_state,
+                ledger_partition=None
+                if ledger_state is None
+                else partition_of(
+                    pa.array(ledger_state.rows["member_id"].astype("str"), pa.string()),
+                    partitions,
+                ),
             )
-            observer.finish("reading")
+            context, sample = _read_pass(pool, context, files, observer)
             by_member.close_writers()
             claim_index.close_writers()
             _finished(None)
@@ -344,31 +368,8 @@ def execute(
             )
             bounds = _range_bounds(sample, partitions)
             rejects: list[pd.DataFrame] = []
-            with (
-                Spill(len(bounds) + 1, output_schema, where) as by_range,
-                _workers(workers) as pool,
-            ):
-                context = _Context(
-                    as_of,
-                    rules,
-                    partitions,
-                    by_member,
-                    claim_index=claim_index,
-                    split_ids=split_ids,
-                    split_lines=split_lines,
-                    register_by_key=by_key,
-                    state_by_member=state_by_member,
-                    by_range=by_range,
-                    bounds=bounds,
-                    run_id=run_id,
-                    ledger_state=ledger_state,
-                    ledger_partition=None
-                    if ledger_state is None
-                    else partition_of(
-                        pa.array(ledger_state.rows["member_id"].astype("str"), pa.string()),
-                        partitions,
-                    ),
-                )
+            with Spill(len(bounds) + 1, output_schema, where) as by_range:
+                context = replace(context, by_range=by_range, bounds=bounds, run_id=run_id)
                 context, register_valid_rows = _register_pass(pool, context, register_file, rejects)
                 for split in pool(_split_task, context, index_partitions):
                     observer.advance("validating", split)
@@ -521,34 +522,61 @@ def _decide_pass(
     return parts, units
 
 
-def _scatter_claims(
-    claims: Sequence[str],
-    schema: pa.Schema,
-    by_member: Spill,
-    claim_index: Spill,
-    files: dict[str, FileCounts],
-    *,
-    observer: Observer,
-) -> list[pa.Array]:
-    """Pass 1: every claims row to its member's partition, and its claim id and member
-    partition to the claim's index partition; a sample of claim ids for ranges."""
+def _read_pass(
+    pool: _Runner[Any], context: _Context, files: dict[str, FileCounts], observer: Observer
+) -> tuple[_Context, list[pa.Array]]:
+    """Pass 1, span by span: the context with where each span's rows start in its file,
+    and a sample of claim ids for the output's ranges."""
     sample: list[pa.Array] = []
-    for path in claims:
-        for batch in text_batches(path, schema, claims_contract.CONTRACT_COLUMNS):
-            files[path].rows += batch.num_rows
-            part = partition_of(batch.column("member_id"), by_member.partitions)
-            by_member.add(batch, part)
-            hashed = stable_hash(batch.column("claim_id"))
-            index = pa.table(
-                [batch.column("claim_id"), pa.array(part.astype(np.int32))], schema=INDEX_SCHEMA
-            )
-            claim_index.add(index, (hashed % np.uint64(claim_index.partitions)).astype(np.int64))
-            observer.advance("reading", batch.num_rows)
-            picked = (hashed >> np.uint64(40)) % np.uint64(SAMPLE_EVERY) == 0
-            sample.append(
-                pc.drop_null(batch.column("claim_id").filter(pa.array(picked))).combine_chunks()
-            )
-    return sample
+    rows_before = np.zeros(len(context.spans), dtype=np.int64)
+    in_file: dict[int, int] = {}
+    for index, (rows, picked) in enumerate(pool(_read_task, context, len(context.spans))):
+        ordinal = context.span_files[index]
+        rows_before[index] = in_file.get(ordinal, 0)
+        in_file[ordinal] = rows_before[index] + rows
+        files[context.spans[index].path].rows += rows
+        sample.extend(picked)
+        observer.advance("reading", rows)
+    observer.finish("reading")
+    return replace(context, rows_before=rows_before), sample
+
+
+def _read_task(index: int) -> tuple[int, list[pa.Array]]:
+    """Pass 1 for one span of a claims file: every row to its member's partition, and
+    its claim id and member partition to the claim's index partition (see
+    :meth:`Spill.writer`). The span's rows, and a sample of its claim ids."""
+    context = _context()
+    assert context.claim_index is not None
+    span = context.spans[index]
+    by_member = context.by_member.writer(beside=[context.claim_index])
+    claim_index = context.claim_index.writer(beside=[context.by_member])
+    schema = context.by_member.schema.remove(context.by_member.schema.get_field_index(SPAN.name))
+    rows = 0
+    sample: list[pa.Array] = []
+    for batch in text_batches(span.path, schema, claims_contract.CONTRACT_COLUMNS, span=span):
+        rows += batch.num_rows
+        part = partition_of(batch.column("member_id"), by_member.partitions)
+        by_member.add(
+            batch.append_column(SPAN, pa.array(np.full(batch.num_rows, index, np.int32))), part
+        )
+        hashed = stable_hash(batch.column("claim_id"))
+        lines = pa.table(
+            [batch.column("claim_id"), pa.array(part.astype(np.int32))], schema=INDEX_SCHEMA
+        )
+        claim_index.add(lines, (hashed % np.uint64(claim_index.partitions)).astype(np.int64))
+        picked = (hashed >> np.uint64(40)) % np.uint64(SAMPLE_EVERY) == 0
+        sample.append(
+            pc.drop_null(batch.column("claim_id").filter(pa.array(picked))).combine_chunks()
+        )
+    return rows, sample
+
+
+def _numbered(table: pa.Table, rows_before: np.ndarray) -> pa.Table:
+    """Spilled claim lines with their rows numbered within their files, not their spans."""
+    span = table.column(SPAN.name).to_numpy()
+    rows = table.column(SOURCE_ROW).to_numpy() + rows_before[span]
+    table = table.drop_columns([SPAN.name])
+    return table.set_column(table.schema.get_field_index(SOURCE_ROW), SOURCE_ROW, pa.array(rows))
 
 
 @dataclass(frozen=True)
@@ -559,6 +587,11 @@ class _Context:
     rules: Rules
     partitions: int
     by_member: Spill
+    spans: list[Span] = field(default_factory=list)
+    span_files: list[int] = field(default_factory=list)
+    """Each span's file, by its place in the claims files given (a file given twice is
+    numbered twice from 1, as two files are)."""
+    rows_before: np.ndarray | None = None
     claim_index: Spill | None = None
     split_ids: Spill | None = None
     split_lines: Spill | None = None
@@ -661,7 +694,8 @@ def _decide_task(
     context = _context()
     assert context.state_by_member is not None and context.split_ids is not None
     assert context.by_range is not None and context.bounds is not None
-    table = context.by_member.read(index)
+    assert context.rows_before is not None
+    table = _numbered(context.by_member.read(index), context.rows_before)
     split = context.split_ids.read(index).column("claim_id")
     if len(split) and table.num_rows:
         across = pc.is_in(table.column("claim_id"), split.combine_chunks()).to_numpy(
@@ -675,9 +709,7 @@ def _decide_task(
     )
     if validated is None:
         return empty_rejects(), {}, parts, pd.DataFrame(), 0
-    checked = pa.Table.from_pandas(
-        validated.checked, schema=context.by_member.schema, preserve_index=False
-    )
+    checked = pa.Table.from_pandas(validated.checked, schema=table.schema, preserve_index=False)
     if not validated.passed.all():
         checked = checked.filter(pa.array(validated.passed))
     lines = to_frame(checked)
@@ -745,7 +777,8 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
 
     Each task ships its own context: the workers are started once (``spawn``:
     a fresh interpreter, no state inherited from a threaded parent) and serve
-    every pass.
+    every pass. They start at once, importing the engine while this process
+    reads the register.
     """
     if count <= 1:
 
@@ -759,6 +792,8 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
     with ProcessPoolExecutor(
         max_workers=count, mp_context=multiprocessing.get_context("spawn")
     ) as pool:
+        for _ in range(count):
+            pool.submit(_started)
 
         def parallel(
             task: Callable[[int], Any], context: _Context, partitions: int
@@ -767,6 +802,10 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
             return pool.map(_call, calls, chunksize=1)
 
         yield parallel
+
+
+def _started() -> None:
+    """Nothing: a worker that runs it has imported the engine (pandas, pandera)."""
 
 
 def _call(call: tuple[Callable[[int], _T], _Context, int]) -> _T:

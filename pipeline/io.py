@@ -232,11 +232,73 @@ def text_schema(
     )
 
 
-def _csv_batches(path: str, whole: bool) -> Iterator[pa.Table]:
+SPAN_BYTES = 32 << 20
+"""A plain CSV file is read in spans of about this many bytes, side by side in workers."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Part of an input file, read on its own: bytes ``start`` to ``end`` of a plain CSV
+    file, cut after a line's end (``end`` None: the whole file). Its rows are numbered
+    from 1 until the rows of the spans before it are known."""
+
+    path: str
+    start: int = 0
+    end: int | None = None
+
+
+def spans_of(path: str, span_bytes: int | None = None) -> list[Span]:
+    """``path`` cut into spans of about ``span_bytes`` (:data:`SPAN_BYTES`) after the
+    header line: a plain CSV file whose lines end in a newline; any other file is one
+    span. A span ends where a line does (pyarrow's reader ends a row at a line's end
+    too: a quoted value cannot hold a line break)."""
+    span_bytes = span_bytes or SPAN_BYTES
+    if file_kind(path) != "csv" or path.lower().endswith(".gz"):
+        return [Span(path)]
+    size = Path(path).stat().st_size
+    with open(path, "rb") as file:
+        header = file.readline()
+        if not header.endswith(b"\n") or size - len(header) <= span_bytes:
+            return [Span(path)]
+        cuts = [len(header)]
+        for target in range(len(header) + span_bytes, size, span_bytes):
+            file.seek(max(target, cuts[-1]))
+            file.readline()  # to the end of the line the target falls in
+            if file.tell() < size:
+                cuts.append(file.tell())
+    ends = [*cuts[1:], size]
+    return [Span(path, start, end) for start, end in zip(cuts, ends, strict=True) if end > start]
+
+
+class _SpanReader(io.RawIOBase):
+    """Bytes ``start`` to ``end`` of a file, as a file of their own."""
+
+    def __init__(self, path: str, start: int, end: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 (closed with the reader)
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)[: self._left]
+        read = self._file.readinto(view)
+        self._left -= read
+        return read
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[pa.Table]:
     header = column_names(path)
+    within = span is not None and span.end is not None
     read_options = pacsv.ReadOptions(
         column_names=header,
-        skip_rows=1,
+        skip_rows=0 if within else 1,
         block_size=BATCH_BYTES if whole else STREAM_BLOCK_BYTES,
     )
     convert_options = pacsv.ConvertOptions(
@@ -249,7 +311,10 @@ def _csv_batches(path: str, whole: bool) -> Iterator[pa.Table]:
             table = pacsv.read_csv(path, read_options=read_options, convert_options=convert_options)
             yield table.combine_chunks()  # one chunk per column: later steps pay per chunk
             return
-        reader = pacsv.open_csv(path, read_options=read_options, convert_options=convert_options)
+        source: Any = path
+        if span is not None and span.end is not None:
+            source = _SpanReader(path, span.start, span.end)
+        reader = pacsv.open_csv(source, read_options=read_options, convert_options=convert_options)
         gathered: list[pa.RecordBatch] = []
         for batch in reader:
             gathered.append(batch)
@@ -288,12 +353,19 @@ def _as_text(path: str, table: pa.Table) -> pa.Table:
 
 
 def text_batches(
-    path: str, schema: pa.Schema, contract: Sequence[str], *, whole: bool = False
+    path: str,
+    schema: pa.Schema,
+    contract: Sequence[str],
+    *,
+    whole: bool = False,
+    span: Span | None = None,
 ) -> Iterator[pa.Table]:
-    """A file's rows in batches (or ``whole``, one table), as text in ``schema``,
-    tidied, with lineage."""
-    read = _csv_batches if file_kind(path) == "csv" else _parquet_batches
-    batches = read(path, whole)
+    """A file's rows (or a span's) in batches (or ``whole``, one table), as text in
+    ``schema``, tidied, with lineage (a span's rows numbered from 1)."""
+    if file_kind(path) == "csv":
+        batches = _csv_batches(path, whole, span)
+    else:
+        batches = _parquet_batches(path, whole)
     first_row = 1
     for table in batches:
         rows = table.num_rows

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -108,16 +108,18 @@ class Spill:
         self._sinks: dict[int, pa.NativeFile] = {}
         self.rows = np.zeros(partitions, dtype=np.int64)
 
-    def writer(self) -> Spill:
+    def writer(self, beside: Sequence[Spill] = ()) -> Spill:
         """This process's writer into the same files, for tasks: its own file per
         partition, kept open across tasks. Files are written unbuffered, so once a
         task has returned its rows can be read, whether or not the writer is closed.
 
-        A process writes into one spill at a time (the passes follow one another),
-        so asking for this spill's writer lets go of the files of any other: they
-        are released, not closed, since another process may be reading them.
+        A process writes into one pass's spills at a time (the passes follow one
+        another), so asking for this spill's writer lets go of the files of any
+        other but those written ``beside`` it in the same pass: they are released,
+        not closed, since another process may be reading them.
         """
-        for directory in [d for d in _PROCESS_WRITERS if d != self.directory]:
+        kept = {self.directory, *(spill.directory for spill in beside)}
+        for directory in [d for d in _PROCESS_WRITERS if d not in kept]:
             _PROCESS_WRITERS.pop(directory).release()
         writer = _PROCESS_WRITERS.get(self.directory)
         if writer is None:

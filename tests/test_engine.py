@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from benchmarks.generate import generate
+from pipeline import io
 from pipeline.engine import SortedParquetWriter, _range_of, execute
 from pipeline.partition import partition_of, stable_hash
 from pipeline.rules import load_rules
@@ -75,10 +76,13 @@ def test_output_is_the_same_bytes_whatever_the_partition_count(
 
 @pytest.mark.slow
 def test_workers_side_by_side_write_the_same_bytes(
-    generated: tuple[str, str], tmp_path: Path
+    generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     claims, register = generated
     for workers in (1, 2):
+        # One worker reads the file whole; two read it in 28 spans side by side.
+        monkeypatch.setattr(io, "SPAN_BYTES", 10_000_000 if workers == 1 else 200_000)
+        assert len(io.spans_of(claims)) == (1 if workers == 1 else 28)
         out = tmp_path / f"workers-{workers}"
         out.mkdir()
         execute(
@@ -91,7 +95,8 @@ def test_workers_side_by_side_write_the_same_bytes(
             rows_per_partition=4_000,
             workers=workers,
         )
-    # With two workers a partition's rows arrive in whichever order the workers wrote them.
+    # With two workers a partition's rows arrive in whichever order the workers wrote them,
+    # numbered within their spans until the spans before them are counted.
     for name in OUTPUTS:
         assert (tmp_path / "workers-1" / name).read_bytes() == (
             tmp_path / "workers-2" / name

@@ -1,0 +1,89 @@
+"""Claims files read in spans, side by side: the same rows, numbered as in the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pipeline import io
+from pipeline.io import SOURCE_ROW, Span, spans_of, text_batches, text_schema
+from schemas import claims as claims_contract
+
+HEADER = "claim_id,member_id,note\n"
+
+
+def _rows(path: Path, spans: list[Span]) -> list[tuple[str | None, ...]]:
+    """Every row of every span, in order, with its row numbered within the file."""
+    schema = text_schema([str(path)], contract=["claim_id", "member_id"], required=[])
+    rows: list[tuple[str | None, ...]] = []
+    for span in spans:
+        before = len(rows)
+        for batch in text_batches(str(path), schema, ["claim_id", "member_id"], span=span):
+            numbered = batch.set_column(
+                batch.schema.get_field_index(SOURCE_ROW),
+                SOURCE_ROW,
+                pa.array([n + before for n in batch.column(SOURCE_ROW).to_pylist()]),
+            )
+            columns = (numbered.column(c).to_pylist() for c in numbered.column_names)
+            rows.extend(zip(*columns, strict=True))
+    return rows
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+@pytest.mark.parametrize("last_newline", [True, False])
+def test_spans_cover_the_rows_once_at_line_ends(
+    tmp_path: Path, ending: str, last_newline: bool
+) -> None:
+    lines = [f'C{n:04d},M{n % 7},"a, quoted ""note"" {n}"' for n in range(500)]
+    text = HEADER.replace("\n", ending) + ending.join(lines) + (ending if last_newline else "")
+    path = tmp_path / "claims.csv"
+    path.write_bytes(("\ufeff" + text).encode())  # with a byte-order mark
+    spans = spans_of(str(path), span_bytes=1_000)
+    assert len(spans) > 10
+    data = path.read_bytes()
+    assert spans[0].start == data.index(b"\n") + 1
+    for before, after in zip(spans, spans[1:], strict=False):
+        assert before.end == after.start and data[after.start - 1 : after.start] == b"\n"
+    assert spans[-1].end == len(data)
+    assert _rows(path, spans) == _rows(path, [Span(str(path))])
+    assert len(_rows(path, spans)) == 500
+
+
+def test_small_files_and_compressed_files_are_one_span(tmp_path: Path) -> None:
+    path = tmp_path / "claims.csv"
+    path.write_text(HEADER + "C1,M1,x\n")
+    assert spans_of(str(path)) == [Span(str(path))]
+    gz = tmp_path / "claims.csv.gz"
+    gz.write_bytes(b"")
+    assert spans_of(str(gz), span_bytes=1) == [Span(str(gz))]
+
+
+def test_a_span_ends_where_its_long_line_ends(tmp_path: Path) -> None:
+    path = tmp_path / "claims.csv"
+    path.write_text(HEADER + "C1,M1," + "x" * 5_000 + "\nC2,M2,y\nC3,M3,z\n")
+    spans = spans_of(str(path), span_bytes=100)
+    assert [s.end for s in spans[:-1]] == [s.start for s in spans[1:]]
+    assert _rows(path, spans) == _rows(path, [Span(str(path))])
+
+
+def test_claims_schema_reads_a_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine reads with the claims contract; spans follow SPAN_BYTES when it changes.
+    monkeypatch.setattr(io, "SPAN_BYTES", 10_000)
+    samples = str(Path(__file__).resolve().parents[1] / "data" / "samples" / "claims.csv")
+    schema = text_schema(
+        [samples],
+        contract=claims_contract.CONTRACT_COLUMNS,
+        required=claims_contract.REQUIRED_COLUMNS,
+        one_of=[("claim_line_start_date", "claim_start_date")],
+    )
+    spans = spans_of(samples)
+    assert len(spans) > 1
+    whole = pa.concat_tables(text_batches(samples, schema, claims_contract.CONTRACT_COLUMNS))
+    parts = [
+        pa.concat_tables(text_batches(samples, schema, claims_contract.CONTRACT_COLUMNS, span=span))
+        for span in spans
+    ]
+    assert sum(p.num_rows for p in parts) == whole.num_rows
+    assert pa.concat_tables(parts).column("claim_id").equals(whole.column("claim_id"))
