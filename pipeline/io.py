@@ -73,6 +73,29 @@ def _why(error: Exception) -> str:
     return text.split(":", maxsplit=1)[0]
 
 
+_BLANKS = np.array([ord(" "), ord("\t")], dtype=np.uint8)
+
+
+def _padded(column: pa.ChunkedArray) -> bool:
+    """Whether any value starts or ends with a space or a tab: the first and last byte
+    of each value, read from the column's buffers (four text scans took twice as long)."""
+    for text in column.chunks:
+        width = np.int64 if text.type == pa.large_string() else np.int32
+        _, offset_buffer, data_buffer = text.buffers()
+        offsets = np.frombuffer(offset_buffer, dtype=width)[
+            text.offset : text.offset + len(text) + 1
+        ].astype(np.int64)
+        data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else None
+        starts, ends = offsets[:-1], offsets[1:]
+        filled = ends > starts  # a null's slot may hold bytes: counted, which costs a trim
+        if data is None or not filled.any():
+            continue
+        edges = np.concatenate([data[starts[filled]], data[ends[filled] - 1]])
+        if np.isin(edges, _BLANKS).any():
+            return True
+    return False
+
+
 def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Leading and trailing blanks trimmed; an empty value is null.
 
@@ -80,11 +103,7 @@ def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
     trimming where a value starts or ends with a blank, nulling where a value is
     empty (the CSV reader already nulls empty cells; Parquet may hold "").
     """
-    padded = pc.or_(
-        pc.or_(pc.starts_with(column, " "), pc.ends_with(column, " ")),
-        pc.or_(pc.starts_with(column, "\t"), pc.ends_with(column, "\t")),
-    )
-    if pc.any(padded).as_py():
+    if _padded(column):
         column = pc.utf8_trim_whitespace(column)
     shortest = pc.min(pc.binary_length(column)).as_py()
     if shortest is None or shortest > 0:

