@@ -87,3 +87,17 @@ def test_claims_schema_reads_a_span(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     assert sum(p.num_rows for p in parts) == whole.num_rows
     assert pa.concat_tables(parts).column("claim_id").equals(whole.column("claim_id"))
+
+
+@pytest.mark.parametrize("span_bytes", [None, 30])
+def test_values_are_trimmed_and_blank_is_empty(tmp_path: Path, span_bytes: int | None) -> None:
+    path = tmp_path / "claims.csv"
+    path.write_text(HEADER + ' C1,"  ", n \nC2 ,\tM2,x\nC3,M3\t,"a b"\nC4,M4,\n')
+    spans = spans_of(str(path), span_bytes=span_bytes) if span_bytes else [Span(str(path))]
+    # Contract columns are trimmed; a column outside the contract is kept as written.
+    assert [r[:3] for r in _rows(path, spans)] == [
+        ("C1", None, " n "),
+        ("C2", "M2", "x"),
+        ("C3", "M3", "a b"),
+        ("C4", "M4", None),
+    ]
