@@ -1,6 +1,6 @@
 """The whole nightly run against the DuckDB peer, on the same generated files.
 
-    python benchmarks/bench_run.py [--lines 1000000 10000000] [--repeats 3] [--workers 1]
+    python benchmarks/bench_run.py [--lines 1000000 10000000] [--repeats 3] [--workers 2]
                                    [--partition-rows 200000] [--no-peer]
 
 For each size: generate (once, seeded, under benchmarks/work/) a claims CSV and a register;
@@ -10,7 +10,7 @@ run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB
 then check that the two agree on every line where the core rules decide (voids and lines
 whose units ran out are the only ones the peer cannot judge). ``--no-peer`` runs ours alone
 (for 50M lines, where the flat memory is the point); ``--workers`` and ``--partition-rows``
-are passed to ours.
+are passed to ours (defaults: the job's own).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from pipeline.engine import ROWS_PER_PARTITION, WORKERS
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
@@ -102,7 +104,9 @@ def timed(command: list[str]) -> tuple[float, float]:
     return seconds, max(int(rss.group(1)), peak_tree) / 1024
 
 
-def ours(folder: Path, out: Path, workers: int = 1, partition_rows: int = 200_000) -> list[str]:
+def ours(
+    folder: Path, out: Path, workers: int = WORKERS, partition_rows: int = ROWS_PER_PARTITION
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -203,9 +207,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1, help="ours: --workers")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="ours: --workers")
     parser.add_argument(
-        "--partition-rows", type=int, default=200_000, help="ours: --partition-rows"
+        "--partition-rows", type=int, default=ROWS_PER_PARTITION, help="ours: --partition-rows"
     )
     parser.add_argument("--no-peer", action="store_true", help="run ours alone")
     args = parser.parse_args()

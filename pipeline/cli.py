@@ -19,7 +19,7 @@ import click
 
 from pipeline import __version__
 from pipeline.codecheck import Service, check_code
-from pipeline.engine import ROWS_PER_PARTITION
+from pipeline.engine import ROWS_PER_PARTITION, WORKERS
 from pipeline.errors import PipelineError
 from pipeline.progress import JsonLog, Observer, Silent, TerminalProgress
 from pipeline.publish import refuse_existing
@@ -187,9 +187,10 @@ HELD = 3
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=1,
+    default=WORKERS,
     show_default=True,
-    help="Processes that validate and decide partitions side by side (same output).",
+    help="Processes that read, validate and decide partitions side by side (same output); "
+    "the default is two, one on a one-core machine.",
 )
 @click.option(
     "--partition-rows",
