@@ -6,9 +6,10 @@ Passes, each holding one partition at a time:
    ``authorization_id`` (every version of an authorization meets); validate
    each partition, take its state as of the run and scatter the state by a
    stable hash of ``member_id``;
-1. read the claims files in batches and scatter the rows by a stable hash of
-   ``member_id``: a member's lines and authorizations meet. Beside them, a
-   narrow index of (``claim_id``, member partition) is scattered by claim;
+1. read the claims files in batches (a plain CSV file in spans, side by side)
+   and scatter the rows by a stable hash of ``member_id`` (a line without one
+   by its ``claim_id``): a member's lines and authorizations meet. Beside them,
+   a narrow index of (``claim_id``, member partition) is scattered by claim;
 2. find, in the index, the claims whose lines went to more than one member
    partition: lines that name different members (or none). Their ids go to
    each member partition they touch;
@@ -22,13 +23,13 @@ Passes, each holding one partition at a time:
 4. sort each range and append it to ``adjudicated.parquet`` in fixed-size row
    groups, so the file is the same bytes whatever the partition count.
 
-Peak memory follows ``rows_per_partition``, not the input. Passes 0, 2 and 3
-can run in several worker processes (``workers``); each process writes its own
-spill file per partition. Which worker wrote a row does not change the output:
-the kernel does not depend on the order of a partition's rows, and the output
-is sorted on a key that is unique to a row, so the bytes are the same. A Spark
-engine would feed the same kernel the same member partitions
-(``applyInPandas``).
+Peak memory follows ``rows_per_partition``, not the input. Passes 0 (but its
+reading), 1, 2 and 3 can run in several worker processes (``workers``); each
+process writes its own spill file per partition. Which worker wrote a row does
+not change the output: the kernel does not depend on the order of a partition's
+rows, and the output is sorted on a key that is unique to a row, so the bytes
+are the same. A Spark engine would feed the same kernel the same member
+partitions (``applyInPandas``).
 """
 
 from __future__ import annotations
@@ -105,11 +106,19 @@ SAMPLE_EVERY = 64
 
 
 def _cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on, and may use in full: a container's CPU quota
+    (cgroup v2 ``cpu.max``) counts, not only the machine's cores."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 WORKERS = min(2, _cores())
@@ -346,7 +355,6 @@ def execute(
             Spill(partitions, schema.append(SPAN), where) as by_member,
             Spill(index_partitions, INDEX_SCHEMA, where) as claim_index,
             Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
-            Spill(index_partitions, schema, where) as split_lines,
             _workers(workers) as pool,
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
@@ -359,7 +367,6 @@ def execute(
                 by_member,
                 claim_index=claim_index,
                 split_ids=split_ids,
-                split_lines=split_lines,
                 register_by_key=by_key,
                 state_by_member=state_by_member,
                 spans=[span for _, span in spans],
@@ -384,11 +391,19 @@ def execute(
             with Spill(len(bounds) + 1, output_schema, where) as by_range:
                 context = replace(context, by_range=by_range, bounds=bounds, run_id=run_id)
                 context, register_valid_rows = _register_pass(pool, context, register_file, rejects)
-                for split in pool(_split_task, context, index_partitions):
-                    observer.advance("validating", split)
+                split_rows = 0
+                for indexed, split in pool(_split_task, context, index_partitions):
+                    split_rows += split
+                    observer.advance("validating", indexed)
                 split_ids.close_writers()
                 observer.finish("validating")
-                parts, units = _decide_pass(pool, context, files, rejects, observer)
+                # Lines of claims across members, set aside: partitions of the usual size.
+                with Spill(
+                    max(1, math.ceil(split_rows / rows_per_partition)), schema, where
+                ) as split_lines:
+                    parts, units = _decide_pass(
+                        pool, replace(context, split_lines=split_lines), files, rejects, observer
+                    )
                 with SortedParquetWriter(directory / "adjudicated.parquet", output_schema) as out:
                     for _, table in by_range:
                         out.write(table.take(_sort_keys(table)))
@@ -568,7 +583,11 @@ def _read_task(index: int) -> tuple[int, list[pa.Array]]:
     sample: list[pa.Array] = []
     for batch in text_batches(span.path, schema, claims_contract.CONTRACT_COLUMNS, span=span):
         rows += batch.num_rows
-        part = partition_of(batch.column("member_id"), by_member.partitions)
+        # A line without a member goes by its claim: lines without one would otherwise
+        # all meet in one partition (they are rejected; their claim is split if another
+        # of its lines names a member).
+        members = pc.coalesce(batch.column("member_id"), batch.column("claim_id"))
+        part = partition_of(members, by_member.partitions)
         by_member.add(
             batch.append_column(SPAN, pa.array(np.full(batch.num_rows, index, np.int32))), part
         )
@@ -677,25 +696,28 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     return validated.rejects, counts, set(invalid.astype(str)), len(validated.valid)
 
 
-def _split_task(index: int) -> int:
+def _split_task(index: int) -> tuple[int, int]:
     """Pass 2 for one partition of the claim index: each claim whose lines went to
     several member partitions, sent to each of them (see :meth:`Spill.writer`). How
-    many lines the partition indexed."""
+    many lines the partition indexed, and how many of them are such claims' lines."""
     context = _context()
     assert context.claim_index is not None and context.split_ids is not None
     lines = context.claim_index.read(index)
     if lines.num_rows == 0:
-        return 0
+        return 0, 0
     # A claim with no id is one claim here, as it is to the checks over several lines.
     pairs = lines.group_by(["claim_id", "part"]).aggregate([])
     parts = pairs.group_by("claim_id").aggregate([("part", "count")])
     split = parts.filter(pc.greater(parts.column("part_count"), 1)).column("claim_id")
-    if len(split):
-        touched = pairs.filter(pc.is_in(pairs.column("claim_id"), split.combine_chunks()))
-        context.split_ids.writer().add(
-            touched.select(["claim_id"]), touched.column("part").to_numpy().astype(np.int64)
-        )
-    return lines.num_rows
+    if not len(split):
+        return lines.num_rows, 0
+    split = split.combine_chunks()
+    touched = pairs.filter(pc.is_in(pairs.column("claim_id"), split))
+    context.split_ids.writer().add(
+        touched.select(["claim_id"]), touched.column("part").to_numpy().astype(np.int64)
+    )
+    across = pc.sum(pc.is_in(lines.column("claim_id"), split)).as_py()
+    return lines.num_rows, int(across)
 
 
 def _decide_task(
@@ -755,8 +777,7 @@ def _set_aside(context: _Context, index: int, lines: pa.Table) -> None:
     assert context.split_lines is not None
     spill = context.split_lines
     own = Spill(spill.partitions, spill.schema, directory=spill.directory, source=index)
-    own.add(lines, partition_of(lines.column("claim_id"), spill.partitions))
-    own.close_writers()
+    own.add(lines, partition_of(lines.column("claim_id"), spill.partitions), once=True)
 
 
 def _set_aside_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts]]:

@@ -6,10 +6,12 @@ a reader that guesses types turns place of service ``02`` into ``2``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import mmap
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -87,7 +89,7 @@ def _padded(column: pa.ChunkedArray) -> bool:
         ].astype(np.int64)
         data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else None
         starts, ends = offsets[:-1], offsets[1:]
-        filled = ends > starts  # a null's slot may hold bytes: counted, which costs a trim
+        filled = ends > starts  # a null's slot may hold bytes: counted (a trim for nothing)
         if data is None or not filled.any():
             continue
         edges = np.concatenate([data[starts[filled]], data[ends[filled] - 1]])
@@ -97,14 +99,14 @@ def _padded(column: pa.ChunkedArray) -> bool:
 
 
 def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Leading and trailing blanks trimmed; an empty value is null.
+    """Leading and trailing blanks (spaces and tabs) trimmed; an empty value is null.
 
     Each step rewrites the column, so each runs only where it changes something:
     trimming where a value starts or ends with a blank, nulling where a value is
     empty (the CSV reader already nulls empty cells; Parquet may hold "").
     """
     if _padded(column):
-        column = pc.utf8_trim_whitespace(column)
+        column = pc.utf8_trim(column, characters=" \t")
     shortest = pc.min(pc.binary_length(column)).as_py()
     if shortest is None or shortest > 0:
         return column
@@ -268,9 +270,13 @@ class Span:
 
 def spans_of(path: str, span_bytes: int | None = None) -> list[Span]:
     """``path`` cut into spans of about ``span_bytes`` (:data:`SPAN_BYTES`) after the
-    header line: a plain CSV file whose lines end in a newline; any other file is one
-    span. A span ends where a line does (pyarrow's reader ends a row at a line's end
-    too: a quoted value cannot hold a line break)."""
+    header line: a plain CSV file; any other file is one span.
+
+    A cut falls after a line's end that is not inside a quoted value: where the
+    double quotes before it, from the first data row, are even in number (a quote
+    inside a quoted value is written twice, so it keeps the count even). Finding
+    the cuts reads the file once, counting quotes (about 0.3 s a GB).
+    """
     span_bytes = span_bytes or SPAN_BYTES
     if file_kind(path) != "csv" or path.lower().endswith(".gz"):
         return [Span(path)]
@@ -279,14 +285,32 @@ def spans_of(path: str, span_bytes: int | None = None) -> list[Span]:
         header = file.readline()
         if not header.endswith(b"\n") or size - len(header) <= span_bytes:
             return [Span(path)]
-        cuts = [len(header)]
-        for target in range(len(header) + span_bytes, size, span_bytes):
-            file.seek(max(target, cuts[-1]))
-            file.readline()  # to the end of the line the target falls in
-            if file.tell() < size:
-                cuts.append(file.tell())
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            cuts = _cuts(data, len(header), span_bytes)
     ends = [*cuts[1:], size]
-    return [Span(path, start, end) for start, end in zip(cuts, ends, strict=True) if end > start]
+    return [Span(path, start, end) for start, end in zip(cuts, ends, strict=True)]
+
+
+def _cuts(data: mmap.mmap, first: int, span_bytes: int) -> list[int]:
+    """Where spans start: ``first``, then at each line's end outside a quoted value
+    at least ``span_bytes`` after the last cut."""
+    cuts, position, quotes = [first], first, 0
+    while cuts[-1] + span_bytes < len(data):
+        target = cuts[-1] + span_bytes
+        quotes += data[position:target].count(b'"')
+        position = target
+        while True:  # to the end of a line, outside any quoted value
+            end = data.find(b"\n", position)
+            if end < 0:
+                return cuts
+            quotes += data[position : end + 1].count(b'"')
+            position = end + 1
+            if quotes % 2 == 0:
+                break
+        if position >= len(data):
+            return cuts
+        cuts.append(position)
+    return cuts
 
 
 class _SpanReader(io.RawIOBase):
@@ -313,8 +337,10 @@ class _SpanReader(io.RawIOBase):
 
 
 def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[pa.Table]:
-    header = column_names(path)
     within = span is not None and span.end is not None
+    if whole and within:
+        raise ValueError("a span is read in batches, not whole")
+    header = column_names(path)
     read_options = pacsv.ReadOptions(
         column_names=header,
         skip_rows=0 if within else 1,
@@ -330,18 +356,21 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
             table = pacsv.read_csv(path, read_options=read_options, convert_options=convert_options)
             yield table.combine_chunks()  # one chunk per column: later steps pay per chunk
             return
-        source: Any = path
-        if span is not None and span.end is not None:
-            source = _SpanReader(path, span.start, span.end)
-        reader = pacsv.open_csv(source, read_options=read_options, convert_options=convert_options)
-        gathered: list[pa.RecordBatch] = []
-        for batch in reader:
-            gathered.append(batch)
-            if sum(b.num_rows for b in gathered) >= STREAM_ROWS:
+        with contextlib.ExitStack() as stack:
+            source: Any = path
+            if span is not None and span.end is not None:
+                source = stack.enter_context(_SpanReader(path, span.start, span.end))
+            reader = pacsv.open_csv(
+                source, read_options=read_options, convert_options=convert_options
+            )
+            gathered: list[pa.RecordBatch] = []
+            for batch in reader:
+                gathered.append(batch)
+                if sum(b.num_rows for b in gathered) >= STREAM_ROWS:
+                    yield pa.Table.from_batches(gathered)
+                    gathered = []
+            if gathered:
                 yield pa.Table.from_batches(gathered)
-                gathered = []
-        if gathered:
-            yield pa.Table.from_batches(gathered)
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
         raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
 

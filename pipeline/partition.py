@@ -132,25 +132,26 @@ class Spill:
     def _path(self, partition: int) -> Path:
         return self.directory / f"{partition:05d}-{self.source:07d}.arrow"
 
-    def add(self, table: pa.Table, partition: np.ndarray) -> None:
+    def add(self, table: pa.Table, partition: np.ndarray, *, once: bool = False) -> None:
         """Scatter ``table``'s rows to their partitions, keeping their order within each.
 
         A row whose partition is negative is left out (one copy of the rows, not a
-        filter and then a scatter).
+        filter and then a scatter). ``once``: this writer writes each partition once,
+        so each file is closed as soon as it is written (one file open at a time).
         """
         table = table.select(self.schema.names).cast(self.schema)
         dropped = int(np.count_nonzero(partition < 0))
         if self.partitions == 1 and not dropped:
-            self._write(0, table)
+            self._write(0, table, close=once)
             return
         order = np.argsort(partition, kind="stable")[dropped:]
         counts = np.bincount(partition[partition >= 0], minlength=self.partitions)
         bounds = np.concatenate([[0], np.cumsum(counts)])
         shuffled = table.take(pa.array(order))
         for index in np.flatnonzero(counts):
-            self._write(int(index), shuffled.slice(bounds[index], counts[index]))
+            self._write(int(index), shuffled.slice(bounds[index], counts[index]), close=once)
 
-    def _write(self, partition: int, table: pa.Table) -> None:
+    def _write(self, partition: int, table: pa.Table, *, close: bool = False) -> None:
         writer = self._writers.get(partition)
         if writer is None:
             sink = pa.OSFile(str(self._path(partition)), "wb")  # unbuffered
@@ -159,6 +160,9 @@ class Spill:
             self._sinks[partition] = sink
         writer.write_table(table)
         self.rows[partition] += table.num_rows
+        if close:
+            self._writers.pop(partition).close()
+            self._sinks.pop(partition)
 
     def close_writers(self) -> None:
         """Finish writing, this process's task writer too; partitions can be read from now on."""

@@ -16,8 +16,8 @@ import pytest
 
 from benchmarks.generate import generate
 from pipeline import io
-from pipeline.engine import SortedParquetWriter, _range_of, execute
-from pipeline.partition import partition_of, stable_hash
+from pipeline.engine import SortedParquetWriter, _range_of, execute, partition_count
+from pipeline.partition import Spill, partition_of, stable_hash
 from pipeline.rules import load_rules
 
 AS_OF = datetime(2026, 6, 30, 23, 59, 59)
@@ -207,6 +207,12 @@ def test_claims_whose_lines_name_different_members_are_rejected_whole(tmp_path: 
     pacsv.write_csv(pa.Table.from_pandas(claims, preserve_index=False), path)
     register_path = tmp_path / "authorizations.csv"
     pacsv.write_csv(pa.Table.from_pandas(register, preserve_index=False), register_path)
+    # The claims' lines land in different partitions (a line without a member goes by
+    # its claim id), so they are set aside.
+    partitions = partition_count([str(path)], 60)
+    assert partitions > 40
+    landing = partition_of(pa.array(["M-ONE", "M-OTHER", second]), partitions)
+    assert len(set(landing.tolist())) == 3
     outputs = {}
     for rows_per_partition in (10_000_000, 60):
         out = tmp_path / f"rows-{rows_per_partition}"
@@ -232,3 +238,39 @@ def test_claims_whose_lines_name_different_members_are_rejected_whole(tmp_path: 
     assert {201, len(claims)} <= set(copies["source_row"])
     adjudicated = pd.read_parquet(outputs[60] / "adjudicated.parquet", columns=["source_row"])
     assert len(adjudicated) + rejects["source_row"].nunique() == len(claims)
+
+
+def test_a_file_given_twice_is_numbered_twice_from_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples = REPO / "data" / "samples"
+    claims, register = str(samples / "claims.csv"), str(samples / "authorizations.csv")
+    for span_bytes in (10_000_000, 3_000):
+        monkeypatch.setattr(io, "SPAN_BYTES", span_bytes)
+        assert (len(io.spans_of(claims)) > 3) == (span_bytes == 3_000)
+        out = tmp_path / f"span-{span_bytes}"
+        out.mkdir()
+        execute([claims, claims], register, AS_OF, load_rules(), out)
+    for name in ("adjudicated.parquet", "rejects.parquet", "summary.json"):
+        assert (tmp_path / "span-3000" / name).read_bytes() == (
+            tmp_path / "span-10000000" / name
+        ).read_bytes(), name
+    rows = pd.read_csv(claims, dtype=str).shape[0]
+    rejects = pd.read_parquet(tmp_path / "span-3000" / "rejects.parquet")
+    copies = rejects[rejects["check"].eq("duplicate_claim_line")]
+    assert copies["source_row"].value_counts().max() == 2  # each row, once per copy
+    assert set(copies["source_row"]) <= set(range(1, rows + 1))
+
+
+def test_a_writer_beside_another_keeps_its_files(tmp_path: Path) -> None:
+    schema = pa.schema([pa.field("claim_id", pa.string())])
+    rows = pa.table({"claim_id": ["A", "B"]})
+    with Spill(2, schema, tmp_path) as first, Spill(2, schema, tmp_path) as second:
+        for _ in range(3):  # a worker's tasks, each writing both spills
+            first.writer(beside=[second]).add(rows, np.array([0, 1]))
+            second.writer(beside=[first]).add(rows, np.array([1, 1]))
+        with Spill(1, schema, tmp_path) as third:
+            third.writer().add(rows, np.array([0, 0]))  # the next pass lets both go
+            assert first.read(0).num_rows == 3 and first.read(1).num_rows == 3
+            assert second.read(1).num_rows == 6
+            third.close_writers()
