@@ -33,6 +33,8 @@ class Rule:
     column: str | None
     check: str
     message: str
+    reads: tuple[str, ...] | None = None
+    """The only columns the rule reads, when it says so (see :func:`row_rule`)."""
 
 
 _MESSAGES: dict[str, str] = {NOT_NULLABLE: "{column} is required and is empty"}
@@ -50,10 +52,18 @@ def column_rule(
     return pandera.check(*columns, regex=regex, name=check)
 
 
-def row_rule(*, column: str, check: str, message: str) -> Callable[[Any], Any]:
-    """Register a pandera dataframe check whose rejects are filed under ``column``."""
+def row_rule(
+    *, column: str, check: str, message: str, reads: tuple[str, ...] | None = None
+) -> Callable[[Any], Any]:
+    """Register a pandera dataframe check whose rejects are filed under ``column``.
+
+    ``reads``: the only columns the rule reads. Such rules are checked on those
+    columns alone: pandera reshapes every column it is given for each failing row
+    (for Arrow text, 0.5 s per 12,000 rows of 18 columns), and a rule over a whole
+    claim fails every line of it.
+    """
     key = f"{column}/{check}"
-    _ROW_RULES[key] = Rule(column, check, message)
+    _ROW_RULES[key] = Rule(column, check, message, reads)
     return pandera.dataframe_check(name=key, ignore_na=False)
 
 

@@ -42,6 +42,8 @@ DATE_COLUMNS = (
     "claim_line_start_date",
     "claim_line_end_date",
 )
+CLAIM_RULE_COLUMNS = ("claim_id", "claim_line_number", "member_id", "claim_type", "plan_type")
+"""What the rules over a claim's lines read (duplicates, lines that disagree)."""
 HCPCS_SHAPE = r"[0-9]{4}[0-9A-Z]|[A-Z][0-9]{4}"
 """CPT (five digits, or four and a letter for categories II and III) or HCPCS Level II."""
 
@@ -406,6 +408,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="claim_line_number",
         check="duplicate_claim_line",
+        reads=CLAIM_RULE_COLUMNS,
         message="(claim_id, claim_line_number) appears more than once; every copy is "
         "rejected so that a person can say which is right",
     )
@@ -415,6 +418,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="member_id",
         check="differs_within_claim",
+        reads=CLAIM_RULE_COLUMNS,
         message="{column} '{value}' differs between the lines of this claim; "
         "every line of the claim is rejected",
     )
@@ -424,6 +428,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="claim_type",
         check="differs_within_claim",
+        reads=CLAIM_RULE_COLUMNS,
         message="{column} '{value}' differs between the lines of this claim; "
         "every line of the claim is rejected",
     )
@@ -433,6 +438,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="plan_type",
         check="differs_within_claim",
+        reads=CLAIM_RULE_COLUMNS,
         message="{column} '{value}' differs between the lines of this claim; "
         "every line of the claim is rejected",
     )
@@ -551,11 +557,12 @@ ROW_RULE_COLUMNS: tuple[str, ...] = (
     "hcpcs_code",
     *NPI_COLUMNS,
 )
-"""The columns the row rules (the checks across columns and rows) read. They are checked
-on these columns alone: pandera reports a failing row with every column it is given, and
-the 25 diagnosis columns made a claim with one empty member_id cost 50 failure cases a line.
-A row rule that reads another column makes every validation fail ("validation failed
-without naming rows") until the column is added here."""
+"""The columns the row rules (the checks across columns and rows) read, but those that name
+their own (``reads``: the rules over a claim's lines, :data:`CLAIM_RULE_COLUMNS`). They are
+checked on these columns alone: pandera reports a failing row with every column it is
+given, and the 25 diagnosis columns made a claim with one empty member_id cost 50 failure
+cases a line. A row rule that reads another column makes every validation fail
+("validation failed without naming rows") until the column is added here."""
 
 UPPER_CASE_COLUMNS: tuple[str, ...] = (
     "plan_type",
