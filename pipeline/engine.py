@@ -333,11 +333,15 @@ def execute(
         contract=register_contract.CONTRACT_COLUMNS,
         required=register_contract.REQUIRED_COLUMNS,
     )
-    with ThreadPoolExecutor(max_workers=1) as hashing:
+    # Digests and spans (each reads the files once) beside the register's reading.
+    with ThreadPoolExecutor(max_workers=2) as beside:
         digests: dict[str, Future[str]] = {
-            path: hashing.submit(sha256_of, path)
+            path: beside.submit(sha256_of, path)
             for path in dict.fromkeys([*claims, authorizations])
         }
+        cut = beside.submit(
+            lambda: [(n, span) for n, path in enumerate(claims) for span in spans_of(path)]
+        )
         partitions = partition_count(claims, rows_per_partition)
         index_partitions = math.ceil(partitions / INDEX_SHARE)
         _allow_open_files(partitions + index_partitions + OPEN_FILES_MARGIN)
@@ -359,7 +363,7 @@ def execute(
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
             by_key.close_writers()
-            spans = [(n, span) for n, path in enumerate(claims) for span in spans_of(path)]
+            spans = cut.result()
             context = _Context(
                 as_of,
                 rules,
@@ -409,22 +413,10 @@ def execute(
                         out.write(table.take(_sort_keys(table)))
                         observer.advance("writing", table.num_rows)
                     adjudicated_rows = out.close()
-    all_rejects = sort_rejects(pd.concat(rejects, ignore_index=True))
     outputs = [
         ("adjudicated.parquet", adjudicated_rows),
-        (
-            "rejects.parquet",
-            write_parquet(all_rejects[list(REJECT_COLUMNS)], directory / "rejects.parquet"),
-        ),
+        *_write_rejects_and_units(directory, rejects, units if ledger is not None else None),
     ]
-    if ledger is not None:
-        entry = sorted_entry(units)
-        outputs.append(
-            (
-                "units.parquet",
-                write_parquet(entry, directory / "units.parquet", schema=LEDGER_SCHEMA),
-            )
-        )
     execution = Execution(
         run_id=run_id,
         inputs=inputs,
@@ -441,6 +433,24 @@ def execute(
     execution.outputs.sort(key=lambda f: str(f["path"]))
     observer.finish("writing")
     return execution
+
+
+def _write_rejects_and_units(
+    directory: Path, rejects: list[pd.DataFrame], units: list[pd.DataFrame] | None
+) -> list[tuple[str, int]]:
+    """rejects.parquet, and units.parquet for a run with a ledger: names and rows."""
+    all_rejects = sort_rejects(pd.concat(rejects, ignore_index=True))
+    written = [
+        (
+            "rejects.parquet",
+            write_parquet(all_rejects[list(REJECT_COLUMNS)], directory / "rejects.parquet"),
+        )
+    ]
+    if units is not None:
+        entry = sorted_entry(units)
+        path = directory / "units.parquet"
+        written.append(("units.parquet", write_parquet(entry, path, schema=LEDGER_SCHEMA)))
+    return written
 
 
 def _allow_open_files(needed: int) -> None:
