@@ -274,8 +274,8 @@ def spans_of(path: str, span_bytes: int | None = None) -> list[Span]:
     A cut falls after a line's end that is not inside a quoted value: where the
     double quotes before it, from the first data row, are even in number (a quote
     inside a quoted value is written twice, so it keeps the count even). Finding
-    the cuts reads the file once, counting quotes (about 0.3 s a GB; read, not
-    mapped, so that the pages read do not count as the process's memory).
+    the cuts reads the file once, counting quotes (about a second a GB here; read,
+    not mapped, so that the pages read do not count as the process's memory).
     """
     span_bytes = span_bytes or SPAN_BYTES
     if file_kind(path) != "csv" or path.lower().endswith(".gz"):
