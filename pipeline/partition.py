@@ -77,7 +77,7 @@ def partition_of(values: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndar
 WRITE_BUFFER = 64 << 10
 """Bytes gathered before a spill file is written to. Arrow writes a record batch one
 buffer at a time (three a column): unbuffered, a slice of a batch cost some 160 system
-calls, and a worker spent most of its time in the kernel at 50M lines (250 partitions)."""
+calls (at 10M lines, reading took 13.5 s unbuffered and 11.5 s buffered)."""
 
 _PROCESS_WRITERS: dict[Path, Spill] = {}
 """Each process's writer into each spill it writes from tasks (see :meth:`Spill.writer`)."""
