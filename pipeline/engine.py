@@ -35,6 +35,7 @@ partitions (``applyInPandas``).
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import math
 import multiprocessing
@@ -363,7 +364,6 @@ def execute(
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
             by_key.close_writers()
-            spans = cut.result()
             context = _Context(
                 as_of,
                 rules,
@@ -373,8 +373,7 @@ def execute(
                 split_ids=split_ids,
                 register_by_key=by_key,
                 state_by_member=state_by_member,
-                spans=[span for _, span in spans],
-                span_files=[n for n, _ in spans],
+                spans=cut.result(),
                 ledger_state=ledger_state,
                 ledger_partition=None
                 if ledger_state is None
@@ -386,7 +385,6 @@ def execute(
             context, sample = _read_pass(pool, context, files, observer)
             by_member.close_writers()
             claim_index.close_writers()
-            _finished(None)
             inputs, run_id = _identity(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
@@ -569,10 +567,10 @@ def _read_pass(
     rows_before = np.zeros(len(context.spans), dtype=np.int64)
     in_file: dict[int, int] = {}
     for index, (rows, picked) in enumerate(pool(_read_task, context, len(context.spans))):
-        ordinal = context.span_files[index]
+        ordinal, span = context.spans[index]
         rows_before[index] = in_file.get(ordinal, 0)
         in_file[ordinal] = rows_before[index] + rows
-        files[context.spans[index].path].rows += rows
+        files[span.path].rows += rows
         sample.extend(picked)
         observer.advance("reading", rows)
     observer.finish("reading")
@@ -585,7 +583,7 @@ def _read_task(index: int) -> tuple[int, list[pa.Array]]:
     :meth:`Spill.writer`). The span's rows, and a sample of its claim ids."""
     context = _context()
     assert context.claim_index is not None
-    span = context.spans[index]
+    _, span = context.spans[index]
     by_member = context.by_member.writer(beside=[context.claim_index])
     claim_index = context.claim_index.writer(beside=[context.by_member])
     schema = context.by_member.schema.remove(context.by_member.schema.get_field_index(SPAN.name))
@@ -629,9 +627,8 @@ class _Context:
     rules: Rules
     partitions: int
     by_member: Spill
-    spans: list[Span] = field(default_factory=list)
-    span_files: list[int] = field(default_factory=list)
-    """Each span's file, by its place in the claims files given (a file given twice is
+    spans: list[tuple[int, Span]] = field(default_factory=list)
+    """Each span with its file's place in the claims files given (a file given twice is
     numbered twice from 1, as two files are)."""
     rows_before: np.ndarray | None = None
     claim_index: Spill | None = None
@@ -683,6 +680,13 @@ def _validated(
     counts = {path: FileCounts(path, source) for path in paths}
     count_validated(counts, validated)
     return validated, counts
+
+
+def _claims_validated(
+    table: pa.Table, context: _Context
+) -> tuple[Validated | None, dict[str, FileCounts]]:
+    """Claim lines validated at the run's as-of, with their counts per file."""
+    return _validated(table, functools.partial(validate_claims, as_of=context.as_of), "claims")
 
 
 def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]:
@@ -751,15 +755,10 @@ def _decide_task(
         _set_aside(context, index, table.filter(across))
         table = table.filter(~across)
     parts = SummaryParts()
-    validated, counts = _validated(
-        table, lambda lines: validate_claims(lines, context.as_of), "claims"
-    )
+    validated, counts = _claims_validated(table, context)
     if validated is None:
         return empty_rejects(), {}, parts, pd.DataFrame(), 0
-    checked = pa.Table.from_pandas(validated.checked, schema=table.schema, preserve_index=False)
-    if not validated.passed.all():
-        checked = checked.filter(pa.array(validated.passed))
-    lines = to_frame(checked)
+    lines = validated.valid.reset_index(drop=True)
     if lines.empty:
         return validated.rejects, counts, parts, None, 0
     ledger_state = context.ledger_state
@@ -797,10 +796,7 @@ def _set_aside_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts]]:
     together: validated, and rejected (their lines disagree on the member)."""
     context = _context()
     assert context.split_lines is not None
-    table = context.split_lines.read(index)
-    validated, counts = _validated(
-        table, lambda lines: validate_claims(lines, context.as_of), "claims"
-    )
+    validated, counts = _claims_validated(context.split_lines.read(index), context)
     if validated is None:
         return empty_rejects(), {}
     if validated.passed.any():
