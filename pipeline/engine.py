@@ -95,6 +95,7 @@ from pipeline.validate import (
 )
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
+from schemas.checks import forget
 from schemas.outputs import REJECT_COLUMNS, empty_rejects
 
 _T = TypeVar("_T")
@@ -858,9 +859,11 @@ def _call(call: tuple[Callable[[int], _T], _Context, int]) -> _T:
 
 def _finished(result: _T) -> _T:
     """A task's result, once the memory its partition took is given back to the system:
-    Arrow's allocator and malloc keep freed memory for reuse, so each process would
-    otherwise hold its largest partition's worth from then on (with two workers
-    and the parent, three times over)."""
+    the columns the checks remembered are let go (the register's state, computed after
+    its validation, remembers its dates), and Arrow's allocator and malloc keep freed
+    memory for reuse, so each process would otherwise hold its largest partition's
+    worth from then on (with two workers and the parent, three times over)."""
+    forget()
     pa.default_memory_pool().release_unused()
     _malloc_trim()
     return result

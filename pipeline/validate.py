@@ -22,7 +22,7 @@ from pandera.errors import SchemaErrors
 from pipeline.io import SOURCE_FILE, SOURCE_ROW, to_frame
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
-from schemas.checks import TEXT_DTYPE, message_template, row_rule_for
+from schemas.checks import TEXT_DTYPE, forget, message_template, row_rule_for
 from schemas.outputs import REJECT_COLUMNS, empty_rejects
 
 
@@ -108,11 +108,14 @@ def _validate(
         rule = row_rule_for(check.name)
         reads = rule.reads if rule is not None and rule.reads else tuple(row_rule_columns)
         by_columns.setdefault(reads, []).append(check)
-    found = [_failures(columns_only, frame[list(contract_columns)])]
-    found += [
-        _failures(pa.DataFrameSchema(checks=checks), frame[list(reads)])
-        for reads, checks in by_columns.items()
-    ]
+    try:
+        found = [_failures(columns_only, frame[list(contract_columns)])]
+        found += [
+            _failures(pa.DataFrameSchema(checks=checks), frame[list(reads)])
+            for reads, checks in by_columns.items()
+        ]
+    finally:
+        forget()  # what the checks computed once for this frame
     failures = [cases for cases in found if cases is not None]
     passed = np.ones(len(frame), dtype=bool)
     if not failures:

@@ -16,10 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline import engine
 from pipeline.io import SOURCE_ROW
 from pipeline.run import read_claims
 from pipeline.validate import Validated, validate_claims
+from schemas import checks
 from schemas import claims as claims_contract
+from schemas.checks import parse_dates
 from schemas.outputs import REJECT_COLUMNS
 
 AS_OF = datetime(2026, 6, 30, 23, 59, 59)
@@ -682,6 +685,18 @@ def test_validation_does_not_change_its_input(run: Run) -> None:
     before = lines.copy()
     validate_claims(lines, AS_OF)
     pd.testing.assert_frame_equal(lines, before)
+
+
+def test_validation_keeps_no_column_of_its_input_once_done(run: Run) -> None:
+    # The checks compute dates and codes once per column; what they remembered must
+    # not outlive the validation (it kept ~190 MB a worker between partitions).
+    lines, _ = read_claims([str(run.path)])
+    validate_claims(lines, AS_OF)
+    assert not checks._REMEMBERED
+    parse_dates(lines["claim_line_start_date"])  # as the register's state does after
+    assert checks._REMEMBERED
+    engine._finished(None)
+    assert not checks._REMEMBERED
 
 
 def test_rejects_are_sorted_by_claim_and_line(run: Run) -> None:
