@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.generate import generate
@@ -173,6 +174,16 @@ def test_a_failed_write_closes_the_output_and_its_thread(tmp_path: Path) -> None
     assert not out.writer.is_open
     with pytest.raises(RuntimeError):  # the background thread has been shut down
         out.encoder.submit(print)
+
+
+def test_near_unique_columns_are_written_without_a_dictionary(tmp_path: Path) -> None:
+    schema = pa.schema([pa.field("claim_id", pa.string()), pa.field("decision", pa.string())])
+    with SortedParquetWriter(tmp_path / "out.parquet", schema) as out:
+        out.write(pa.table({"claim_id": ["C1", "C2", "C3"], "decision": ["DENY"] * 3}, schema))
+        out.close()
+    group = pq.ParquetFile(tmp_path / "out.parquet").metadata.row_group(0)
+    assert not group.column(0).has_dictionary_page  # claim_id: in PLAIN_COLUMNS
+    assert group.column(1).has_dictionary_page
 
 
 def test_a_claim_id_falls_in_the_range_its_bounds_say() -> None:
