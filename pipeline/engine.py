@@ -766,16 +766,22 @@ def _decide_task(
     assert context.state_by_member is not None and context.split_ids is not None
     assert context.by_range is not None and context.bounds is not None
     assert context.rows_before is not None
-    # One chunk per column: a partition arrives in a slice from every batch read (380
-    # slices at 50M lines), and every step after pays per slice.
-    table = _numbered(context.by_member.read(index).combine_chunks(), context.rows_before)
+    table = context.by_member.read(index)
+    # In the order of the output's ranges of claim_id: the decided lines then go to their
+    # ranges as slices, where scattering them took every column of the decided lines
+    # once more. The take also makes one chunk per column: a partition arrives in a
+    # slice from every batch read (380 at 50M lines), and every step after pays per slice.
+    ranges = _range_of(table.column("claim_id"), context.bounds)
+    order = np.argsort(ranges, kind="stable")
+    table = _numbered(table.take(order), context.rows_before)
+    ranges = ranges[order]
     split = context.split_ids.read(index).column("claim_id")
     if len(split) and table.num_rows:
         across = pc.is_in(table.column("claim_id"), split.combine_chunks()).to_numpy(
             zero_copy_only=False
         )
         _set_aside(context, index, table.filter(across))
-        table = table.filter(~across)
+        table, ranges = table.filter(~across), ranges[~across]
     parts = SummaryParts()
     validated, counts = _claims_validated(table, context)
     if validated is None:
@@ -796,9 +802,7 @@ def _decide_task(
     decided_table = pa.Table.from_pandas(
         output, schema=context.by_range.schema, preserve_index=False
     )
-    context.by_range.writer().add(
-        decided_table, _range_of(decided_table.column("claim_id"), context.bounds)
-    )
+    context.by_range.writer().add(decided_table, ranges[validated.passed])
     # A run without a ledger keeps no entry: nothing that grows with the input is held.
     entry = ledger_rows(context.run_id, took, lines) if ledger_state is not None else None
     return validated.rejects, counts, parts, entry, len(lines)

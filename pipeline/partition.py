@@ -149,10 +149,12 @@ class Spill:
         if self.partitions == 1 and not dropped:
             self._write(0, table, close=once)
             return
-        order = np.argsort(partition, kind="stable")[dropped:]
         counts = np.bincount(partition[partition >= 0], minlength=self.partitions)
         bounds = np.concatenate([[0], np.cumsum(counts)])
-        shuffled = table.take(pa.array(order))
+        if not dropped and bool(np.all(partition[1:] >= partition[:-1])):
+            shuffled = table  # already in partition order: slices of it, no copy
+        else:
+            shuffled = table.take(pa.array(np.argsort(partition, kind="stable")[dropped:]))
         for index in np.flatnonzero(counts):
             self._write(int(index), shuffled.slice(bounds[index], counts[index]), close=once)
 

@@ -285,3 +285,21 @@ def test_a_writer_beside_another_keeps_its_files(tmp_path: Path) -> None:
             assert first.read(0).num_rows == 3 and first.read(1).num_rows == 3
             assert second.read(1).num_rows == 6
             third.close_writers()
+
+
+@pytest.mark.parametrize(
+    "partition",
+    [[0, 0, 1, 1, 1, 3], [1, 0, 3, 1, 0, 1], [0, -1, 1, 1, -1, 3]],
+    ids=["in partition order", "shuffled", "some left out"],
+)
+def test_a_spill_keeps_each_partitions_rows_in_their_order(
+    tmp_path: Path, partition: list[int]
+) -> None:
+    schema = pa.schema([pa.field("claim_id", pa.string())])
+    rows = pa.table({"claim_id": [f"C{i}" for i in range(len(partition))]}, schema)
+    with Spill(4, schema, tmp_path) as spill:
+        spill.add(rows, np.array(partition))
+        spill.close_writers()
+        for index in range(4):
+            expected = [f"C{i}" for i, p in enumerate(partition) if p == index]
+            assert spill.read(index).column("claim_id").to_pylist() == expected
