@@ -81,6 +81,20 @@ def test_a_quoted_value_with_a_line_break_is_never_cut(tmp_path: Path) -> None:
     assert rows[1][2] == 'first line\nsecond "line" 1'
 
 
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_line_break_in_a_quoted_value_may_fall_at_a_block_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole: bool
+) -> None:
+    monkeypatch.setattr(io, "STREAM_BLOCK_BYTES", 100)
+    monkeypatch.setattr(io, "BATCH_BYTES", 100)
+    path = tmp_path / "claims.csv"
+    lines = [f'C{n:04d},M{n % 7},"first line\nsecond line {n}"' for n in range(300)]
+    path.write_text(HEADER + "\n".join(lines) + "\n")
+    schema = text_schema([str(path)], contract=["claim_id", "member_id"], required=[])
+    read = pa.concat_tables(text_batches(str(path), schema, ["claim_id", "member_id"], whole=whole))
+    assert read.column("note").to_pylist() == [f"first line\nsecond line {n}" for n in range(300)]
+
+
 def test_claims_schema_reads_a_span(monkeypatch: pytest.MonkeyPatch) -> None:
     # The engine reads with the claims contract; spans follow SPAN_BYTES when it changes.
     monkeypatch.setattr(io, "SPAN_BYTES", 10_000)
