@@ -146,6 +146,9 @@ memory, about 1.5 GiB; README), one on one core. More is the operator's choice
 (``--workers``): each worker holds a partition."""
 BYTES_PER_ROW = 150
 """A CSV claim line's size, to size partitions before the rows are counted."""
+REGISTER_BYTES_PER_ROW = 85
+"""A CSV register row's size, likewise (sized as claim lines, the register's partitions
+held 312,000 rows at 50M lines and 250,000 at 10M: a worker's peak grew with them)."""
 OPEN_FILES_MARGIN = 64
 """Open files a run needs besides a spill's one per partition (inputs, outputs, Python)."""
 INDEX_SHARE = 8
@@ -208,15 +211,18 @@ def run_id_for(parts: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def partition_count(paths: Sequence[str], rows_per_partition: int) -> int:
-    """Enough partitions that each holds about ``rows_per_partition`` lines."""
+def partition_count(
+    paths: Sequence[str], rows_per_partition: int, bytes_per_row: int = BYTES_PER_ROW
+) -> int:
+    """Enough partitions that each holds about ``rows_per_partition`` rows of
+    ``bytes_per_row`` (in a CSV file)."""
     rows = 0
     for path in paths:
         if path.lower().endswith(".parquet"):
             rows += pq.ParquetFile(path).metadata.num_rows
         else:
             packed = 4 if path.lower().endswith(".gz") else 1
-            rows += Path(path).stat().st_size * packed // BYTES_PER_ROW
+            rows += Path(path).stat().st_size * packed // bytes_per_row
     return max(1, math.ceil(rows / rows_per_partition))
 
 
@@ -376,7 +382,9 @@ def execute(
         with (
             _spill_root(directory) as where,
             Spill(
-                partition_count([authorizations], rows_per_partition), register_schema, where
+                partition_count([authorizations], rows_per_partition, REGISTER_BYTES_PER_ROW),
+                register_schema,
+                where,
             ) as by_key,
             Spill(partitions, STATE_SCHEMA, where) as state_by_member,
             Spill(partitions, schema.append(SPAN), where) as by_member,
@@ -386,6 +394,7 @@ def execute(
         ):
             _scatter_register(authorizations, register_schema, by_key, register_file)
             by_key.close_writers()
+            _hand_back()  # what reading the register took, before the workers' passes
             context = _Context(
                 as_of,
                 rules,
@@ -883,15 +892,20 @@ def _call(call: tuple[Callable[[int], _T], _Context, int]) -> _T:
 
 
 def _finished(result: _T) -> _T:
-    """A task's result, once the memory its partition took is given back to the system:
-    the columns the checks remembered are let go (the register's state, computed after
-    its validation, remembers its dates), and Arrow's allocator and malloc keep freed
-    memory for reuse, so each process would otherwise hold its largest partition's
-    worth from then on (with two workers and the parent, three times over)."""
+    """A task's result, once the memory its partition took is handed back."""
+    _hand_back()
+    return result
+
+
+def _hand_back() -> None:
+    """Give the memory a process is done with back to the system: the columns the checks
+    remembered are let go (the register's state, computed after its validation,
+    remembers its dates), and Arrow's allocator and malloc keep freed memory for reuse,
+    so each process would otherwise hold its largest partition's worth from then on
+    (with two workers and the parent, three times over)."""
     forget()
     pa.default_memory_pool().release_unused()
     _malloc_trim()
-    return result
 
 
 def _malloc_trim() -> None:

@@ -60,7 +60,7 @@ def test_output_is_the_same_bytes_whatever_the_partition_count(
     rules = load_rules()
     ledger = tmp_path / "ledger"
     runs = {}
-    # At 300 rows a partition the register, too, is split (over four partitions).
+    # At 300 rows a partition the register, too, is split (over several partitions).
     for rows in (10_000_000, 4_000, 300):
         out = tmp_path / f"rows-{rows}"
         out.mkdir()
