@@ -119,6 +119,11 @@ PLAIN_COLUMNS = frozenset(
 or a claim, where a dictionary costs time and saves no space (a million decided lines
 encoded in 0.98 s instead of 1.16-1.19 s, 21 MB instead of 25). Every other column
 keeps its dictionary."""
+SORTED_BY = ("claim_id", "claim_line_number", SOURCE_FILE, SOURCE_ROW)
+"""The output's order. Its Parquet column statistics (min, max, nulls) are written for
+these columns only: there they let a reader skip row groups; every other column's values
+are spread over every group, where statistics skip nothing and cost time (a million
+decided lines encoded in 0.79 s instead of 0.97 s)."""
 SAMPLE_EVERY = 64
 """One claim in this many (by hash) marks where the sorted output's ranges split."""
 
@@ -239,6 +244,7 @@ class SortedParquetWriter:
             schema,
             compression="zstd",
             use_dictionary=[name for name in schema.names if name not in PLAIN_COLUMNS],
+            write_statistics=[name for name in SORTED_BY if name in schema.names],
         )
         self.schema = schema
         self.pending: list[pa.Table] = []
@@ -290,12 +296,13 @@ class SortedParquetWriter:
 
 
 def _sort_keys(table: pa.Table) -> pa.Array:
+    claim_id, line, source_file, source_row = SORTED_BY
     keys = pa.table(
         {
-            "claim_id": table.column("claim_id"),
-            "line": pc.cast(table.column("claim_line_number"), pa.int64()),
-            "source_file": table.column(SOURCE_FILE),
-            "source_row": table.column(SOURCE_ROW),
+            "claim_id": table.column(claim_id),
+            "line": pc.cast(table.column(line), pa.int64()),
+            "source_file": table.column(source_file),
+            "source_row": table.column(source_row),
         }
     )
     return pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])

@@ -176,14 +176,20 @@ def test_a_failed_write_closes_the_output_and_its_thread(tmp_path: Path) -> None
         out.encoder.submit(print)
 
 
-def test_near_unique_columns_are_written_without_a_dictionary(tmp_path: Path) -> None:
+def test_the_output_encodes_each_column_as_its_values_need(tmp_path: Path) -> None:
     schema = pa.schema([pa.field("claim_id", pa.string()), pa.field("decision", pa.string())])
     with SortedParquetWriter(tmp_path / "out.parquet", schema) as out:
         out.write(pa.table({"claim_id": ["C1", "C2", "C3"], "decision": ["DENY"] * 3}, schema))
         out.close()
     group = pq.ParquetFile(tmp_path / "out.parquet").metadata.row_group(0)
-    assert not group.column(0).has_dictionary_page  # claim_id: in PLAIN_COLUMNS
-    assert group.column(1).has_dictionary_page
+    claim_id, decision = group.column(0), group.column(1)
+    # Near-unique (PLAIN_COLUMNS): no dictionary; statistics where the file is sorted.
+    assert not claim_id.has_dictionary_page and decision.has_dictionary_page
+    assert claim_id.is_stats_set and (claim_id.statistics.min, claim_id.statistics.max) == (
+        "C1",
+        "C3",
+    )
+    assert not decision.is_stats_set
 
 
 def test_a_claim_id_falls_in_the_range_its_bounds_say() -> None:
