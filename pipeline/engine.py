@@ -369,6 +369,9 @@ def execute(
         contract=register_contract.CONTRACT_COLUMNS,
         required=register_contract.REQUIRED_COLUMNS,
     )
+    partitions = partition_count(claims, rows_per_partition)
+    workers = workers if partitions > 1 else 1
+    partitions = math.ceil(partitions / workers) * workers  # no worker left to finish alone
     # Digests and spans (each reads the files once) beside the register's reading.
     with ThreadPoolExecutor(max_workers=2) as beside:
         digests: dict[str, Future[str]] = {
@@ -376,16 +379,16 @@ def execute(
             for path in dict.fromkeys([*claims, authorizations])
         }
         cut = beside.submit(
-            lambda: [(n, span) for n, path in enumerate(claims) for span in spans_of(path)]
+            lambda: [
+                (n, span) for n, path in enumerate(claims) for span in spans_of(path, ways=workers)
+            ]
         )
-        partitions = partition_count(claims, rows_per_partition)
         index_partitions = math.ceil(partitions / INDEX_SHARE)
         _allow_open_files(partitions + index_partitions + OPEN_FILES_MARGIN)
         files = {path: FileCounts(path, "claims") for path in claims}
         register_file = FileCounts(authorizations, "authorizations")
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
         output_schema = pa.schema([*schema, *DECISION_FIELDS])
-        workers = workers if partitions > 1 else 1
         with (
             _spill_root(directory) as where,
             Spill(

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -268,9 +269,11 @@ class Span:
     end: int | None = None
 
 
-def spans_of(path: str, span_bytes: int | None = None) -> list[Span]:
+def spans_of(path: str, span_bytes: int | None = None, *, ways: int = 1) -> list[Span]:
     """``path`` cut into spans of about ``span_bytes`` (:data:`SPAN_BYTES`) after the
-    header line: a plain CSV file; any other file is one span.
+    header line: a plain CSV file; any other file is one span. A file of several
+    spans is cut into about a multiple of ``ways`` of them (the readers side by side),
+    somewhat smaller, so that no reader reads the last one alone.
 
     A cut falls after a line's end that is not inside a quoted value: where the
     double quotes before it, from the first data row, are even in number (a quote
@@ -284,8 +287,11 @@ def spans_of(path: str, span_bytes: int | None = None) -> list[Span]:
     size = Path(path).stat().st_size
     with open(path, "rb") as file:
         header = file.readline()
-        if not header.endswith(b"\n") or size - len(header) <= span_bytes:
+        payload = size - len(header)
+        if not header.endswith(b"\n") or payload <= span_bytes:
             return [Span(path)]
+        spans = math.ceil(payload / span_bytes)
+        span_bytes = math.ceil(payload / (math.ceil(spans / ways) * ways))
         cuts = _cuts(file, len(header), size, span_bytes)
     ends = [*cuts[1:], size]
     return [Span(path, start, end) for start, end in zip(cuts, ends, strict=True)]

@@ -51,6 +51,16 @@ def test_spans_cover_the_rows_once_at_line_ends(
     assert len(_rows(path, spans)) == 500
 
 
+@pytest.mark.parametrize("ways", [2, 4])
+def test_spans_come_in_a_multiple_of_the_readers(tmp_path: Path, ways: int) -> None:
+    path = tmp_path / "claims.csv"
+    path.write_text(HEADER + "".join(f"C{n:04d},M{n % 7},note {n}\n" for n in range(500)))
+    alone = spans_of(str(path), span_bytes=1_000)
+    spans = spans_of(str(path), span_bytes=1_000, ways=ways)
+    assert len(alone) % ways and len(spans) % ways == 0  # no reader left with the last
+    assert _rows(path, spans) == _rows(path, alone)
+
+
 def test_small_files_and_compressed_files_are_one_span(tmp_path: Path) -> None:
     path = tmp_path / "claims.csv"
     path.write_text(HEADER + "C1,M1,x\n")
