@@ -146,8 +146,8 @@ def _cores() -> int:
 
 WORKERS = min(2, _cores())
 """Processes that read, validate and decide side by side by default: two where there are
-two cores (on two cores, 10M lines took 0.6-0.7x the time of one worker for 1.7x the
-memory, about 1.5 GiB; README), one on one core. More is the operator's choice
+two cores (on two cores, 10M lines took 0.6x the time of one worker for 1.6x the
+memory, about 1.1 GiB; README), one on one core. More is the operator's choice
 (``--workers``): each worker holds a partition."""
 BYTES_PER_ROW = 150
 """A CSV claim line's size, to size partitions before the rows are counted."""
