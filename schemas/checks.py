@@ -156,7 +156,7 @@ def remembered(
 
 def forget() -> None:
     """Let go of what :func:`remembered` holds, once a validation is done: each entry
-    keeps a column of the rows validated alive (up to 32 of them, ~190 MB a worker
+    keeps a column of the rows validated alive (up to 32 of them, ~120 MB a worker
     between partitions of 200,000 lines)."""
     _REMEMBERED.clear()
 

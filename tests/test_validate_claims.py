@@ -689,7 +689,7 @@ def test_validation_does_not_change_its_input(run: Run) -> None:
 
 def test_validation_keeps_no_column_of_its_input_once_done(run: Run) -> None:
     # The checks compute dates and codes once per column; what they remembered must
-    # not outlive the validation (it kept ~190 MB a worker between partitions).
+    # not outlive the validation (it kept ~120 MB a worker between partitions).
     lines, _ = read_claims([str(run.path)])
     validate_claims(lines, AS_OF)
     assert not checks._REMEMBERED
