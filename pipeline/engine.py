@@ -296,16 +296,10 @@ class SortedParquetWriter:
 
 
 def _sort_keys(table: pa.Table) -> pa.Array:
-    claim_id, line, source_file, source_row = SORTED_BY
-    keys = pa.table(
-        {
-            "claim_id": table.column(claim_id),
-            "line": pc.cast(table.column(line), pa.int64()),
-            "source_file": table.column(source_file),
-            "source_row": table.column(source_row),
-        }
-    )
-    return pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
+    keys = table.select(list(SORTED_BY))
+    line = SORTED_BY.index("claim_line_number")  # as a number: line 10 after line 9
+    keys = keys.set_column(line, SORTED_BY[line], pc.cast(keys.column(line), pa.int64()))
+    return pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in SORTED_BY])
 
 
 def _range_of(claim_ids: pa.ChunkedArray | pa.Array, bounds: pa.Array) -> np.ndarray:

@@ -187,7 +187,7 @@ def forget() -> None:
 
 def _calendar_days(text: pa.ChunkedArray) -> pa.ChunkedArray:
     """Text of the shape YYYY-MM-DD naming a real day; anything else null."""
-    shaped = pc.match_substring_regex(text, f"^{ISO_DATE}$")
+    shaped = whole_match(text, ISO_DATE)
     kept = pc.if_else(shaped, text, pa.scalar(None, pa.string()))
     year = pc.cast(pc.utf8_slice_codeunits(kept, 0, 4), pa.int32()).to_numpy(zero_copy_only=False)
     month = pc.cast(pc.utf8_slice_codeunits(kept, 5, 7), pa.int32()).to_numpy(zero_copy_only=False)
@@ -221,7 +221,7 @@ def _parse_dates(series: pd.Series) -> pd.Series:
 def parse_datetimes(series: pd.Series) -> pd.Series:
     """ISO date or date-time text (UTC) to naive UTC datetime64; anything else NaT."""
     text = arrow(series)
-    shaped = pc.match_substring_regex(text, f"^{ISO_DATETIME}$")
+    shaped = whole_match(text, ISO_DATETIME)
     kept = pd.Series(pc.if_else(shaped, text, pa.scalar(None, pa.string())), dtype=TEXT_DTYPE)
     kept.index = series.index
     cleaned = kept.str.replace(r"(?:Z|[+-]00:?00)$", "", regex=True).str.replace(" ", "T")
