@@ -239,10 +239,16 @@ def is_iso_datetime(series: pd.Series) -> pd.Series:
     return parse_datetimes(series).notna() | series.isna()
 
 
+_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int16)
+"""A digit's Luhn contribution where it is doubled (the digits of twice it, summed)."""
+
+
 def npi_check_digit_ok(series: pd.Series) -> pd.Series:
     """The NPI's tenth digit is the Luhn check digit over ``80840`` and the first nine.
 
-    Values that are not ten digits pass here; the format check reports them.
+    Values that are not ten digits pass here; the format check reports them. Summed a
+    digit position at a time: summing each row's digits along the short axis made a
+    column of 200,000 values take ~22 ms instead of ~6.
     """
     text = arrow(series)
     ten = pc.fill_null(whole_match(text, r"\d{10}"), False)
@@ -254,13 +260,13 @@ def npi_check_digit_ok(series: pd.Series) -> pd.Series:
     offsets = np.frombuffer(chosen.buffers()[1], dtype=np.int64)
     start = offsets[chosen.offset]
     data = np.frombuffer(chosen.buffers()[2], dtype=np.uint8)[start : start + 10 * len(chosen)]
-    digits = data.reshape(-1, 10).astype(np.int64) - ord("0")
-    body, check_digit = digits[:, :9], digits[:, 9]
-    doubled = body[:, 0::2] * 2
-    doubled = np.where(doubled > 9, doubled - 9, doubled)
-    # 24 is the Luhn sum of the 80840 prefix in these positions.
-    total = 24 + doubled.sum(axis=1) + body[:, 1::2].sum(axis=1)
-    result[ten_digits] = (10 - total % 10) % 10 == check_digit
+    digits = data.reshape(-1, 10) - np.uint8(ord("0"))
+    total = np.full(len(digits), 24, dtype=np.int16)  # the Luhn sum of the 80840 prefix
+    for position in range(0, 9, 2):
+        total += _DOUBLED[digits[:, position]]
+    for position in range(1, 9, 2):
+        total += digits[:, position]
+    result[ten_digits] = (10 - total % 10) % 10 == digits[:, 9]
     return pd.Series(result, index=series.index)
 
 
