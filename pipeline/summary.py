@@ -20,6 +20,16 @@ from schemas.claims import date_of_service
 from schemas.outputs import DECISIONS, REASONS
 
 NEEDING_AUTHORIZATION = ("AUTHORIZED", "PEND", "DENY")
+DENIAL_COLUMNS = (
+    "reason",
+    "denied_amount",
+    "liable_npi",
+    "modality",
+    "claim_line_start_date",
+    "claim_start_date",
+)
+"""What the figures of denied lines read: their reason, amount, provider, modality and
+date of service."""
 
 K = TypeVar("K", bound=Hashable)
 
@@ -93,7 +103,7 @@ class SummaryParts:
             self.reasons.lines[key] = self.reasons.lines.get(key, 0) + int(lines)
         denied = decided["decision"].eq("DENY").to_numpy(bool)
         if denied.any():
-            rows = decided[denied]
+            rows = decided.loc[denied, list(DENIAL_COLUMNS)]  # not every column: a copy each
             amounts = cents(rows["denied_amount"])
             by_denial = pd.Series(amounts).groupby(rows["reason"].astype("str").to_numpy()).sum()
             for reason, total in by_denial.items():
