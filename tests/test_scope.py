@@ -1,0 +1,63 @@
+"""Which row of the code table is in force for a line: a code may have several rows,
+one per period, and the first row (in the table's order) whose dates hold wins."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import pandas as pd
+
+from pipeline.rules import DEFAULT_RULES, parse_rules
+from pipeline.scope import code_in_force
+
+HEADER = (
+    b"hcpcs_code,modality,body_region,code_family,records_required,behavioral_health_only,"
+    b"effective_from,effective_to,note\n"
+)
+TABLE = (
+    HEADER
+    + b"""70450,CT,head,CT_HEAD,false,false,,2020-12-31,first period
+70450,CT,head,CT_HEAD,true,false,2021-01-01,2021-12-31,second period
+70450,CT,head,CT_HEAD,false,true,2021-06-01,,overlaps the second: comes after it
+70551,MRI,head,MR_HEAD,false,false,2024-01-01,,
+70552,MRI,head,MR_HEAD,true,false,,,
+"""
+)
+
+
+def test_the_first_row_whose_dates_hold_is_in_force() -> None:
+    text = files("pipeline.rules").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
+    rules = parse_rules(text, TABLE, "test")
+    lines = [
+        ("70450", "2020-12-31", (True, False, False)),  # first period, its last day
+        ("70450", "2021-01-01", (True, True, False)),  # second period, its first day
+        ("70450", "2021-07-01", (True, True, False)),  # second and third: second listed first
+        ("70450", "2022-01-01", (True, False, True)),  # third only
+        ("70551", "2023-12-31", (False, None, None)),  # listed, not yet in force
+        ("70551", "2024-01-01", (True, False, False)),
+        ("70552", "1999-01-01", (True, True, False)),  # no dates: always in force
+        ("99999", "2024-01-01", (False, None, None)),  # not in the table
+        (None, "2024-01-01", (False, None, None)),
+    ]
+    index = pd.RangeIndex(10, 10 + len(lines))  # a partition's lines, not from 0
+    facts = pd.DataFrame(
+        {
+            "hcpcs_code": pd.Series([code for code, _, _ in lines], index=index, dtype="str"),
+            "date_of_service": pd.Series(
+                pd.to_datetime([day for _, day, _ in lines]), index=index, dtype="datetime64[s]"
+            ),
+        }
+    )
+    row = code_in_force(facts, rules)
+    assert row.index.equals(facts.index)
+    found = [
+        (
+            bool(pd.notna(family)),
+            None if pd.isna(records) else bool(records),
+            None if pd.isna(bh_only) else bool(bh_only),
+        )
+        for family, records, bh_only in zip(
+            row["code_family"], row["records_required"], row["behavioral_health_only"], strict=True
+        )
+    ]
+    assert found == [expected for _, _, expected in lines]
