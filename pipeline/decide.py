@@ -78,10 +78,11 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
     substituted = pd.Series(False, index=facts.index)
     substituted.loc[need.index] = outcome["code_substituted"]
     denied = decision.eq("DENY").to_numpy(bool)
+    reasons = pd.Categorical(reason, categories=REASONS)
     columns = {
         "decision": pd.Categorical(decision, categories=DECISIONS),
-        "reason": pd.Categorical(reason, categories=REASONS),
-        **_remittance(reason, denied, rules),
+        "reason": reasons,
+        **_remittance(reasons.codes, denied, rules, facts.index),
         "liable_npi": facts["rendered_by"].where(denied),
         "denied_amount": _denied_amount(lines["charge_amount"], denied),
         "matched_authorization_id": matched,
@@ -109,15 +110,24 @@ def _decision(in_scope: pd.Series, exempt_reason: pd.Series, reason: pd.Series) 
     return text_of(chosen, names, in_scope.index)
 
 
-def _remittance(reason: pd.Series, denied: np.ndarray, rules: Rules) -> dict[str, pd.Series]:
-    """CARC, RARC and group code for denied lines, from the rules' remittance table."""
-    denied_reason = reason.where(denied)
-    carc = {name: codes.get("carc") for name, codes in rules.remittance.items()}
-    rarc = {name: codes.get("rarc") for name, codes in rules.remittance.items()}
+def _remittance(
+    reason: np.ndarray, denied: np.ndarray, rules: Rules, index: pd.Index
+) -> dict[str, pd.Series]:
+    """CARC, RARC and group code for denied lines, from the rules' remittance table.
+
+    ``reason`` is each line's place in ``REASONS`` (-1 for none): the codes are taken
+    by position, where mapping the reasons' text took ~50 ms per 200,000 lines.
+    """
+    chosen = np.where(denied & (reason >= 0), reason, len(REASONS))  # past the end: none
+
+    def codes(kind: str) -> pd.Series:
+        names = [rules.remittance.get(name, {}).get(kind) for name in REASONS]
+        return text_of(chosen, [*names, None], index)
+
     return {
-        "carc": denied_reason.map(carc).astype("str"),
-        "rarc": denied_reason.map(rarc).astype("str"),
-        "group_code": pd.Series(rules.group_code, index=reason.index, dtype="str").where(denied),
+        "carc": codes("carc"),
+        "rarc": codes("rarc"),
+        "group_code": text_of(np.where(denied, 0, 1), [rules.group_code, None], index),
     }
 
 
