@@ -518,6 +518,35 @@ def test_professional_component_read_takes_no_units() -> None:
     assert list(frame["decision"].astype(str)) == ["AUTHORIZED", "AUTHORIZED"]
 
 
+def test_an_original_replaced_the_same_night_takes_no_units() -> None:
+    claims = [
+        line(claim_id="C1"),
+        line(claim_id="C3", claim_frequency_code="7", original_claim_id="C1"),
+    ]
+    frame = adjudicate_rows(claims, [auth()])  # one unit: for the replacement
+    assert list(frame["decision"].astype(str)) == ["AUTHORIZED", "AUTHORIZED"]
+
+
+def test_a_replacement_of_another_members_claim_releases_nothing() -> None:
+    claims = [
+        line(claim_id="C1"),
+        line(claim_id="C2"),
+        line(claim_id="C3", member_id="M2", claim_frequency_code="7", original_claim_id="C1"),
+    ]
+    frame = adjudicate_rows(claims, [auth()])
+    assert list(frame["reason"].astype(str)[:2]) == ["AUTHORIZATION_MATCHED", "UNITS_EXCEEDED"]
+
+
+def test_an_original_voided_the_same_night_takes_no_units() -> None:
+    claims = [
+        line(claim_id="C1"),
+        line(claim_id="C2"),
+        line(claim_id="C4", claim_frequency_code="8", original_claim_id="C1"),
+    ]
+    frame = adjudicate_rows(claims, [auth()])  # C1 is released: its unit is C2's
+    assert list(frame["decision"].astype(str)) == ["AUTHORIZED", "AUTHORIZED", "NOT_APPLICABLE"]
+
+
 def test_professional_component_read_still_needs_an_authorization() -> None:
     frame = adjudicate_rows([line(hcpcs_modifier_2="26")])
     assert outcome(frame) == ("DENY", "NO_AUTHORIZATION", None)
