@@ -77,17 +77,24 @@ def _numbers(text: pd.Series, kind: pa.DataType) -> pd.Series:
 
 
 def _released(lines: pd.DataFrame, frequency: pd.Series) -> np.ndarray:
-    """True on lines of a claim that a replacement (7) or void (8) of the same member names."""
+    """True on lines of a claim that a replacement (7) or void (8) of the same member names.
+
+    Only the lines of a named claim are matched by member: few, where coding every
+    line's member and claim took ~35 ms per 200,000 lines.
+    """
+    released = np.zeros(len(lines), dtype=bool)
     releasing = frequency.isin(["7", "8"]).to_numpy(bool)
     if not releasing.any():
-        return np.zeros(len(lines), dtype=bool)
-    member = claim_codes(lines["member_id"]).astype(np.int64)
-    named = lines["original_claim_id"][releasing]
-    claims = claim_codes(pd.concat([lines["claim_id"], named], ignore_index=True)).astype(np.int64)
-    width = int(claims.max(initial=0)) + 1
-    key = member * width + claims[: len(lines)]
-    named_key = member[releasing] * width + claims[len(lines) :]
-    return np.isin(key, named_key[named.notna().to_numpy(bool)])
+        return released
+    named = lines.loc[releasing, ["member_id", "original_claim_id"]].dropna()
+    maybe = np.flatnonzero(lines["claim_id"].isin(named["original_claim_id"]).to_numpy(bool))
+    if len(maybe):
+        pairs = pd.MultiIndex.from_arrays(
+            [lines["member_id"].iloc[maybe], lines["claim_id"].iloc[maybe]]
+        )
+        releases = pd.MultiIndex.from_arrays([named["member_id"], named["original_claim_id"]])
+        released[maybe] = pairs.isin(releases)
+    return released
 
 
 def behavioral_health(lines: pd.DataFrame, rules: Rules) -> np.ndarray:
