@@ -13,9 +13,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.rules import Rules
-from schemas.checks import parse_dates, parse_datetimes
+from schemas.checks import arrow, parse_dates, parse_datetimes
 
 ROW_KEY = ["authorization_id", "hcpcs_code"]
 
@@ -93,7 +94,9 @@ def candidate_pairs(need: pd.DataFrame, state: pd.DataFrame, rules: Rules) -> pd
             "prior_authorization_number",
         ]
     ].reset_index(names="line")
-    rows = state.assign(auth_family=state["hcpcs_code"].map(families))
+    rows = state.assign(
+        auth_family=state["hcpcs_code"].map(families), state_row=np.arange(len(state))
+    )
     pairs = lines.merge(rows, on="member_id", how="inner", suffixes=("", "_auth"))
     exact = pairs["hcpcs_code_auth"].eq(pairs["hcpcs_code"]).to_numpy(bool)
     same_family = pairs["auth_family"].eq(pairs["code_family"]).fillna(False).to_numpy(bool)
@@ -141,41 +144,61 @@ def allocate_units(
     read takes no units and needs only a covering approved row. Units taken
     by earlier runs (``taken_before``) count as taken.
 
+    Units belong to a register row (``authorization_id`` and its ``hcpcs_code``),
+    whichever code of its family a line matched it with. Rows are told apart by
+    their place in the register state (``state_row``) and the service order is
+    made of numbers, so each round is a sort of numbers, not of text.
+
     Returns the chosen pair index per authorized line, and the units each line took
     from which row (lines that took none are left out).
     """
     covering = pairs[
         pairs["status"].eq("APPROVED") & pairs["code_ok"] & pairs["dates_ok"] & pairs["provider_ok"]
     ]
-    at = covering["line"].to_numpy()
-    free = facts["takes_no_units"].to_numpy(bool)[at]
-    takes = np.where(free, 0.0, facts["units"].to_numpy()[at])
-    covering = covering.assign(
-        takes=takes,
-        order_date=facts["date_of_service"].to_numpy()[at],
-        order_claim=facts["claim_id"].to_numpy()[at],
-        order_line=facts["line_number"].to_numpy()[at],
+    line = covering["line"].to_numpy()
+    takes = np.where(
+        facts["takes_no_units"].to_numpy(bool)[line], 0.0, facts["units"].to_numpy()[line]
     )
+    row = covering["state_row"].to_numpy()
+    service_order = _service_order(facts, line)
     remaining = _units_left(covering, taken_before)
     granted_parts = []
-    open_pairs = covering
-    while not open_pairs.empty:
-        first = open_pairs.drop_duplicates("line").sort_values(
-            [*ROW_KEY, "order_date", "order_claim", "order_line"], kind="stable"
-        )
-        running = first.groupby(ROW_KEY, sort=False)["takes"].cumsum().to_numpy()
-        # Index.map takes a Series as its mapper; pandas-stubs only allow a Mapping or callable.
-        left = first.set_index(ROW_KEY).index.map(remaining).to_numpy(float)  # type: ignore[arg-type]
-        fits = (running <= left + 1e-9) | first["takes"].eq(0).to_numpy(bool)
+    open_pairs = np.arange(len(covering))  # in preference order within each line
+    while len(open_pairs):
+        _, firsts = np.unique(line[open_pairs], return_index=True)
+        first = open_pairs[firsts]
+        first = first[np.lexsort([*(key[first] for key in reversed(service_order)), row[first]])]
+        running = pd.Series(takes[first]).groupby(row[first], sort=False).cumsum().to_numpy()
+        fits = (running <= remaining[row[first]] + 1e-9) | (takes[first] == 0)
         granted = first[fits]
         granted_parts.append(granted)
-        remaining = remaining.sub(granted.groupby(ROW_KEY)["takes"].sum(), fill_value=0.0)
-        open_pairs = open_pairs[~open_pairs["line"].isin(granted["line"])]
-        open_pairs = open_pairs.drop(first.index[~fits])
-    granted = pd.concat(granted_parts) if granted_parts else covering.iloc[0:0]
-    chosen = pd.Series(granted.index.to_numpy(), index=granted["line"].to_numpy(), dtype="int64")
-    took = granted[granted["takes"] > 0].rename(columns={"takes": "units"})
+        spent = pd.Series(takes[granted]).groupby(row[granted]).sum()
+        remaining[spent.index.to_numpy()] -= spent.to_numpy()
+        open_pairs = open_pairs[
+            ~np.isin(line[open_pairs], line[granted]) & ~np.isin(open_pairs, first[~fits])
+        ]
+    granted = np.concatenate(granted_parts) if granted_parts else np.array([], dtype=np.int64)
+    chosen = pd.Series(covering.index.to_numpy()[granted], index=line[granted], dtype="int64")
+    rows = covering.iloc[granted]
+    took = pd.DataFrame(
+        {
+            "line": line[granted],
+            "authorization_id": rows["authorization_id"].to_numpy(),
+            "hcpcs_code": rows["hcpcs_code_auth"].to_numpy(),  # the register row's
+            "units": takes[granted],
+        }
+    ).astype({"authorization_id": "str", "hcpcs_code": "str"})
+    took = took[took["units"] > 0]
     return chosen, took[TAKES_COLUMNS].sort_values("line").reset_index(drop=True)
+
+
+def _service_order(facts: pd.DataFrame, line: np.ndarray) -> list[np.ndarray]:
+    """Date of service, claim_id and claim_line_number of each line, as numbers that
+    sort as they do (a missing date or claim_id last)."""
+    dates = facts["date_of_service"].to_numpy()[line]
+    days = np.where(np.isnat(dates), np.iinfo(np.int64).max, dates.view(np.int64))
+    claims = pc.rank(arrow(facts["claim_id"].iloc[line]), sort_keys="ascending", tiebreaker="dense")
+    return [days, claims.to_numpy(), facts["line_number"].to_numpy()[line]]
 
 
 def no_takes() -> pd.DataFrame:
@@ -190,12 +213,20 @@ def no_takes() -> pd.DataFrame:
     )
 
 
-def _units_left(covering: pd.DataFrame, taken_before: pd.DataFrame | None) -> pd.Series:
-    approved = covering.drop_duplicates(ROW_KEY).set_index(ROW_KEY)["units_approved"]
-    if taken_before is None or taken_before.empty:
-        return approved.astype("float64")
-    before = taken_before.groupby(ROW_KEY)["units"].sum()
-    return approved.sub(before, fill_value=0.0).reindex(approved.index).astype("float64")
+def _units_left(covering: pd.DataFrame, taken_before: pd.DataFrame | None) -> np.ndarray:
+    """Units each row of the register state has left, by its place in the state (rows
+    no line is covered by are left at zero)."""
+    rows = covering.drop_duplicates("state_row")
+    left = np.zeros(int(covering["state_row"].to_numpy().max(initial=-1)) + 1)
+    left[rows["state_row"].to_numpy()] = rows["units_approved"].to_numpy(np.float64)
+    if taken_before is not None and not taken_before.empty:
+        before = taken_before.groupby(ROW_KEY, as_index=False)["units"].sum()
+        keys = rows[["authorization_id", "hcpcs_code_auth", "state_row"]].rename(
+            columns={"hcpcs_code_auth": "hcpcs_code"}
+        )
+        spent = before.merge(keys, on=ROW_KEY)
+        left[spent["state_row"].to_numpy()] -= spent["units"].to_numpy(np.float64)
+    return left
 
 
 def authorization_outcomes(

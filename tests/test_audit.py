@@ -266,6 +266,19 @@ def test_three_nights_with_the_ledger(tmp_path: Path) -> None:
     assert [e.split("-")[0] for e in entries] == ["000001", "000002", "000003", "000004"]
 
 
+def test_a_family_match_takes_the_register_rows_units_across_nights(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])  # (A1, 70553), one unit
+    ledger = tmp_path / "ledger"
+    first = night(tmp_path, "n1", [line(claim_id="C1", hcpcs_code="70551")], register, ledger)
+    assert bool(first.loc["C1", "code_substituted"])
+    units = pd.read_parquet(tmp_path / "n1" / "units.parquet")
+    assert units[["claim_id", "authorization_id", "hcpcs_code", "units"]].values.tolist() == [
+        ["C1", "A1", "70553", 1.0]
+    ]
+    second = night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)
+    assert (second.loc["C2", "decision"], second.loc["C2", "reason"]) == ("DENY", "UNITS_EXCEEDED")
+
+
 def test_verify_reads_the_ledger_as_it_stood(tmp_path: Path) -> None:
     register = write_csv(tmp_path / "register.csv", [auth()])
     ledger = tmp_path / "ledger"

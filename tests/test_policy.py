@@ -571,6 +571,19 @@ def test_units_taken_before_count() -> None:
     assert outcome(frame) == ("DENY", "UNITS_EXCEEDED", "A1")
 
 
+def test_a_family_match_spends_the_register_rows_units() -> None:
+    # The row is (A1, 70553) with one unit; 70551 is of the same family.
+    claims = [line(claim_id="C1"), line(claim_id="C2", hcpcs_code="70551")]
+    frame = adjudicate_rows(claims, [auth()])
+    assert list(frame["reason"].astype(str)) == ["AUTHORIZATION_MATCHED", "UNITS_EXCEEDED"]
+
+
+def test_units_taken_before_by_a_family_match_count() -> None:
+    taken = pd.DataFrame({"authorization_id": ["A1"], "hcpcs_code": ["70553"], "units": [1.0]})
+    frame = adjudicate_rows([line(hcpcs_code="70551")], [auth()], taken_before=taken)
+    assert outcome(frame) == ("DENY", "UNITS_EXCEEDED", "A1")
+
+
 # --- never deny on bad data; who pays ------------------------------------------------
 
 
