@@ -7,17 +7,20 @@ engine, a Spark ``applyInPandas`` and ``check-code`` all call the same code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.authorization import AUTHORIZED, PENDING, authorization_outcomes
 from pipeline.io import text_of
 from pipeline.rules import Rules
 from pipeline.scope import in_program, line_facts
 from pipeline.setting import PLAN_EXCEPTION, exempt_setting, plan_exception
+from schemas.checks import arrow
 from schemas.outputs import DECISIONS, REASONS
 
 RECORD_INVALID = "AUTHORIZATION_RECORD_INVALID"
@@ -78,9 +81,9 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
     substituted = pd.Series(False, index=facts.index)
     substituted.loc[need.index] = outcome["code_substituted"]
     denied = decision.eq("DENY").to_numpy(bool)
-    reasons = pd.Categorical(reason, categories=REASONS)
+    reasons = _categorical(reason, REASONS)
     columns = {
-        "decision": pd.Categorical(decision, categories=DECISIONS),
+        "decision": _categorical(decision, DECISIONS),
         "reason": reasons,
         **_remittance(reasons.codes, denied, rules, facts.index),
         "liable_npi": facts["rendered_by"].where(denied),
@@ -93,6 +96,17 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
         "run_id": pd.Series(run_id, index=facts.index, dtype="str"),
     }
     return pd.DataFrame(columns, index=facts.index), took
+
+
+def _categorical(text: pd.Series, categories: Sequence[str]) -> pd.Categorical[str]:
+    """``pd.Categorical(text, categories)``, coded in Arrow: pandas took ~17 ms a column
+    of 200,000 lines (a value not among ``categories`` is missing either way)."""
+    known = pa.array(list(categories), pa.string())
+    codes = pc.fill_null(pc.index_in(arrow(text), value_set=known), -1)
+    return pd.Categorical.from_codes(
+        np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64),
+        categories=pd.Index(list(categories)),
+    )
 
 
 def _decision(in_scope: pd.Series, exempt_reason: pd.Series, reason: pd.Series) -> pd.Series:
@@ -132,7 +146,5 @@ def _remittance(
 
 
 def _denied_amount(charge: pd.Series, denied: np.ndarray) -> pd.Series:
-    amounts = pa.array(charge.where(denied, "0").astype("str"), pa.string()).cast(
-        pa.decimal128(18, 2)
-    )
-    return pd.Series(amounts, index=charge.index, dtype=MONEY)
+    amounts = pc.if_else(pa.array(denied), arrow(charge).combine_chunks(), "0")
+    return pd.Series(amounts.cast(pa.decimal128(18, 2)), index=charge.index, dtype=MONEY)

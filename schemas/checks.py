@@ -99,6 +99,8 @@ def arrow(series: pd.Series) -> pa.ChunkedArray:
     """The Arrow text behind a Series (no copy for Arrow-backed columns)."""
     if series.dtype == TEXT_DTYPE:
         return series.array.__arrow_array__()
+    if isinstance(series.array, pd.arrays.ArrowStringArray):  # pandas' "str": large_string
+        return series.array.__arrow_array__().cast(pa.string())
     values = series.astype("object").where(series.notna(), None)
     return pa.chunked_array([pa.array(values, type=pa.string(), from_pandas=True)])
 
