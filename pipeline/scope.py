@@ -108,9 +108,10 @@ def behavioral_health(lines: pd.DataFrame, rules: Rules) -> np.ndarray:
     return found
 
 
-def code_in_force(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
-    """The code table row in force for each line's code on its date of service: of a
-    code's rows, the first in the table's order whose dates hold.
+def code_in_force(facts: pd.DataFrame, rules: Rules) -> np.ndarray:
+    """Where the code table row in force for each line's code on its date of service is
+    in the table (-1 for none): of a code's rows, the first in the table's order whose
+    dates hold.
 
     A line meets its code's rows one version at a time (most codes have one row), by
     position: a join of the lines with the table took twice as long.
@@ -135,9 +136,7 @@ def code_in_force(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
             np.isnat(ends[at]) | (dos[open_] <= ends[at])
         )
         chosen[listed[open_][holds]] = at[holds]
-    in_force = table.reset_index(drop=True).reindex(chosen)
-    in_force.index = facts.index
-    return in_force
+    return chosen
 
 
 def _position_in(values: pa.ChunkedArray, codes: pa.Array) -> np.ndarray:
@@ -150,26 +149,41 @@ def in_program(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """Whether each line is in the program, with its modality, region, family and records.
 
     A code the table marks behavioral-health-only (SPECT) is in the program only
-    with a behavioral-health diagnosis on the line.
+    with a behavioral-health diagnosis on the line. The table's columns are read at
+    each line's row in force, by position.
     """
-    row = code_in_force(facts, rules)
+    table = rules.code_table
+    at = code_in_force(facts, rules)
+    listed = at >= 0
+
+    def on_lines(flags: pd.Series) -> np.ndarray:
+        """A flag of the table's rows on each line (False on a line without a row)."""
+        return listed & flags.to_numpy(bool)[at]
+
     bh = facts["behavioral_health"].to_numpy(bool)
-    listed = row["code_family"].notna().to_numpy(bool)
-    bh_only = row["behavioral_health_only"].fillna(False).to_numpy(bool)
-    program = listed & (~bh_only | bh)
+    program = listed & (~on_lines(table["behavioral_health_only"]) | bh)
     records_with_bh = (
-        row["modality"].isin(rules.records_with_behavioral_health_modalities).to_numpy(bool)
-        | row["code_family"].isin(rules.records_with_behavioral_health_families).to_numpy(bool)
-    ) & bh
-    records = program & (row["records_required"].fillna(False).to_numpy(bool) | records_with_bh)
-    keep = pd.Series(program, index=facts.index)
+        on_lines(
+            table["modality"].isin(rules.records_with_behavioral_health_modalities)
+            | table["code_family"].isin(rules.records_with_behavioral_health_families)
+        )
+        & bh
+    )
+    records = program & (on_lines(table["records_required"]) | records_with_bh)
+    shown = np.where(program, at, -1)
     return pd.DataFrame(
         {
             "in_program": program,
             "records_required": records,
-            "modality": row["modality"].where(keep),
-            "body_region": row["body_region"].where(keep),
-            "code_family": row["code_family"].where(keep),
+            "modality": _text_at(table["modality"], shown, facts.index),
+            "body_region": _text_at(table["body_region"], shown, facts.index),
+            "code_family": _text_at(table["code_family"], shown, facts.index),
         },
         index=facts.index,
     )
+
+
+def _text_at(column: pd.Series, at: np.ndarray, index: pd.Index) -> pd.Series:
+    """``column``'s values at positions ``at`` (missing at -1), as text."""
+    values = arrow(column).combine_chunks().take(pa.array(at, mask=at < 0))
+    return pd.Series(pd.array(values, dtype="str"), index=index)

@@ -84,6 +84,16 @@ def test_scope(claim: dict[str, str], expected: tuple[object, ...]) -> None:
     assert outcome(adjudicate_rows([claim])) == expected
 
 
+def test_a_line_outside_the_program_has_no_modality_or_region() -> None:
+    claims = [
+        line(claim_id="C1", hcpcs_code="78803", diagnosis_code_1="M5416"),
+        line(claim_id="C2", hcpcs_code="78803", diagnosis_code_1="F32.A"),
+    ]
+    frame = adjudicate_rows(claims)
+    assert frame["modality"].isna().tolist() == [True, False]
+    assert frame["body_region"].isna().tolist() == [True, False]
+
+
 RECORDS_CASES = [
     ("MRI brain", line(hcpcs_code="70553"), False),
     ("PET", line(hcpcs_code="78815"), True),

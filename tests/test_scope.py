@@ -28,16 +28,16 @@ TABLE = (
 def test_the_first_row_whose_dates_hold_is_in_force() -> None:
     text = files("pipeline.rules").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
     rules = parse_rules(text, TABLE, "test")
-    lines = [
-        ("70450", "2020-12-31", (True, False, False)),  # first period, its last day
-        ("70450", "2021-01-01", (True, True, False)),  # second period, its first day
-        ("70450", "2021-07-01", (True, True, False)),  # second and third: second listed first
-        ("70450", "2022-01-01", (True, False, True)),  # third only
-        ("70551", "2023-12-31", (False, None, None)),  # listed, not yet in force
-        ("70551", "2024-01-01", (True, False, False)),
-        ("70552", "1999-01-01", (True, True, False)),  # no dates: always in force
-        ("99999", "2024-01-01", (False, None, None)),  # not in the table
-        (None, "2024-01-01", (False, None, None)),
+    lines = [  # code, date of service, the table row in force (-1: none)
+        ("70450", "2020-12-31", 0),  # first period, its last day
+        ("70450", "2021-01-01", 1),  # second period, its first day
+        ("70450", "2021-07-01", 1),  # second and third: the second is listed first
+        ("70450", "2022-01-01", 2),  # third only
+        ("70551", "2023-12-31", -1),  # listed, not yet in force
+        ("70551", "2024-01-01", 3),
+        ("70552", "1999-01-01", 4),  # no dates: always in force
+        ("99999", "2024-01-01", -1),  # not in the table
+        (None, "2024-01-01", -1),
     ]
     index = pd.RangeIndex(10, 10 + len(lines))  # a partition's lines, not from 0
     facts = pd.DataFrame(
@@ -48,16 +48,4 @@ def test_the_first_row_whose_dates_hold_is_in_force() -> None:
             ),
         }
     )
-    row = code_in_force(facts, rules)
-    assert row.index.equals(facts.index)
-    found = [
-        (
-            bool(pd.notna(family)),
-            None if pd.isna(records) else bool(records),
-            None if pd.isna(bh_only) else bool(bh_only),
-        )
-        for family, records, bh_only in zip(
-            row["code_family"], row["records_required"], row["behavioral_health_only"], strict=True
-        )
-    ]
-    assert found == [expected for _, _, expected in lines]
+    assert code_in_force(facts, rules).tolist() == [row for _, _, row in lines]
