@@ -36,11 +36,21 @@ def _powers(length: int) -> np.ndarray:
 _POWERS = _powers(_MAX_POWERS)
 
 
+_SHAPES = 16
+"""Text of at most this many lengths (up to :data:`_WIDEST` bytes) is hashed a byte
+position at a time; other text a byte at a time."""
+_WIDEST = 64
+
+
 def stable_hash(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A 64-bit hash of each text value that is the same on every machine and run.
 
     Vectorised over the UTF-8 bytes: the sum of (byte + 1) * M**position,
     modulo 2**64, then mixed. Empty and missing values hash alike.
+
+    Ids come in a few lengths: values of one length are summed a byte position at a
+    time (a claim id column of 227,000 values in ~12 ms instead of ~45, where each
+    byte was widened to 64 bits and summed value by value).
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
@@ -49,21 +59,52 @@ def stable_hash(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         text.offset : text.offset + len(text) + 1
     ]
     lengths = np.diff(offsets)
-    longest = int(lengths.max(initial=0))
-    powers = _POWERS if longest <= _MAX_POWERS else _powers(longest)
     data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     starts = offsets[:-1] - offsets[0]
+    shapes = np.flatnonzero(np.bincount(lengths)[1:]) + 1 if len(lengths) else lengths
+    if len(shapes) <= _SHAPES and int(lengths.max(initial=0)) <= _WIDEST:
+        hashed = _by_position(data, starts, lengths, shapes)
+    else:
+        hashed = _by_byte(data, starts, lengths)
+    with np.errstate(over="ignore"):
+        hashed ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        hashed ^= hashed >> np.uint64(33)
+        hashed *= np.uint64(0xFF51AFD7ED558CCD)
+        hashed ^= hashed >> np.uint64(33)
+    return hashed
+
+
+def _by_position(
+    data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, shapes: np.ndarray
+) -> np.ndarray:
+    """The unmixed sums, a length at a time and a byte position at a time."""
+    hashed = np.zeros(len(lengths), dtype=np.uint64)
+    for length in shapes.tolist():
+        rows = np.flatnonzero(lengths == length)
+        if len(rows) == len(lengths):  # one length: the bytes are a matrix already
+            matrix = data.reshape(len(rows), length)
+        else:
+            matrix = data[starts[rows][:, None] + np.arange(length)]
+        total = np.zeros(len(rows), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for position in range(length):
+                byte = matrix[:, position].astype(np.uint64) + np.uint64(1)
+                total += byte * _POWERS[position]
+        hashed[rows] = total
+    return hashed
+
+
+def _by_byte(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The unmixed sums, every byte of every value at once."""
+    longest = int(lengths.max(initial=0))
+    powers = _POWERS if longest <= _MAX_POWERS else _powers(longest)
     position = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
-    hashed = np.zeros(len(text), dtype=np.uint64)
+    hashed = np.zeros(len(lengths), dtype=np.uint64)
     with np.errstate(over="ignore"):
         contribution = (data.astype(np.uint64) + np.uint64(1)) * powers[position]
         filled = lengths > 0
         if filled.any():
             hashed[filled] = np.add.reduceat(contribution, starts[filled])
-        hashed ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        hashed ^= hashed >> np.uint64(33)
-        hashed *= np.uint64(0xFF51AFD7ED558CCD)
-        hashed ^= hashed >> np.uint64(33)
     return hashed
 
 
