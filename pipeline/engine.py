@@ -80,7 +80,7 @@ from pipeline.ledger import (
     sorted_entry,
     taken_before,
 )
-from pipeline.partition import Spill, partition_of, stable_hash
+from pipeline.partition import Spill, partition_of, stable_hash, take_rows
 from pipeline.progress import Observer, Silent
 from pipeline.rules import Rules
 from pipeline.summary import SummaryParts
@@ -442,7 +442,7 @@ def execute(
                     )
                 with SortedParquetWriter(directory / "adjudicated.parquet", output_schema) as out:
                     for _, table in by_range:
-                        out.write(table.take(_sort_keys(table)))
+                        out.write(take_rows(table, _sort_keys(table)))
                         observer.advance("writing", table.num_rows)
                     adjudicated_rows = out.close()
     outputs = [
@@ -786,7 +786,7 @@ def _decide_task(
     # slice from every batch read (380 at 50M lines), and every step after pays per slice.
     ranges = _range_of(table.column("claim_id"), context.bounds)
     order = np.argsort(ranges, kind="stable")
-    table = _numbered(table.take(order), context.rows_before)
+    table = _numbered(take_rows(table, order), context.rows_before)
     ranges = ranges[order]
     split = context.split_ids.read(index).column("claim_id")
     if len(split) and table.num_rows:

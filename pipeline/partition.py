@@ -108,6 +108,20 @@ def _by_byte(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.nd
     return hashed
 
 
+def take_rows(table: pa.Table, indices: pa.Array | np.ndarray) -> pa.Table:
+    """``table.take(indices)``, where a column with no value at all is made anew instead
+    of taken (most of the 25 diagnosis columns: a sixth of the time of a take of
+    decided lines)."""
+    indices = pa.array(indices)
+    columns = [
+        pa.nulls(len(indices), column.type)
+        if column.null_count == len(column)
+        else column.take(indices)
+        for column in table.columns
+    ]
+    return pa.table(columns, schema=table.schema)
+
+
 def partition_of(values: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarray:
     """The partition (0 .. partitions-1) of each value."""
     if partitions == 1:
@@ -195,7 +209,7 @@ class Spill:
         if not dropped and bool(np.all(partition[1:] >= partition[:-1])):
             shuffled = table  # already in partition order: slices of it, no copy
         else:
-            shuffled = table.take(pa.array(np.argsort(partition, kind="stable")[dropped:]))
+            shuffled = take_rows(table, np.argsort(partition, kind="stable")[dropped:])
         for index in np.flatnonzero(counts):
             self._write(int(index), shuffled.slice(bounds[index], counts[index]), close=once)
 

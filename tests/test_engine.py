@@ -18,7 +18,7 @@ import pytest
 from benchmarks.generate import generate
 from pipeline import io
 from pipeline.engine import SortedParquetWriter, _range_of, execute, partition_count
-from pipeline.partition import Spill, partition_of, stable_hash
+from pipeline.partition import Spill, partition_of, stable_hash, take_rows
 from pipeline.rules import load_rules
 
 AS_OF = datetime(2026, 6, 30, 23, 59, 59)
@@ -66,6 +66,20 @@ def test_stable_hash_is_the_same_summed_either_way() -> None:
     by_byte = stable_hash(pa.array([*values, "y" * 100]))[:-1]  # a value too long for it
     assert by_position.tolist() == by_byte.tolist()
     assert len(set(by_position.tolist())) == len({v or "" for v in values})  # no collision
+
+
+def test_take_rows_is_a_take() -> None:
+    table = pa.Table.from_batches(
+        [
+            pa.record_batch({"a": ["x", None, "z"], "b": pa.nulls(3, pa.string())}),
+            pa.record_batch({"a": [None, "w", "v"], "b": pa.nulls(3, pa.string())}),
+        ]
+    )
+    for indices in ([5, 0, 3, 1], [], [2, 2]):
+        taken = take_rows(table, np.array(indices, dtype=np.int64))
+        assert taken.equals(table.take(pa.array(indices, pa.int64())))
+        assert taken.schema.equals(table.schema)
+    assert take_rows(table.slice(0, 0), np.array([], dtype=np.int64)).num_rows == 0
 
 
 def test_partitions_are_balanced() -> None:
