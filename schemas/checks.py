@@ -47,10 +47,14 @@ def column_rule(
 ) -> Callable[[Any], Any]:
     """Register a pandera column check under ``check`` with its message.
 
-    A check name means one thing wherever it is used, so it has one message.
+    A check name means one thing wherever it is used, so it has one message. The
+    check sees the whole column, empty values included (they pass: see the
+    primitives below): left to pandera, each check's column would be copied without
+    its empty values first, and the columns the checks compute once
+    (:func:`remembered`) would differ from check to check.
     """
     _MESSAGES[check] = message
-    return pandera.check(*columns, regex=regex, name=check)
+    return pandera.check(*columns, regex=regex, name=check, ignore_na=False)
 
 
 def row_rule(
