@@ -366,8 +366,11 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
     # Line breaks inside quoted values are read as part of the value wherever a block
     # ends (off, a block could end inside one and fail the file; on costs no time here).
     parse_options = pacsv.ParseOptions(newlines_in_values=True)
+    # Only an empty cell is empty: the reader's default would also read NA, NULL, nan,
+    # N/A and the like as null, where the contract reads text as written.
     convert_options = pacsv.ConvertOptions(
         column_types=dict.fromkeys(header, pa.string()),
+        null_values=[""],
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
     )

@@ -140,3 +140,17 @@ def test_values_are_trimmed_and_blank_is_empty(tmp_path: Path, span_bytes: int |
         ("C3", "M3", "a b"),
         ("C4", "M4", None),
     ]
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_words_that_mean_missing_elsewhere_are_read_as_written(tmp_path: Path, whole: bool) -> None:
+    # The CSV reader's default would read these as null: the contract reads text as
+    # written, and only an empty cell is empty.
+    words = ["NA", "NULL", "null", "nan", "NaN", "N/A", "n/a", "#N/A", "-nan", "1.#QNAN"]
+    path = tmp_path / "claims.csv"
+    path.write_text(HEADER + "".join(f"C{n},{word},{word}\n" for n, word in enumerate(words)))
+    schema = text_schema([str(path)], contract=["claim_id", "member_id"], required=[])
+    batches = text_batches(str(path), schema, ["claim_id", "member_id"], whole=whole)
+    table = pa.concat_tables(list(batches))
+    assert table.column("member_id").to_pylist() == words  # a contract column
+    assert table.column("note").to_pylist() == words  # and one passed through
