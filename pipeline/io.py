@@ -104,15 +104,18 @@ def _padded(column: pa.ChunkedArray) -> bool:
     return False
 
 
-def _tidy(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _tidy(column: pa.ChunkedArray, *, may_hold_empty: bool = True) -> pa.ChunkedArray:
     """Leading and trailing blanks (spaces and tabs) trimmed; an empty value is null.
 
     Each step rewrites the column, so each runs only where it changes something:
     trimming where a value starts or ends with a blank, nulling where a value is
-    empty (the CSV reader already nulls empty cells; Parquet may hold "").
+    empty: where trimming left one, or the file ``may_hold_empty`` ones (the CSV
+    reader nulls empty cells; Parquet may hold "").
     """
     if _padded(column):
         column = pc.utf8_trim(column, characters=" \t")
+    elif not may_hold_empty:
+        return column
     shortest = pc.min(pc.binary_length(column)).as_py()
     if shortest is None or shortest > 0:
         return column
@@ -441,7 +444,8 @@ def text_batches(
 ) -> Iterator[pa.Table]:
     """A file's rows (or a span's) in batches (or ``whole``, one table), as text in
     ``schema``, tidied, with lineage (a span's rows numbered from 1)."""
-    if file_kind(path) == "csv":
+    kind = file_kind(path)
+    if kind == "csv":
         batches = _csv_batches(path, whole, span)
     else:
         batches = _parquet_batches(path, whole)
@@ -456,7 +460,11 @@ def text_batches(
                 columns.append(pa.array(np.arange(first_row, first_row + rows, dtype=np.int64)))
             elif field.name in table.column_names:
                 column = table.column(field.name)
-                columns.append(_tidy(column) if field.name in contract else column)
+                columns.append(
+                    _tidy(column, may_hold_empty=kind != "csv")
+                    if field.name in contract
+                    else column
+                )
             else:
                 columns.append(pa.nulls(rows, pa.string()))
         first_row += rows
