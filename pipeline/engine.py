@@ -812,13 +812,19 @@ def _decide_task(
     decided, took = decide(partition, context.rules, context.run_id)
     output = lines.join(decided)
     parts.add(output)
-    decided_table = pa.Table.from_pandas(
-        output, schema=context.by_range.schema, preserve_index=False
-    )
+    decided_table = _as_arrow(output, context.by_range.schema)
     context.by_range.writer().add(decided_table, ranges[validated.passed])
     # A run without a ledger keeps no entry: nothing that grows with the input is held.
     entry = ledger_rows(context.run_id, took, lines) if ledger_state is not None else None
     return validated.rejects, counts, parts, entry, len(lines)
+
+
+def _as_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """``frame`` as Arrow in ``schema``. Converted as it is first and cast after: asked
+    for text straight away, pyarrow made the decision and reason categoricals text value
+    by value (34 of 44 ms for 200,000 decided lines; this way 10 in all)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.select(schema.names).cast(schema)
 
 
 def _set_aside(context: _Context, index: int, lines: pa.Table) -> None:
