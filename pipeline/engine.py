@@ -64,6 +64,7 @@ from pipeline.io import (
     SOURCE_FILE,
     SOURCE_ROW,
     Span,
+    lacked_by_all,
     sha256_of,
     spans_of,
     text_batches,
@@ -363,6 +364,10 @@ def execute(
         contract=register_contract.CONTRACT_COLUMNS,
         required=register_contract.REQUIRED_COLUMNS,
     )
+    # Contract columns no file has are added, empty (25 of them in a file with two
+    # diagnoses and two modifiers): carried through no spill, they are added back to
+    # the lines decided and written.
+    lacked = lacked_by_all(claims, claims_contract.CONTRACT_COLUMNS)
     partitions = partition_count(claims, rows_per_partition)
     workers = workers if partitions > 1 else 1
     partitions = math.ceil(partitions / workers) * workers  # no worker left to finish alone
@@ -391,7 +396,7 @@ def execute(
                 where,
             ) as by_key,
             Spill(partitions, STATE_SCHEMA, where) as state_by_member,
-            Spill(partitions, schema.append(SPAN), where) as by_member,
+            Spill(partitions, _without(schema, lacked).append(SPAN), where) as by_member,
             Spill(index_partitions, INDEX_SCHEMA, where) as claim_index,
             Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
             _workers(workers) as pool,
@@ -404,6 +409,7 @@ def execute(
                 rules,
                 partitions,
                 by_member,
+                claims_schema=schema,
                 claim_index=claim_index,
                 split_ids=split_ids,
                 register_by_key=by_key,
@@ -424,7 +430,7 @@ def execute(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
             rejects: list[pd.DataFrame] = []
-            with Spill(len(bounds) + 1, output_schema, where) as by_range:
+            with Spill(len(bounds) + 1, _without(output_schema, lacked), where) as by_range:
                 context = replace(context, by_range=by_range, bounds=bounds, run_id=run_id)
                 context, register_valid_rows = _register_pass(pool, context, register_file, rejects)
                 split_rows = 0
@@ -442,7 +448,7 @@ def execute(
                     )
                 with SortedParquetWriter(directory / "adjudicated.parquet", output_schema) as out:
                     for _, table in by_range:
-                        out.write(take_rows(table, _sort_keys(table)))
+                        out.write(_filled(take_rows(table, _sort_keys(table)), output_schema))
                         observer.advance("writing", table.num_rows)
                     adjudicated_rows = out.close()
     outputs = [
@@ -646,6 +652,21 @@ def _read_task(index: int) -> tuple[int, list[pa.Array]]:
     return rows, sample
 
 
+def _without(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
+    """``schema`` without the fields ``names``."""
+    return pa.schema([field for field in schema if field.name not in names])
+
+
+def _filled(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``: the columns it lacks added, empty."""
+    present = set(table.column_names)
+    columns = [
+        table.column(field.name) if field.name in present else pa.nulls(len(table), field.type)
+        for field in schema
+    ]
+    return pa.table(columns, schema=schema)
+
+
 def _numbered(table: pa.Table, rows_before: np.ndarray) -> pa.Table:
     """Spilled claim lines with their rows numbered within their files, not their spans."""
     span = table.column(SPAN.name).to_numpy()
@@ -662,6 +683,9 @@ class _Context:
     rules: Rules
     partitions: int
     by_member: Spill
+    claims_schema: pa.Schema = field(default_factory=pa.schema)
+    """Every column of the claim lines; ``by_member`` and ``by_range`` leave out the
+    contract columns no claims file has (added back, empty, where they are read)."""
     spans: list[tuple[int, Span]] = field(default_factory=list)
     """Each span with its file's place in the claims files given (a file given twice is
     numbered twice from 1, as two files are)."""
@@ -786,7 +810,7 @@ def _decide_task(
     # slice from every batch read (380 at 50M lines), and every step after pays per slice.
     ranges = _range_of(table.column("claim_id"), context.bounds)
     order = np.argsort(ranges, kind="stable")
-    table = _numbered(take_rows(table, order), context.rows_before)
+    table = _filled(_numbered(take_rows(table, order), context.rows_before), context.claims_schema)
     ranges = ranges[order]
     split = context.split_ids.read(index).column("claim_id")
     if len(split) and table.num_rows:

@@ -263,6 +263,12 @@ def text_schema(
     )
 
 
+def lacked_by_all(paths: Sequence[str], columns: Sequence[str]) -> list[str]:
+    """Which of ``columns`` no file of ``paths`` has: read, they are added, empty."""
+    present = {name for path in paths for name in column_names(path)}
+    return [name for name in columns if name not in present]
+
+
 SPAN_BYTES = 32 << 20
 """A plain CSV file is read in spans of about this many bytes, side by side in workers."""
 

@@ -154,3 +154,11 @@ def test_words_that_mean_missing_elsewhere_are_read_as_written(tmp_path: Path, w
     table = pa.concat_tables(list(batches))
     assert table.column("member_id").to_pylist() == words  # a contract column
     assert table.column("note").to_pylist() == words  # and one passed through
+
+
+def test_a_column_is_lacked_only_when_no_file_has_it(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("claim_id,member_id\nC1,M1\n")
+    second.write_text("claim_id,note\nC2,x\n")
+    files = [str(first), str(second)]
+    assert io.lacked_by_all(files, ["claim_id", "member_id", "hcpcs_code"]) == ["hcpcs_code"]
