@@ -396,7 +396,9 @@ def execute(
                 where,
             ) as by_key,
             Spill(partitions, STATE_SCHEMA, where) as state_by_member,
-            Spill(partitions, _without(schema, lacked).append(SPAN), where) as by_member,
+            Spill(
+                partitions, _without(schema, [*lacked, SOURCE_FILE]).append(SPAN), where
+            ) as by_member,
             Spill(index_partitions, INDEX_SCHEMA, where) as claim_index,
             Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
             _workers(workers) as pool,
@@ -667,11 +669,15 @@ def _filled(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
-def _numbered(table: pa.Table, rows_before: np.ndarray) -> pa.Table:
-    """Spilled claim lines with their rows numbered within their files, not their spans."""
+def _numbered(table: pa.Table, context: _Context) -> pa.Table:
+    """Spilled claim lines with their rows numbered within their files, not their spans,
+    and their files named (the spill carries each line's span, not its file's path)."""
+    assert context.rows_before is not None
     span = table.column(SPAN.name).to_numpy()
-    rows = table.column(SOURCE_ROW).to_numpy() + rows_before[span]
-    table = table.drop_columns([SPAN.name])
+    rows = table.column(SOURCE_ROW).to_numpy() + context.rows_before[span]
+    paths = pa.array([where.path for _, where in context.spans], pa.string())
+    files = pa.DictionaryArray.from_arrays(pa.array(span, pa.int32()), paths)
+    table = table.drop_columns([SPAN.name]).append_column(SOURCE_FILE, files.cast(pa.string()))
     return table.set_column(table.schema.get_field_index(SOURCE_ROW), SOURCE_ROW, pa.array(rows))
 
 
@@ -685,7 +691,8 @@ class _Context:
     by_member: Spill
     claims_schema: pa.Schema = field(default_factory=pa.schema)
     """Every column of the claim lines; ``by_member`` and ``by_range`` leave out the
-    contract columns no claims file has (added back, empty, where they are read)."""
+    contract columns no claims file has (added back, empty, where they are read), and
+    ``by_member`` each line's file, named by its span (some 50 bytes a line)."""
     spans: list[tuple[int, Span]] = field(default_factory=list)
     """Each span with its file's place in the claims files given (a file given twice is
     numbered twice from 1, as two files are)."""
@@ -810,7 +817,7 @@ def _decide_task(
     # slice from every batch read (380 at 50M lines), and every step after pays per slice.
     ranges = _range_of(table.column("claim_id"), context.bounds)
     order = np.argsort(ranges, kind="stable")
-    table = _filled(_numbered(take_rows(table, order), context.rows_before), context.claims_schema)
+    table = _filled(_numbered(take_rows(table, order), context), context.claims_schema)
     ranges = ranges[order]
     split = context.split_ids.read(index).column("claim_id")
     if len(split) and table.num_rows:

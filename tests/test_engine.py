@@ -327,6 +327,35 @@ def test_a_file_given_twice_is_numbered_twice_from_one(
     assert set(copies["source_row"]) <= set(range(1, rows + 1))
 
 
+def test_each_line_names_the_file_and_row_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples = REPO / "data" / "samples"
+    lines = (samples / "claims.csv").read_text().splitlines(keepends=True)
+    cut = len(lines) * 3 // 5
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("".join(lines[:cut]))
+    second.write_text(lines[0] + "".join(lines[cut:]))
+    monkeypatch.setattr(io, "SPAN_BYTES", 2_000)
+    assert len(io.spans_of(str(first))) > 2 and len(io.spans_of(str(second))) > 1
+    out = tmp_path / "out"
+    out.mkdir()
+    execute(
+        [str(first), str(second)], str(samples / "authorizations.csv"), AS_OF, load_rules(), out
+    )
+    decided = pd.read_parquet(out / "adjudicated.parquet")
+    assert set(decided["source_file"]) == {str(first), str(second)}
+    read = {str(path): pd.read_csv(path, dtype=str) for path in (first, second)}
+    for file, row, claim, number in decided[
+        ["source_file", "source_row", "claim_id", "claim_line_number"]
+    ].itertuples(index=False):
+        written = read[file].iloc[row - 1]
+        assert (written["claim_id"].strip(), written["claim_line_number"].strip()) == (
+            claim,
+            number,
+        )
+
+
 def test_a_writer_beside_another_keeps_its_files(tmp_path: Path) -> None:
     schema = pa.schema([pa.field("claim_id", pa.string())])
     rows = pa.table({"claim_id": ["A", "B"]})
