@@ -689,7 +689,7 @@ class _Context:
     rules: Rules
     partitions: int
     by_member: Spill
-    claims_schema: pa.Schema = field(default_factory=pa.schema)
+    claims_schema: pa.Schema
     """Every column of the claim lines; ``by_member`` and ``by_range`` leave out the
     contract columns no claims file has (added back, empty, where they are read), and
     ``by_member`` each line's file, named by its span (some 50 bytes a line)."""
