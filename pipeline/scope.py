@@ -118,9 +118,9 @@ def code_in_force(facts: pd.DataFrame, rules: Rules) -> np.ndarray:
     """
     table = rules.code_table
     codes = pa.array(pd.unique(table["hcpcs_code"]), pa.string())
-    code_of_row = _position_in(arrow(table["hcpcs_code"]), codes)
+    code_of_row = position_in(arrow(table["hcpcs_code"]), codes)
     version = pd.Series(code_of_row).groupby(code_of_row).cumcount().to_numpy()
-    code_of_line = _position_in(arrow(facts["hcpcs_code"]), codes)  # -1: not in the table
+    code_of_line = position_in(arrow(facts["hcpcs_code"]), codes)  # -1: not in the table
     listed = np.flatnonzero(code_of_line >= 0)
     dos = facts["date_of_service"].to_numpy()[listed]
     starts = table["effective_from"].to_numpy()
@@ -139,7 +139,7 @@ def code_in_force(facts: pd.DataFrame, rules: Rules) -> np.ndarray:
     return chosen
 
 
-def _position_in(values: pa.ChunkedArray, codes: pa.Array) -> np.ndarray:
+def position_in(values: pa.ChunkedArray, codes: pa.Array) -> np.ndarray:
     """Where each value is among ``codes``; -1 where it is not there (or missing)."""
     found = pc.fill_null(pc.index_in(values, value_set=codes), -1)
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
