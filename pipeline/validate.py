@@ -20,6 +20,7 @@ import pyarrow
 from pandera.errors import SchemaErrors
 
 from pipeline.io import SOURCE_FILE, SOURCE_ROW, to_frame
+from pipeline.partition import filter_rows
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import TEXT_DTYPE, forget, message_template, row_rule_for
@@ -141,7 +142,7 @@ def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     one, which doubled the cost of a file with a few bad rows.
     """
     table = pyarrow.Table.from_pandas(frame, preserve_index=False)
-    kept = to_frame(table.filter(pyarrow.array(keep)))
+    kept = to_frame(filter_rows(table, keep))
     kept.index = frame.index[keep]
     return kept
 

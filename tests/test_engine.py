@@ -18,7 +18,7 @@ import pytest
 from benchmarks.generate import generate
 from pipeline import io
 from pipeline.engine import SortedParquetWriter, _range_of, execute, partition_count
-from pipeline.partition import Spill, partition_of, stable_hash, take_rows
+from pipeline.partition import Spill, filter_rows, partition_of, stable_hash, take_rows
 from pipeline.rules import load_rules
 
 AS_OF = datetime(2026, 6, 30, 23, 59, 59)
@@ -68,7 +68,7 @@ def test_stable_hash_is_the_same_summed_either_way() -> None:
     assert len(set(by_position.tolist())) == len({v or "" for v in values})  # no collision
 
 
-def test_take_rows_is_a_take() -> None:
+def test_take_rows_and_filter_rows_are_a_take_and_a_filter() -> None:
     table = pa.Table.from_batches(
         [
             pa.record_batch({"a": ["x", None, "z"], "b": pa.nulls(3, pa.string())}),
@@ -80,6 +80,10 @@ def test_take_rows_is_a_take() -> None:
         assert taken.equals(table.take(pa.array(indices, pa.int64())))
         assert taken.schema.equals(table.schema)
     assert take_rows(table.slice(0, 0), np.array([], dtype=np.int64)).num_rows == 0
+    for keep in ([True, False, True, True, False, True], [False] * 6, [True] * 6):
+        kept = filter_rows(table, np.array(keep))
+        assert kept.equals(table.filter(pa.array(keep)))
+        assert kept.schema.equals(table.schema)
 
 
 def test_partitions_are_balanced() -> None:
