@@ -191,22 +191,53 @@ def forget() -> None:
     _REMEMBERED.clear()
 
 
-def _calendar_days(text: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Text of the shape YYYY-MM-DD naming a real day; anything else null."""
-    shaped = whole_match(text, ISO_DATE)
-    kept = pc.if_else(shaped, text, pa.scalar(None, pa.string()))
-    year = pc.cast(pc.utf8_slice_codeunits(kept, 0, 4), pa.int32()).to_numpy(zero_copy_only=False)
-    month = pc.cast(pc.utf8_slice_codeunits(kept, 5, 7), pa.int32()).to_numpy(zero_copy_only=False)
-    day = pc.cast(pc.utf8_slice_codeunits(kept, 8, 10), pa.int32()).to_numpy(zero_copy_only=False)
-    with np.errstate(invalid="ignore"):
-        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        month_ok = (month >= 1) & (month <= 12)
-        lengths = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 31])
-        last = lengths[np.where(month_ok, month - 1, 12).astype(int)] + (leap & (month == 2))
-        real = month_ok & (day >= 1) & (day <= last)
-    return pc.if_else(
-        pa.array(np.nan_to_num(real).astype(bool)), kept, pa.scalar(None, pa.string())
+_DATE_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]
+"""Where YYYY-MM-DD holds its digits (a ``-`` at 4 and 7)."""
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 31])
+
+
+def _calendar_days(text: pa.ChunkedArray) -> np.ndarray:
+    """Each value of the shape YYYY-MM-DD (ASCII digits) naming a real day, as a
+    datetime64[s]; anything else NaT.
+
+    Read from the bytes of the ten-byte values, a place at a time (slicing and casting
+    the text took ~180 ms a million values).
+    """
+    values = pa.chunked_array(text.chunks, pa.string()).combine_chunks()
+    values = values.cast(pa.large_string())
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    present = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    rows = np.flatnonzero(present & (np.diff(offsets) == 10))
+    days = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
+    if not len(rows) or values.buffers()[2] is None:
+        return days
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    starts = offsets[rows]
+    if offsets[-1] - offsets[0] == 10 * len(rows):  # every value of ten bytes: a matrix
+        matrix = data[offsets[0] : offsets[-1]].reshape(len(rows), 10)
+        byte = [matrix[:, place].astype(np.int32) for place in range(10)]
+    else:
+        byte = [data[starts + place].astype(np.int32) for place in range(10)]
+    shaped = (byte[4] == ord("-")) & (byte[7] == ord("-"))
+    digit = {}
+    for place in _DATE_DIGITS:
+        digit[place] = byte[place] - ord("0")
+        shaped &= (digit[place] >= 0) & (digit[place] <= 9)
+    year = digit[0] * 1000 + digit[1] * 100 + digit[2] * 10 + digit[3]
+    month = digit[5] * 10 + digit[6]
+    day = digit[8] * 10 + digit[9]
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_ok = (month >= 1) & (month <= 12)
+    last = _MONTH_DAYS[np.where(month_ok, month - 1, 12)] + (leap & (month == 2))
+    real = shaped & month_ok & (day >= 1) & (day <= last)
+    first_of_month = (year[real] - 1970).astype("datetime64[Y]").astype("datetime64[M]")
+    first_of_month += (month[real] - 1).astype("timedelta64[M]")
+    days[rows[real]] = first_of_month.astype("datetime64[D]") + (day[real] - 1).astype(
+        "timedelta64[D]"
     )
+    return days
 
 
 def parse_dates(series: pd.Series) -> pd.Series:
@@ -217,10 +248,9 @@ def parse_dates(series: pd.Series) -> pd.Series:
 def _parse_dates(series: pd.Series) -> pd.Series:
     text = arrow(series)
     try:
-        days = text.cast(pa.date32())
+        moments = text.cast(pa.date32()).cast(pa.timestamp("s")).to_numpy()
     except pa.ArrowInvalid:  # at least one value is not a real day: sort them out
-        days = _calendar_days(text).cast(pa.date32())
-    moments = days.cast(pa.timestamp("s")).to_numpy()
+        moments = _calendar_days(text)
     return pd.Series(moments, index=series.index, dtype="datetime64[s]")
 
 

@@ -4,13 +4,15 @@ regular expressions do."""
 from __future__ import annotations
 
 import random
+import re
+from datetime import date
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from schemas.checks import TEXT_DTYPE, npi_check_digit_ok, whole_match
+from schemas.checks import TEXT_DTYPE, npi_check_digit_ok, parse_dates, whole_match
 
 VALUES = pa.array(
     [None, "", "12", "1", "123", "1a", "a1", " 12", "12 ", "\u0661\u0662", "\uff11\uff12"]
@@ -52,3 +54,39 @@ def test_the_npi_check_digit_answers_as_the_standard_does() -> None:
     expected = [len(others) > i or _luhn_ok(v) for i, v in enumerate(values)]
     assert npi_check_digit_ok(series).tolist() == expected
     assert sum(expected[len(others) :]) not in (0, len(npis))  # both answers are tested
+
+
+def _real_day(value: str | None) -> str | None:
+    """A value's day when it is YYYY-MM-DD in ASCII digits and a real day (year 1 on)."""
+    if value is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
+        return None
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        return None
+
+
+def test_dates_of_a_column_holding_an_impossible_one_are_each_checked() -> None:
+    chance = random.Random(11)
+    made = [
+        f"{chance.randint(1, 9999):04d}-{chance.randint(0, 13):02d}-{chance.randint(0, 32):02d}"
+        for _ in range(3000)
+    ]
+    odd = ["2024-02-29", "2023-02-29", "2000-02-29", "1900-02-29", "2026-04-31", "2026-1-05"]
+    odd += ["2026/01/05", "\u0662\u0660\u0662\u0666-01-05", "2026-01-05 ", "", None, "x" * 10]
+    values = [*odd, *made]
+    # Two chunks, the first a slice: the dates are read from the Arrow buffers.
+    chunked = pa.chunked_array([pa.array(["x", *values[:900]]).slice(1), pa.array(values[900:])])
+    series = pd.Series(pd.arrays.ArrowStringArray(chunked), dtype=TEXT_DTYPE)
+    parsed = parse_dates(series)  # the fast cast fails on this column: value by value
+    found = [None if pd.isna(day) else day.date().isoformat() for day in parsed]
+    assert found == [_real_day(v) for v in values]
+    assert parsed.isna().sum() not in (0, len(values))  # both answers are tested
+    assert parse_dates(pd.Series(["0000-02-29", "2026-02-30"], dtype=TEXT_DTYPE)).tolist()[
+        0
+    ] == pd.Timestamp("0000-02-29")  # year 0 is a leap year, as Arrow reads it
+    # Every value of ten bytes (or none): read as one matrix, with the same answers.
+    tens = [v for v in values if v is None or len(v.encode()) == 10]
+    parsed = parse_dates(pd.Series(tens, dtype=TEXT_DTYPE))
+    found = [None if pd.isna(day) else day.date().isoformat() for day in parsed]
+    assert found == [_real_day(v) for v in tens]
