@@ -43,8 +43,6 @@ DATE_COLUMNS = (
     "claim_line_start_date",
     "claim_line_end_date",
 )
-CLAIM_RULE_COLUMNS = ("claim_id", "claim_line_number", "member_id", "claim_type", "plan_type")
-"""What the rules over a claim's lines read (duplicates, lines that disagree)."""
 HCPCS_SHAPE = r"[0-9]{4}[0-9A-Z]|[A-Z][0-9]{4}"
 """CPT (five digits, or four and a letter for categories II and III) or HCPCS Level II."""
 
@@ -409,7 +407,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="claim_line_number",
         check="duplicate_claim_line",
-        reads=CLAIM_RULE_COLUMNS,
+        reads=("claim_id", "claim_line_number"),
         message="(claim_id, claim_line_number) appears more than once; every copy is "
         "rejected so that a person can say which is right",
     )
@@ -419,7 +417,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="member_id",
         check="differs_within_claim",
-        reads=CLAIM_RULE_COLUMNS,
+        reads=("claim_id", "member_id"),
         message="{column} '{value}' differs between the lines of this claim; "
         "every line of the claim is rejected",
     )
@@ -429,7 +427,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="claim_type",
         check="differs_within_claim",
-        reads=CLAIM_RULE_COLUMNS,
+        reads=("claim_id", "claim_type"),
         message="{column} '{value}' differs between the lines of this claim; "
         "every line of the claim is rejected",
     )
@@ -439,7 +437,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="plan_type",
         check="differs_within_claim",
-        reads=CLAIM_RULE_COLUMNS,
+        reads=("claim_id", "plan_type"),
         message="{column} '{value}' differs between the lines of this claim; "
         "every line of the claim is rejected",
     )
@@ -564,11 +562,12 @@ ROW_RULE_COLUMNS: tuple[str, ...] = (
     *NPI_COLUMNS,
 )
 """The columns the row rules (the checks across columns and rows) read, but those that name
-their own (``reads``: the rules over a claim's lines, :data:`CLAIM_RULE_COLUMNS`). They are
-checked on these columns alone: pandera reports a failing row with every column it is
-given, and the 25 diagnosis columns made a claim with one empty member_id cost 50 failure
-cases a line. A row rule that reads another column makes every validation fail
-("validation failed without naming rows") until the column is added here."""
+their own (``reads``: each rule over a claim's lines reads ``claim_id`` and the column it
+compares). They are checked on these columns alone: pandera reports a failing row with
+every column it is given (and pandas reshapes Arrow text slowly), and the 25 diagnosis
+columns made a claim with one empty member_id cost 50 failure cases a line. A row rule
+that reads another column makes every validation fail ("validation failed without naming
+rows") until the column is added here."""
 
 UPPER_CASE_COLUMNS: tuple[str, ...] = (
     "plan_type",
