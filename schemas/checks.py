@@ -109,6 +109,20 @@ def arrow(series: pd.Series) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(values, type=pa.string(), from_pandas=True)])
 
 
+def text_bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A text array's UTF-8 bytes and where its values start in them: ``len(text) + 1``
+    offsets counted from 0, and the bytes they index (read in place, not copied)."""
+    text = text.cast(pa.large_string())
+    _, offset_buffer, data_buffer = text.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[
+        text.offset : text.offset + len(text) + 1
+    ]
+    if data_buffer is None:
+        return np.zeros(len(text) + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return offsets - offsets[0], data
+
+
 def as_mask(values: pa.ChunkedArray | pa.Array, index: pd.Index, empty: bool) -> pd.Series:
     """An Arrow boolean array as a pandas boolean Series; nulls become ``empty``."""
     filled = pc.fill_null(values, empty)
@@ -150,7 +164,6 @@ def whole_match(text: pa.ChunkedArray | pa.Array, pattern: str) -> pa.ChunkedArr
     return pc.match_substring_regex(text, f"^(?:{pattern})$")
 
 
-ISO_DATE = r"\d{4}-\d{2}-\d{2}"
 ISO_DATETIME = (
     r"\d{4}-\d{2}-\d{2}"
     r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?"
@@ -204,22 +217,17 @@ def _calendar_days(text: pa.ChunkedArray) -> np.ndarray:
     the text took ~180 ms a million values).
     """
     values = pa.chunked_array(text.chunks, pa.string()).combine_chunks()
-    values = values.cast(pa.large_string())
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
-        values.offset : values.offset + len(values) + 1
-    ]
+    offsets, data = text_bytes(values)
     present = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     rows = np.flatnonzero(present & (np.diff(offsets) == 10))
     days = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
-    if not len(rows) or values.buffers()[2] is None:
+    if not len(rows):
         return days
-    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
-    starts = offsets[rows]
-    if offsets[-1] - offsets[0] == 10 * len(rows):  # every value of ten bytes: a matrix
-        matrix = data[offsets[0] : offsets[-1]].reshape(len(rows), 10)
+    if len(data) == 10 * len(rows):  # every value of ten bytes: a matrix
+        matrix = data.reshape(len(rows), 10)
         byte = [matrix[:, place].astype(np.int32) for place in range(10)]
     else:
-        byte = [data[starts + place].astype(np.int32) for place in range(10)]
+        byte = [data[offsets[rows] + place].astype(np.int32) for place in range(10)]
     shaped = (byte[4] == ord("-")) & (byte[7] == ord("-"))
     digit = {}
     for place in _DATE_DIGITS:
@@ -292,10 +300,7 @@ def npi_check_digit_ok(series: pd.Series) -> pd.Series:
     result = np.ones(len(series), dtype=bool)
     if not ten_digits.any():
         return pd.Series(result, index=series.index)
-    chosen = pc.filter(text, ten).combine_chunks().cast(pa.large_string())
-    offsets = np.frombuffer(chosen.buffers()[1], dtype=np.int64)
-    start = offsets[chosen.offset]
-    data = np.frombuffer(chosen.buffers()[2], dtype=np.uint8)[start : start + 10 * len(chosen)]
+    _, data = text_bytes(pc.filter(text, ten).combine_chunks())  # ten bytes each
     digits = data.reshape(-1, 10) - np.uint8(ord("0"))
     total = np.full(len(digits), 24, dtype=np.int16)  # the Luhn sum of the 80840 prefix
     for position in range(0, 9, 2):
