@@ -70,7 +70,6 @@ def validate_claims(lines: pd.DataFrame, as_of: datetime) -> Validated:
         schema,
         claims_contract.CONTRACT_COLUMNS,
         source="claims",
-        row_rule_columns=claims_contract.ROW_RULE_COLUMNS,
     )
 
 
@@ -83,7 +82,6 @@ def validate_authorizations(register: pd.DataFrame) -> Validated:
         schema,
         register_contract.CONTRACT_COLUMNS,
         source="authorizations",
-        row_rule_columns=register_contract.CONTRACT_COLUMNS,
     )
 
 
@@ -93,26 +91,33 @@ def _validate(
     contract_columns: Sequence[str],
     *,
     source: str,
-    row_rule_columns: Sequence[str],
 ) -> Validated:
     frame = frame.reset_index(drop=True)
     as_text = {
         c: frame[c].astype(TEXT_DTYPE) for c in contract_columns if frame[c].dtype != TEXT_DTYPE
     }
     frame = frame.assign(**as_text) if as_text else frame
-    # The column checks see every contract column; the row rules only the columns they
-    # read: those that say so (see ``row_rule``) theirs, the others ``row_rule_columns``.
+    # The column checks see every contract column; each row rule only the columns it
+    # reads (see ``row_rule``).
     columns_only = copy.copy(schema)
     columns_only.checks = []
     by_columns: dict[tuple[str, ...], list[pa.Check]] = {}
     for check in schema.checks:
         rule = row_rule_for(check.name)
-        reads = rule.reads if rule is not None and rule.reads else tuple(row_rule_columns)
+        reads = rule.reads if rule is not None else tuple(contract_columns)
         by_columns.setdefault(reads, []).append(check)
     try:
         found = [_failures(columns_only, frame[list(contract_columns)])]
+        # With a NumPy column beside the rules' Arrow text: pandas reshapes the failing
+        # rows of a frame of Arrow text alone (pandera's failure cases) one row at a
+        # time, of a mixed frame as one block (3,709 lines of claims whose member
+        # differs: 0.15 s, 0.02 s this way).
+        one_block = np.zeros(len(frame), dtype=np.int8)
         found += [
-            _failures(pa.DataFrameSchema(checks=checks), frame[list(reads)])
+            _failures(
+                pa.DataFrameSchema(checks=checks),
+                frame[list(reads)].assign(**{_ONE_BLOCK: one_block}),
+            )
             for reads, checks in by_columns.items()
         ]
     finally:
@@ -124,6 +129,10 @@ def _validate(
     rejects = _rejects_from_failures(pd.concat(failures, ignore_index=True), frame, source)
     passed[rejects.pop("_row").to_numpy()] = False
     return Validated(checked=frame, passed=passed, rejects=rejects)
+
+
+_ONE_BLOCK = "_one_block"
+"""The NumPy column given to the row rules beside the columns they read."""
 
 
 def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame | None:

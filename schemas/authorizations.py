@@ -138,6 +138,7 @@ class AuthorizationInput(pa.DataFrameModel):
     @row_rule(
         column="valid_to",
         check="not_before_start",
+        reads=("valid_from", "valid_to"),
         message="{column} '{value}' is before valid_from",
     )
     def _dates_ordered(cls, df: pd.DataFrame) -> pd.Series:
@@ -148,6 +149,7 @@ class AuthorizationInput(pa.DataFrameModel):
     @row_rule(
         column="recorded_at",
         check="duplicate_version",
+        reads=("authorization_id", "hcpcs_code", "recorded_at"),
         message="two rows record (authorization_id, hcpcs_code) at the same moment {value}; "
         "every copy is rejected since neither can be said to be the later",
     )

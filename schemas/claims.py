@@ -327,6 +327,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="place_of_service_code",
         check="required_on_professional_line",
+        reads=("claim_type", "place_of_service_code"),
         message="{column} is required on a professional line",
     )
     def _pos_required(cls, df: pd.DataFrame) -> pd.Series:
@@ -335,6 +336,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="hcpcs_code",
         check="required_on_professional_line",
+        reads=("claim_type", "hcpcs_code"),
         message="{column} is required on a professional line",
     )
     def _hcpcs_required(cls, df: pd.DataFrame) -> pd.Series:
@@ -343,6 +345,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="rendering_npi",
         check="required_on_professional_line",
+        reads=("claim_type", "rendering_npi"),
         message="{column} is required on a professional line",
     )
     def _rendering_required(cls, df: pd.DataFrame) -> pd.Series:
@@ -351,6 +354,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="bill_type_code",
         check="required_on_institutional_line",
+        reads=("claim_type", "bill_type_code"),
         message="{column} is required on an institutional line",
     )
     def _bill_type_required(cls, df: pd.DataFrame) -> pd.Series:
@@ -359,6 +363,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="rendering_npi",
         check="provider_npi_required",
+        reads=("claim_type", "rendering_npi", "facility_npi", "billing_npi"),
         message="an institutional line needs a rendering_npi, facility_npi or billing_npi",
     )
     def _institutional_provider(cls, df: pd.DataFrame) -> pd.Series:
@@ -368,6 +373,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="claim_line_start_date",
         check="date_of_service_required",
+        reads=("claim_line_start_date", "claim_start_date"),
         message="{column} is required when claim_start_date is empty",
     )
     def _date_of_service_required(cls, df: pd.DataFrame) -> pd.Series:
@@ -376,6 +382,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="claim_line_end_date",
         check="not_before_start",
+        reads=("claim_line_start_date", "claim_line_end_date"),
         message="{column} '{value}' is before claim_line_start_date",
     )
     def _line_dates_ordered(cls, df: pd.DataFrame) -> pd.Series:
@@ -386,6 +393,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="claim_end_date",
         check="not_before_start",
+        reads=("claim_start_date", "claim_end_date"),
         message="{column} '{value}' is before claim_start_date",
     )
     def _claim_dates_ordered(cls, df: pd.DataFrame) -> pd.Series:
@@ -396,6 +404,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="original_claim_id",
         check="required_for_replacement_or_void",
+        reads=("claim_frequency_code", "original_claim_id"),
         message="{column} is required when claim_frequency_code is 7 or 8",
     )
     def _original_required(cls, df: pd.DataFrame) -> pd.Series:
@@ -499,6 +508,7 @@ SERVICE_AFTER_AS_OF = register_row_rule(
     "service_after_as_of",
     "the date of service is after the run's --as-of; "
     "a claim cannot be paid for a service that has not happened",
+    reads=("claim_line_start_date", "claim_start_date"),
 )
 
 
@@ -546,28 +556,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "charge_amount",
 )
 """Columns that must be in every claims file (else the run fails, naming them)."""
-
-ROW_RULE_COLUMNS: tuple[str, ...] = (
-    "claim_id",
-    "claim_line_number",
-    "claim_type",
-    "member_id",
-    "plan_type",
-    "claim_frequency_code",
-    "original_claim_id",
-    *DATE_COLUMNS,
-    "place_of_service_code",
-    "bill_type_code",
-    "hcpcs_code",
-    *NPI_COLUMNS,
-)
-"""The columns the row rules (the checks across columns and rows) read, but those that name
-their own (``reads``: each rule over a claim's lines reads ``claim_id`` and the column it
-compares). They are checked on these columns alone: pandera reports a failing row with
-every column it is given (and pandas reshapes Arrow text slowly), and the 25 diagnosis
-columns made a claim with one empty member_id cost 50 failure cases a line. A row rule
-that reads another column makes every validation fail ("validation failed without naming
-rows") until the column is added here."""
 
 UPPER_CASE_COLUMNS: tuple[str, ...] = (
     "plan_type",

@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from schemas.checks import TEXT_DTYPE, npi_check_digit_ok, parse_dates, whole_match
+from schemas import authorizations as register_contract
+from schemas import claims as claims_contract
+from schemas.checks import (
+    TEXT_DTYPE,
+    forget,
+    npi_check_digit_ok,
+    parse_dates,
+    row_rule_for,
+    whole_match,
+)
 
 VALUES = pa.array(
     [None, "", "12", "1", "123", "1a", "a1", " 12", "12 ", "\u0661\u0662", "\uff11\uff12"]
@@ -90,3 +99,26 @@ def test_dates_of_a_column_holding_an_impossible_one_are_each_checked() -> None:
     parsed = parse_dates(pd.Series(tens, dtype=TEXT_DTYPE))
     found = [None if pd.isna(day) else day.date().isoformat() for day in parsed]
     assert found == [_real_day(v) for v in tens]
+
+
+@pytest.mark.parametrize(
+    ("schema", "contract"),
+    [
+        (claims_contract.claims_schema(datetime(2026, 6, 30)), claims_contract.CONTRACT_COLUMNS),
+        (register_contract.AuthorizationInput.to_schema(), register_contract.CONTRACT_COLUMNS),
+    ],
+    ids=["claims", "register"],
+)
+def test_each_row_rule_runs_on_the_columns_it_names_alone(schema, contract) -> None:
+    # Each rule is checked on the columns it names (see row_rule): one that reads
+    # another column would fail every validation.
+    assert schema.checks
+    for check in schema.checks:
+        rule = row_rule_for(check.name)
+        assert rule is not None, check.name
+        assert set(rule.reads) <= set(contract), check.name
+        values = ["2026-01-02", None, "professional", "institutional", "7"]
+        frame = pd.DataFrame({name: pd.array(values, dtype=TEXT_DTYPE) for name in rule.reads})
+        result = check(frame)
+        forget()
+        assert len(result.check_output) == len(values), check.name
