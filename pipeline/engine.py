@@ -20,11 +20,14 @@ Passes, each holding one partition at a time:
    on the member). Duplicates and claims whose lines disagree are otherwise
    local to a member partition, since a claim's lines are. The decided lines
    are scattered into ranges of ``claim_id``;
-4. sort each range and append it to ``adjudicated.parquet`` in fixed-size row
-   groups, so the file is the same bytes whatever the partition count.
+4. sort each range and encode it as one Parquet row group; the row groups are
+   joined, in order, into ``adjudicated.parquet`` (``pipeline.rowgroups``). The
+   ranges split the claim ids sampled in pass 1 into about ``ROWS_PER_GROUP``
+   lines each, whatever the partition or worker count: the file is the same
+   bytes either way.
 
 Peak memory follows ``rows_per_partition``, not the input. Passes 0 (but its
-reading), 1, 2 and 3 can run in several worker processes (``workers``); each
+reading), 1, 2, 3 and 4 can run in several worker processes (``workers``); each
 process writes its own spill file per partition. Which worker wrote a row does
 not change the output: the kernel does not depend on the order of a partition's
 rows, and the output is sorted on a key that is unique to a row, so the bytes
@@ -83,6 +86,7 @@ from pipeline.ledger import (
 )
 from pipeline.partition import Spill, partition_of, stable_hash, take_rows
 from pipeline.progress import Observer, Silent
+from pipeline.rowgroups import JoinedParquet
 from pipeline.rules import Rules
 from pipeline.summary import SummaryParts
 from pipeline.validate import (
@@ -103,7 +107,9 @@ _T = TypeVar("_T")
 
 ROWS_PER_PARTITION = 200_000
 ROWS_PER_GROUP = 131_072
-"""Parquet row groups are cut at fixed counts, never where a partition happened to end."""
+"""About how many lines a range of the output holds, and so a Parquet row group: the
+ranges are cut by the lines read, never by the partitions or the workers, and a row
+group holds whole claims."""
 PLAIN_COLUMNS = frozenset(
     {
         "claim_id",
@@ -232,68 +238,15 @@ def partition_count(
     return max(1, math.ceil(rows / rows_per_partition))
 
 
-class SortedParquetWriter:
-    """Writes tables that arrive in order as Parquet row groups of a fixed size.
-
-    Each row group is encoded in a background thread while the caller sorts the next
-    range (both release the GIL); one group at a time, in order.
-    """
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.writer = pq.ParquetWriter(
-            str(path),
-            schema,
-            compression="zstd",
-            use_dictionary=[name for name in schema.names if name not in PLAIN_COLUMNS],
-            write_statistics=[name for name in SORTED_BY if name in schema.names],
-        )
-        self.schema = schema
-        self.pending: list[pa.Table] = []
-        self.buffered = 0
-        self.rows = 0
-        self.encoder = ThreadPoolExecutor(max_workers=1)
-        self.encoding: Future[None] | None = None
-
-    def write(self, table: pa.Table) -> None:
-        self.pending.append(table)
-        self.buffered += table.num_rows
-        while self.buffered >= ROWS_PER_GROUP:
-            self._flush(ROWS_PER_GROUP)
-
-    def _flush(self, rows: int) -> None:
-        combined = pa.concat_tables(self.pending)
-        self._wait()
-        self.encoding = self.encoder.submit(
-            self.writer.write_table, combined.slice(0, rows), row_group_size=rows
-        )
-        rest = combined.slice(rows)
-        self.pending, self.buffered = [rest], rest.num_rows
-        self.rows += rows
-
-    def _wait(self) -> None:
-        if self.encoding is not None:
-            self.encoding.result()  # raises what the write raised
-            self.encoding = None
-
-    def close(self) -> int:
-        """Write what is left and close the file; the thread ends and the file is
-        closed even when a write failed (the failure is raised)."""
-        try:
-            if self.buffered:
-                self._flush(self.buffered)
-            self._wait()
-        finally:
-            self.encoder.shutdown(wait=True, cancel_futures=True)
-            self.writer.close()
-        return self.rows
-
-    def __enter__(self) -> SortedParquetWriter:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        if kind is not None and self.writer.is_open:  # a failed run: stop, keep nothing
-            self.encoder.shutdown(wait=True, cancel_futures=True)
-            self.writer.close()
+def parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """The writer of ``adjudicated.parquet`` and of each of its row groups."""
+    return pq.ParquetWriter(
+        str(path),
+        schema,
+        compression="zstd",
+        use_dictionary=[name for name in schema.names if name not in PLAIN_COLUMNS],
+        write_statistics=[name for name in SORTED_BY if name in schema.names],
+    )
 
 
 def _sort_keys(table: pa.Table) -> pa.Array:
@@ -383,7 +336,8 @@ def execute(
             ]
         )
         index_partitions = math.ceil(partitions / INDEX_SHARE)
-        _allow_open_files(partitions + index_partitions + OPEN_FILES_MARGIN)
+        ranges = partition_count(claims, ROWS_PER_GROUP)  # about: the lines are not counted yet
+        _allow_open_files(partitions + index_partitions + ranges + OPEN_FILES_MARGIN)
         files = {path: FileCounts(path, "claims") for path in claims}
         register_file = FileCounts(authorizations, "authorizations")
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
@@ -448,11 +402,10 @@ def execute(
                     parts, units = _decide_pass(
                         pool, replace(context, split_lines=split_lines), files, rejects, observer
                     )
-                with SortedParquetWriter(directory / "adjudicated.parquet", output_schema) as out:
-                    for _, table in by_range:
-                        out.write(_filled(take_rows(table, _sort_keys(table)), output_schema))
-                        observer.advance("writing", table.num_rows)
-                    adjudicated_rows = out.close()
+                by_range.close_writers()
+                adjudicated_rows = _write_pass(
+                    pool, context, directory / "adjudicated.parquet", output_schema, observer
+                )
     outputs = [
         ("adjudicated.parquet", adjudicated_rows),
         *_write_rejects_and_units(directory, rejects, units if ledger is not None else None),
@@ -617,7 +570,42 @@ def _read_pass(
         sample.extend(picked)
         observer.advance("reading", rows)
     observer.finish("reading")
-    return replace(context, rows_before=rows_before), _range_bounds(sample, context.partitions)
+    ranges = math.ceil(sum(in_file.values()) / ROWS_PER_GROUP)  # by the lines alone
+    return replace(context, rows_before=rows_before), _range_bounds(sample, ranges)
+
+
+def _write_pass(
+    pool: _Runner[Any], context: _Context, path: Path, schema: pa.Schema, observer: Observer
+) -> int:
+    """Pass 4: each range sorted and encoded by a task, its row group joined to the file
+    at ``path`` in order (a file of no rows is written by one writer); the rows written."""
+    assert context.by_range is not None
+    with JoinedParquet(path) as joined:
+        for part, rows in pool(_write_task, context, context.by_range.partitions):
+            if part is not None:
+                joined.add(part)
+                part.unlink()
+            observer.advance("writing", rows)
+        if joined.groups:
+            return joined.close()
+    parquet_writer(path, schema).close()
+    return 0
+
+
+def _write_task(index: int) -> tuple[Path | None, int]:
+    """Pass 4 for one range of the output: its lines sorted and written as a Parquet
+    file of one row group, beside the range's spill (None for no lines), and how many."""
+    context = _context()
+    assert context.by_range is not None
+    table = context.by_range.read(index)
+    if table.num_rows == 0:
+        return None, 0
+    schema = pa.schema([*context.claims_schema, *DECISION_FIELDS])
+    part = context.by_range.directory / f"part-{index:05d}.parquet"
+    with parquet_writer(part, schema) as writer:
+        ordered = _filled(take_rows(table, _sort_keys(table)), schema)
+        writer.write_table(ordered, row_group_size=ordered.num_rows)
+    return part, ordered.num_rows
 
 
 def _read_task(index: int) -> tuple[int, list[pa.Array]]:

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.generate import generate
-from pipeline import io
-from pipeline.engine import SortedParquetWriter, _range_of, execute, partition_count
+from pipeline import engine, io
+from pipeline.engine import _range_of, execute, parquet_writer, partition_count
 from pipeline.partition import Spill, filter_rows, partition_of, stable_hash, take_rows
 from pipeline.rules import load_rules
 
@@ -106,9 +106,10 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_output_is_the_same_bytes_whatever_the_partition_count(
-    generated: tuple[str, str], tmp_path: Path
+    generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     claims, register = generated
+    monkeypatch.setattr(engine, "ROWS_PER_GROUP", 2_000)  # several row groups joined
     rules = load_rules()
     ledger = tmp_path / "ledger"
     runs = {}
@@ -121,6 +122,8 @@ def test_output_is_the_same_bytes_whatever_the_partition_count(
         )
     assert len({r.run_id for r in runs.values()}) == 1
     assert runs[300].files[-1].rejected > 0, "the register has invalid rows to spread"
+    groups = pq.ParquetFile(tmp_path / "rows-10000000" / "adjudicated.parquet").metadata
+    assert groups.num_row_groups > 10
     for name in OUTPUTS:
         single = (tmp_path / "rows-10000000" / name).read_bytes()
         for rows in (4_000, 300):
@@ -132,6 +135,7 @@ def test_workers_side_by_side_write_the_same_bytes(
     generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     claims, register = generated
+    monkeypatch.setattr(engine, "ROWS_PER_GROUP", 2_000)  # several row groups joined
     for workers in (1, 2):
         # One worker reads the file whole; two read it in 28 spans side by side.
         monkeypatch.setattr(io, "SPAN_BYTES", 10_000_000 if workers == 1 else 200_000)
@@ -217,22 +221,28 @@ def test_too_many_partitions_for_the_open_file_limit_is_said(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_failed_write_closes_the_output_and_its_thread(tmp_path: Path) -> None:
-    schema = pa.schema([pa.field("claim_id", pa.string())])
-    out = SortedParquetWriter(tmp_path / "out.parquet", schema)
-    with pytest.raises((pa.ArrowInvalid, ValueError)), out:
-        out.write(pa.table({"claim_id": pa.array([1, 2, 3])}))  # not the schema's type
-        out.close()
-    assert not out.writer.is_open
-    with pytest.raises(RuntimeError):  # the background thread has been shut down
-        out.encoder.submit(print)
+def test_each_row_group_holds_whole_claims_in_order(
+    generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims, register = generated
+    monkeypatch.setattr(engine, "ROWS_PER_GROUP", 2_000)
+    execute([claims], register, AS_OF, load_rules(), tmp_path, rows_per_partition=4_000)
+    file = pq.ParquetFile(tmp_path / "adjudicated.parquet")
+    sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+    assert file.num_row_groups == round(sum(sizes) / 2_000)  # about 2,000 lines a group
+    # Cut at sampled claim ids (one claim in 64: here some 230 of them), so only about.
+    assert min(sizes) > 700 and max(sizes) < 4_000
+    last = None
+    for index in range(file.num_row_groups):
+        ids = file.read_row_group(index, columns=["claim_id"]).column(0).to_pylist()
+        assert ids == sorted(ids) and (last is None or last < ids[0])  # no claim split
+        last = ids[-1]
 
 
 def test_the_output_encodes_each_column_as_its_values_need(tmp_path: Path) -> None:
     schema = pa.schema([pa.field("claim_id", pa.string()), pa.field("decision", pa.string())])
-    with SortedParquetWriter(tmp_path / "out.parquet", schema) as out:
-        out.write(pa.table({"claim_id": ["C1", "C2", "C3"], "decision": ["DENY"] * 3}, schema))
-        out.close()
+    with parquet_writer(tmp_path / "out.parquet", schema) as out:
+        out.write_table(pa.table({"claim_id": ["C1", "C2", "C3"], "decision": ["DENY"] * 3}))
     group = pq.ParquetFile(tmp_path / "out.parquet").metadata.row_group(0)
     claim_id, decision = group.column(0), group.column(1)
     # Near-unique (PLAIN_COLUMNS): no dictionary; statistics where the file is sorted.
