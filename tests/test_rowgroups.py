@@ -73,10 +73,13 @@ def test_a_part_of_another_schema_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "other.parquet"
     with parquet_writer(other, table.drop_columns(["empty"]).schema) as writer:
         writer.write_table(table.drop_columns(["empty"]))
-    with JoinedParquet(tmp_path / "joined.parquet") as out:
+    with (
+        pytest.raises(ValueError, match="differs"),
+        JoinedParquet(tmp_path / "joined.parquet") as out,
+    ):
         out.add(first)
-        with pytest.raises(ValueError, match="differs"):
-            out.add(other)
+        out.add(other)
+    assert out.file.closed  # a failed join keeps no file open
 
 
 @pytest.mark.parametrize(
