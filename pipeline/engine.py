@@ -343,7 +343,7 @@ def execute(
         files = {path: FileCounts(path, "claims") for path in claims}
         register_file = FileCounts(authorizations, "authorizations")
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
-        output_schema = pa.schema([*schema, *DECISION_FIELDS])
+        output_schema = _output_schema(schema)
         with (
             _spill_root(directory) as where,
             Spill(
@@ -406,7 +406,7 @@ def execute(
                     )
                 by_range.close_writers()
                 adjudicated_rows = _write_pass(
-                    pool, context, directory / "adjudicated.parquet", output_schema, observer
+                    pool, context, directory / "adjudicated.parquet", observer
                 )
     outputs = [
         ("adjudicated.parquet", adjudicated_rows),
@@ -576,9 +576,12 @@ def _read_pass(
     return replace(context, rows_before=rows_before), _range_bounds(sample, ranges)
 
 
-def _write_pass(
-    pool: _Runner[Any], context: _Context, path: Path, schema: pa.Schema, observer: Observer
-) -> int:
+def _output_schema(claims_schema: pa.Schema) -> pa.Schema:
+    """The decided lines' columns: the claim lines' and the decision's."""
+    return pa.schema([*claims_schema, *DECISION_FIELDS])
+
+
+def _write_pass(pool: _Runner[Any], context: _Context, path: Path, observer: Observer) -> int:
     """Pass 4: each range sorted and encoded by a task, its row group joined to the file
     at ``path`` in order (a file of no rows is written by one writer); the rows written."""
     assert context.by_range is not None
@@ -590,7 +593,7 @@ def _write_pass(
             observer.advance("writing", rows)
         if joined.groups:
             return joined.close()
-    parquet_writer(path, schema).close()
+    parquet_writer(path, _output_schema(context.claims_schema)).close()
     return 0
 
 
@@ -602,7 +605,7 @@ def _write_task(index: int) -> tuple[Path | None, int]:
     table = context.by_range.read(index)
     if table.num_rows == 0:
         return None, 0
-    schema = pa.schema([*context.claims_schema, *DECISION_FIELDS])
+    schema = _output_schema(context.claims_schema)
     part = context.by_range.directory / f"part-{index:05d}.parquet"
     with parquet_writer(part, schema) as writer:
         ordered = _filled(take_rows(table, _sort_keys(table)), schema)

@@ -214,7 +214,6 @@ class JoinedParquet:
     """A Parquet file written from parts (see the module), one :meth:`add` at a time."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.file: BinaryIO = open(path, "wb")  # noqa: SIM115 (closed by close or exit)
         self.file.write(MAGIC)
         self.first: Fields | None = None
