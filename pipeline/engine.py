@@ -779,18 +779,20 @@ def _split_task(index: int) -> tuple[int, int]:
     if lines.num_rows == 0:
         return 0, 0
     # A claim with no id is one claim here, as it is to the checks over several lines.
-    pairs = lines.group_by(["claim_id", "part"]).aggregate([])
-    parts = pairs.group_by("claim_id").aggregate([("part", "count")])
-    split = parts.filter(pc.greater(parts.column("part_count"), 1)).column("claim_id")
-    if not len(split):
+    # One grouping of every line (the least and greatest partition of its claim), where
+    # two made the distinct pairs first; the pairs only for the few claims split.
+    extent = lines.group_by("claim_id").aggregate([("part", "min"), ("part", "max")])
+    split = extent.filter(pc.not_equal(extent.column("part_min"), extent.column("part_max")))
+    if not split.num_rows:
         return lines.num_rows, 0
-    split = split.combine_chunks()
-    touched = pairs.filter(pc.is_in(pairs.column("claim_id"), split))
+    across = lines.filter(
+        pc.is_in(lines.column("claim_id"), split.column("claim_id").combine_chunks())
+    )
+    touched = across.group_by(["claim_id", "part"]).aggregate([])
     context.split_ids.writer().add(
         touched.select(["claim_id"]), touched.column("part").to_numpy().astype(np.int64)
     )
-    across = pc.sum(pc.is_in(lines.column("claim_id"), split)).as_py()
-    return lines.num_rows, int(across)
+    return lines.num_rows, across.num_rows
 
 
 def _decide_task(
