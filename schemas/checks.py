@@ -15,13 +15,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
+
+_R = TypeVar("_R")
 
 NOT_NULLABLE = "not_nullable"
 """pandera's own name for an empty value in a required column."""
@@ -139,7 +141,42 @@ def matches(series: pd.Series, pattern: str) -> pd.Series:
     """True where the whole value matches ``pattern`` (or is empty)."""
     if all_empty(series):
         return pd.Series(np.ones(len(series), dtype=bool), index=series.index)
+    if digits := _DIGITS.fullmatch(pattern):
+        shaped, _ = digit_values(series, int(digits[1]))
+        return pd.Series(shaped | series.isna().to_numpy(bool), index=series.index)
     return as_mask(whole_match(arrow(series), pattern), series.index, True)
+
+
+def fixed_width(values: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the values of ``width`` bytes, and their bytes, a row each (read in
+    place where no other value holds a byte, as in a column of one width and empties)."""
+    offsets, data = text_bytes(values)
+    present = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    rows = np.flatnonzero(present & (np.diff(offsets) == width))
+    if len(data) == width * len(rows):
+        return rows, data.reshape(len(rows), width)
+    return rows, data[offsets[rows][:, None] + np.arange(width)]
+
+
+def digit_values(series: pd.Series, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which values are ``count`` ASCII digits, and those values' digits, a row each.
+
+    Read from the bytes once a column, for the format check and the NPI check digit
+    alike (four NPI columns of 200,000 lines, both checks: 34 ms -> 15 ms).
+    """
+    return remembered(series, f"digits-{count}", lambda s: _digit_values(arrow(s), count))
+
+
+def _digit_values(text: pa.ChunkedArray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    values = pa.chunked_array(text.chunks, pa.string()).combine_chunks()
+    rows, matrix = fixed_width(values, count)
+    digits = matrix - np.uint8(ord("0"))  # below "0" wraps past 9
+    ok = np.ones(len(rows), dtype=bool)
+    for place in range(count):  # a place at a time: along the short axis is slow
+        ok &= digits[:, place] < 10
+    shaped = np.zeros(len(values), dtype=bool)
+    shaped[rows[ok]] = True
+    return shaped, digits if ok.all() else digits[ok]
 
 
 _DIGITS = re.compile(r"\\d\{(\d+)\}")
@@ -171,7 +208,7 @@ ISO_DATETIME = (
     r"(?:Z|[+-]00:?00)?"
 )
 
-_REMEMBERED: dict[tuple[int, str], tuple[pa.ChunkedArray, pd.Series]] = {}
+_REMEMBERED: dict[tuple[int, str], tuple[pa.ChunkedArray, pd.Index, Any]] = {}
 """Results computed lately, by the Arrow array they came from and what was computed.
 
 Several checks read one column (dates parsed four times, claim ids coded four
@@ -180,21 +217,19 @@ never reused while its entry lives.
 """
 
 
-def remembered(
-    series: pd.Series, what: str, compute: Callable[[pd.Series], pd.Series]
-) -> pd.Series:
+def remembered(series: pd.Series, what: str, compute: Callable[[pd.Series], _R]) -> _R:
     """``compute(series)``, computed once for the same Arrow column and index."""
     if series.dtype != TEXT_DTYPE:
         return compute(series)
     text = series.array.__arrow_array__()
     key = (id(text), what)
     seen = _REMEMBERED.get(key)
-    if seen is not None and seen[0] is text and seen[1].index.equals(series.index):
-        return seen[1]
+    if seen is not None and seen[0] is text and seen[1].equals(series.index):
+        return seen[2]
     result = compute(series)
     if len(_REMEMBERED) >= 32:
         _REMEMBERED.pop(next(iter(_REMEMBERED)))
-    _REMEMBERED[key] = (text, result)
+    _REMEMBERED[key] = (text, series.index, result)
     return result
 
 
@@ -218,17 +253,11 @@ def _calendar_days(text: pa.ChunkedArray) -> np.ndarray:
     the text took ~180 ms a million values).
     """
     values = pa.chunked_array(text.chunks, pa.string()).combine_chunks()
-    offsets, data = text_bytes(values)
-    present = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    rows = np.flatnonzero(present & (np.diff(offsets) == 10))
+    rows, matrix = fixed_width(values, 10)
     days = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
     if not len(rows):
         return days
-    if len(data) == 10 * len(rows):  # every value of ten bytes: a matrix
-        matrix = data.reshape(len(rows), 10)
-        byte = [matrix[:, place].astype(np.int32) for place in range(10)]
-    else:
-        byte = [data[offsets[rows] + place].astype(np.int32) for place in range(10)]
+    byte = [matrix[:, place].astype(np.int32) for place in range(10)]
     shaped = (byte[4] == ord("-")) & (byte[7] == ord("-"))
     digit = {}
     for place in _DATE_DIGITS:
@@ -284,7 +313,7 @@ def is_iso_datetime(series: pd.Series) -> pd.Series:
     return parse_datetimes(series).notna() | series.isna()
 
 
-_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int16)
+_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)
 """A digit's Luhn contribution where it is doubled (the digits of twice it, summed)."""
 
 
@@ -292,20 +321,16 @@ def npi_check_digit_ok(series: pd.Series) -> pd.Series:
     """The NPI's tenth digit is the Luhn check digit over ``80840`` and the first nine.
 
     Values that are not ten digits pass here; the format check reports them. Summed a
-    digit position at a time: summing each row's digits along the short axis made a
-    column of 200,000 values take ~22 ms instead of ~6.
+    digit position at a time (along the short axis was 4x slower), in bytes: the sum is
+    at most 24 + 9 * 9.
     """
-    text = arrow(series)
-    ten = pc.fill_null(whole_match(text, r"\d{10}"), False)
-    ten_digits = np.asarray(ten.to_numpy(zero_copy_only=False), dtype=bool)
+    ten_digits, digits = digit_values(series, 10)
     result = np.ones(len(series), dtype=bool)
-    if not ten_digits.any():
+    if not len(digits):
         return pd.Series(result, index=series.index)
-    _, data = text_bytes(pc.filter(text, ten).combine_chunks())  # ten bytes each
-    digits = data.reshape(-1, 10) - np.uint8(ord("0"))
-    total = np.full(len(digits), 24, dtype=np.int16)  # the Luhn sum of the 80840 prefix
+    total = np.full(len(digits), 24, dtype=np.uint8)  # the Luhn sum of the 80840 prefix
     for position in range(0, 9, 2):
-        total += _DOUBLED[digits[:, position]]
+        total += np.take(_DOUBLED, digits[:, position])
     for position in range(1, 9, 2):
         total += digits[:, position]
     result[ten_digits] = (10 - total % 10) % 10 == digits[:, 9]

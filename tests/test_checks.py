@@ -17,6 +17,7 @@ from schemas import claims as claims_contract
 from schemas.checks import (
     TEXT_DTYPE,
     forget,
+    matches,
     npi_check_digit_ok,
     parse_dates,
     row_rule_for,
@@ -37,6 +38,41 @@ VALUES = pa.array(
 def test_a_shape_answers_as_its_regular_expression(pattern: str) -> None:
     expected = pc.match_substring_regex(VALUES, f"^(?:{pattern})$")
     assert whole_match(VALUES, pattern).to_pylist() == expected.to_pylist()
+
+
+def _with_hidden_bytes(values: list[str | None]) -> pa.Array:
+    """Text whose empty slots still span bytes (Arrow leaves a null's bytes unread)."""
+    data = "".join("1234567890" if v is None else v for v in values).encode()
+    offsets, at = [0], 0
+    for value in values:
+        at += len("1234567890" if value is None else value.encode())
+        offsets.append(at)
+    validity = pa.array([v is not None for v in values], pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(
+        pa.string(),
+        len(values),
+        [validity, pa.py_buffer(pa.array(offsets, pa.int32()).buffers()[1]), pa.py_buffer(data)],
+    )
+
+
+@pytest.mark.parametrize("width", [2, 4, 10])
+def test_a_digits_check_answers_as_its_regular_expression(width: int) -> None:
+    """Read from the bytes: a column of one width and empties, of many widths, a slice
+    over two chunks, and empties whose slots hold bytes."""
+    pattern = rf"\d{{{width}}}"
+    one_width = ["0" * width, None, "1234567890"[:width], "a" * width, None, "9" * width]
+    one_width += ["1234567890"[: width - 1] + ":", "/" + "1234567890"[: width - 1]]  # by 0-9
+    for values in (VALUES.to_pylist(), one_width):
+        for text in (
+            pa.array(values, pa.string()),
+            pa.chunked_array([pa.array(["x", *values[:3]]).slice(1), pa.array(values[3:])]),
+            _with_hidden_bytes(values),
+        ):
+            forget()
+            series = pd.Series(pd.arrays.ArrowStringArray(text), dtype=TEXT_DTYPE)
+            expected = [v is None or bool(re.fullmatch(pattern, v, re.ASCII)) for v in values]
+            assert matches(series, pattern).tolist() == expected
+            assert any(expected) and not all(expected)
 
 
 def _luhn_ok(npi: str) -> bool:
@@ -62,6 +98,9 @@ def test_the_npi_check_digit_answers_as_the_standard_does() -> None:
     assert _luhn_ok("1234567893")  # the standard's own example
     expected = [len(others) > i or _luhn_ok(v) for i, v in enumerate(values)]
     assert npi_check_digit_ok(series).tolist() == expected
+    # An empty value passes even where its slot holds ten digits that fail the check.
+    hidden = pd.Series(pd.arrays.ArrowStringArray(_with_hidden_bytes(values)), dtype=TEXT_DTYPE)
+    assert npi_check_digit_ok(hidden).tolist() == expected
     assert sum(expected[len(others) :]) not in (0, len(npis))  # both answers are tested
 
 
