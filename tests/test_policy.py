@@ -254,6 +254,28 @@ def test_er_exemption_does_not_reach_a_later_claim() -> None:
     assert outcome(frame, 2) == ("DENY", "NO_AUTHORIZATION", None)
 
 
+def test_each_claim_of_a_partition_shows_its_own_setting() -> None:
+    """Claims decided together, their lines interleaved: the ER revenue code of each
+    claim's other line exempts that claim's scan, and no other claim's."""
+    claims = [
+        institutional("I1", "1", hcpcs_code="70450", revenue_center_code="0350"),
+        institutional("I2", "1", hcpcs_code="99284", revenue_center_code="0981"),
+        institutional("I3", "1", hcpcs_code="70450", revenue_center_code="0350"),
+        institutional("I2", "2", hcpcs_code="70450", revenue_center_code="0350"),
+        institutional("I1", "2", hcpcs_code="99284", revenue_center_code="0450"),
+        institutional(
+            "I4", "1", hcpcs_code="70450", revenue_center_code="0350", bill_type_code="111"
+        ),
+    ]
+    frame = adjudicate_rows(claims)
+    assert [outcome(frame, row)[:2] for row in (0, 2, 3, 5)] == [
+        ("EXEMPT", "EMERGENCY_ROOM"),
+        ("DENY", "NO_AUTHORIZATION"),
+        ("EXEMPT", "EMERGENCY_ROOM"),
+        ("EXEMPT", "INPATIENT"),
+    ]
+
+
 def test_observation_switch_exempts_observation() -> None:
     rules = replace(load_rules(), observation_exempt=True)
     assert outcome(adjudicate_rows(imaging_with("0762"), rules=rules)) == (
