@@ -48,10 +48,11 @@ def money(total_cents: int) -> str:
     return f"{sign}{whole}.{part:02d}"
 
 
-def week_of(frame: pd.DataFrame) -> pd.Series:
-    """The Monday of each line's week of service."""
-    dos = date_of_service(frame)
-    return (dos - pd.to_timedelta(dos.dt.day_of_week, unit="D")).dt.strftime("%Y-%m-%d")
+def week_of(frame: pd.DataFrame) -> np.ndarray:
+    """The Monday of each line's week of service (NaT for a line without a date)."""
+    days = date_of_service(frame).to_numpy().astype("datetime64[D]")
+    since_monday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+    return days - since_monday.astype("timedelta64[D]")
 
 
 @dataclass
@@ -68,19 +69,20 @@ class Totals(Generic[K]):
         for key, total in other.denied_cents.items():
             self.denied_cents[key] = self.denied_cents.get(key, 0) + total
 
-    def add(self, keys: pd.Series | pd.MultiIndex, amounts: np.ndarray | None = None) -> None:
-        rows = len(keys)
-        frame = pd.DataFrame(
-            {
-                "lines": np.ones(rows, dtype=np.int64),
-                "cents": np.zeros(rows, dtype=np.int64) if amounts is None else amounts,
-            }
-        )
-        by = keys if isinstance(keys, pd.MultiIndex) else keys.to_numpy()
-        grouped = frame.groupby(by).sum()
-        for key, row in zip(grouped.index, grouped.to_numpy(), strict=True):
-            self.lines[key] = self.lines.get(key, 0) + int(row[0])
-            self.denied_cents[key] = self.denied_cents.get(key, 0) + int(row[1])
+    def add(self, keys: pd.Series | np.ndarray, amounts: np.ndarray | None = None) -> None:
+        """Count each line, and its denied cents, under its key; a line without a key
+        is not counted. Keys that are dates count under their ISO text."""
+        codes, uniques = pd.factorize(keys)  # no key: -1
+        kept = codes >= 0
+        lines = np.bincount(codes[kept], minlength=len(uniques))
+        totals = np.zeros(len(uniques), dtype=np.int64)
+        if amounts is not None:
+            np.add.at(totals, codes[kept], amounts[kept])
+        if isinstance(uniques, np.ndarray) and np.issubdtype(uniques.dtype, np.datetime64):
+            uniques = np.datetime_as_string(uniques, unit="D").tolist()
+        for key, count, total in zip(uniques, lines.tolist(), totals.tolist(), strict=True):
+            self.lines[key] = self.lines.get(key, 0) + count
+            self.denied_cents[key] = self.denied_cents.get(key, 0) + total
 
 
 @dataclass
@@ -97,24 +99,30 @@ class SummaryParts:
         """Count one partition's adjudicated lines."""
         if decided.empty:
             return
-        by_reason = decided.groupby(["decision", "reason"], observed=True, dropna=False).size()
-        for (decision, reason), lines in zip(by_reason.index, by_reason, strict=True):
-            key = (str(decision), "" if pd.isna(reason) else str(reason))
-            self.reasons.lines[key] = self.reasons.lines.get(key, 0) + int(lines)
+        decision, decisions = pd.factorize(decided["decision"])
+        reason, reasons = pd.factorize(decided["reason"])  # no reason: -1
+        pairs = np.bincount(decision * (len(reasons) + 1) + reason + 1)
+        for pair in np.flatnonzero(pairs).tolist():
+            at_decision, at_reason = divmod(pair, len(reasons) + 1)
+            key = (str(decisions[at_decision]), str(reasons[at_reason - 1]) if at_reason else "")
+            self.reasons.lines[key] = self.reasons.lines.get(key, 0) + int(pairs[pair])
         denied = decided["decision"].eq("DENY").to_numpy(bool)
         if denied.any():
             rows = decided.loc[denied, list(DENIAL_COLUMNS)]  # not every column: a copy each
             amounts = cents(rows["denied_amount"])
-            by_denial = pd.Series(amounts).groupby(rows["reason"].astype("str").to_numpy()).sum()
-            for reason, total in by_denial.items():
-                key = ("DENY", str(reason))
-                self.reasons.denied_cents[key] = self.reasons.denied_cents.get(key, 0) + int(total)
-            self.providers.add(rows["liable_npi"].astype("str"), amounts)
+            by_denial: Totals[str] = Totals()
+            by_denial.add(rows["reason"], amounts)
+            for denied_for, total in by_denial.denied_cents.items():
+                key = ("DENY", str(denied_for))
+                self.reasons.denied_cents[key] = self.reasons.denied_cents.get(key, 0) + total
+            self.providers.add(rows["liable_npi"], amounts)
             self.modalities.add(rows["modality"].astype("str").fillna(""), amounts)
             self.weeks.add(week_of(rows), amounts)
-        for name, count in decided["source_file"].astype("str").value_counts().items():
+        by_file: Totals[str] = Totals()
+        by_file.add(decided["source_file"])
+        for name, count in by_file.lines.items():
             path = str(name)
-            self.adjudicated_by_file[path] = self.adjudicated_by_file.get(path, 0) + int(count)
+            self.adjudicated_by_file[path] = self.adjudicated_by_file.get(path, 0) + count
 
     def merge(self, other: SummaryParts) -> None:
         """Add another partition's figures to these."""
