@@ -167,6 +167,21 @@ def digit_values(series: pd.Series, count: int) -> tuple[np.ndarray, np.ndarray]
     return remembered(series, f"digits-{count}", lambda s: _digit_values(arrow(s), count))
 
 
+def digits_as_numbers(series: pd.Series) -> np.ndarray | None:
+    """The numbers written, where every value is 1 to 18 ASCII digits (leading zeros
+    read as numbers do: ``01`` is 1); None where any value is anything else."""
+    values = pa.chunked_array(arrow(series).chunks, pa.string()).combine_chunks()
+    if values.null_count or not len(values):
+        return None
+    offsets, data = text_bytes(values)
+    lengths = np.diff(offsets)
+    if lengths.min() < 1 or lengths.max() > 18:  # 19 digits may not fit in 64 bits
+        return None
+    if not bool(((data - np.uint8(ord("0"))) < 10).all()):
+        return None
+    return np.asarray(pc.cast(values, pa.int64()).to_numpy(), dtype=np.int64)
+
+
 def _digit_values(text: pa.ChunkedArray, count: int) -> tuple[np.ndarray, np.ndarray]:
     values = pa.chunked_array(text.chunks, pa.string()).combine_chunks()
     rows, matrix = fixed_width(values, count)

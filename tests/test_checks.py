@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from datetime import date, datetime
 
 import pandas as pd
@@ -16,6 +17,7 @@ from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import (
     TEXT_DTYPE,
+    digits_as_numbers,
     forget,
     matches,
     npi_check_digit_ok,
@@ -23,6 +25,7 @@ from schemas.checks import (
     row_rule_for,
     whole_match,
 )
+from schemas.claims import duplicated_claim_lines
 
 VALUES = pa.array(
     [None, "", "12", "1", "123", "1a", "a1", " 12", "12 ", "\u0661\u0662", "\uff11\uff12"]
@@ -161,3 +164,30 @@ def test_each_row_rule_runs_on_the_columns_it_names_alone(schema, contract) -> N
         result = check(frame)
         forget()
         assert len(result.check_output) == len(values), check.name
+
+
+def test_duplicate_lines_are_found_alike_read_as_numbers_or_as_text() -> None:
+    """Line numbers of digits alone are read as numbers at once (1 to 18 digits); a
+    column holding anything else is compared as text with its zeros stripped. Both
+    find the copies Python's own reading finds."""
+    chance = random.Random(11)
+    claims = [f"C{chance.randrange(40)}" for _ in range(2_000)]
+    lines = [
+        chance.choice(["0", ""]) * chance.randrange(3) + str(chance.randrange(12)) for _ in claims
+    ]
+    lines = [line or "0" for line in lines]
+    long = ["0" * 17 + "7", "7", "000000000000000000", "0"]  # 18 digits each, or 1
+    for written in (lines, [*lines[:-1], "x"], [*lines[:-4], *long], [*lines[:-1], "0" * 19 + "5"]):
+        frame = pd.DataFrame(
+            {
+                "claim_id": pd.Series(claims, dtype=TEXT_DTYPE),
+                "claim_line_number": pd.Series(written, dtype=TEXT_DTYPE),
+            }
+        )
+        keys = [(c, int(n) if n.isdigit() else n) for c, n in zip(claims, written, strict=True)]
+        counts = Counter(keys)
+        forget()
+        assert duplicated_claim_lines(frame).tolist() == [counts[k] > 1 for k in keys]
+    assert digits_as_numbers(pd.Series(["007", "18"], dtype=TEXT_DTYPE)).tolist() == [7, 18]
+    for refused in (["1", None], ["1", ""], ["1", "-2"], ["1", "+2"], ["0" * 19], ["1.0"]):
+        assert digits_as_numbers(pd.Series(refused, dtype=TEXT_DTYPE)) is None
