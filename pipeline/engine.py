@@ -5,7 +5,7 @@ Passes, each holding one partition at a time:
 0. read the register in batches and scatter its rows by a stable hash of
    ``authorization_id`` (every version of an authorization meets); validate
    each partition, take its state as of the run and scatter the state by a
-   stable hash of ``member_id``;
+   stable hash of ``member_id`` (beside pass 1: its tasks are queued first);
 1. read the claims files in batches (a plain CSV file in spans, side by side)
    and scatter the rows by a stable hash of ``member_id`` (a line without one
    by its ``claim_id``): a member's lines and authorizations meet. Beside them,
@@ -372,6 +372,12 @@ def execute(
                 split_ids=split_ids,
                 register_by_key=by_key,
                 state_by_member=state_by_member,
+            )
+            # The register's partitions are validated first, beside the claims' reading
+            # (its tasks are queued ahead of the reading's; their results are taken after).
+            registered = pool(_register_task, context, by_key.partitions)
+            context = replace(
+                context,
                 spans=cut.result(),
                 ledger_state=ledger_state,
                 ledger_partition=None
@@ -390,7 +396,9 @@ def execute(
             rejects: list[pd.DataFrame] = []
             with Spill(len(bounds) + 1, _without(output_schema, lacked), where) as by_range:
                 context = replace(context, by_range=by_range, bounds=bounds, run_id=run_id)
-                context, register_valid_rows = _register_pass(pool, context, register_file, rejects)
+                context, register_valid_rows = _register_pass(
+                    registered, context, register_file, rejects
+                )
                 split_rows = 0
                 for indexed, split in pool(_split_task, context, index_partitions):
                     split_rows += split
@@ -507,16 +515,18 @@ def _scatter_register(path: str, schema: pa.Schema, spill: Spill, counts: FileCo
 
 
 def _register_pass(
-    pool: _Runner[Any], context: _Context, counts: FileCounts, rejects: list[pd.DataFrame]
+    registered: Iterator[tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]],
+    context: _Context,
+    counts: FileCounts,
+    rejects: list[pd.DataFrame],
 ) -> tuple[_Context, int]:
-    """Validate the register partition by partition; the context with the members of
-    its invalid rows, and how many rows were valid. Rejects are added to ``rejects``."""
-    assert context.register_by_key is not None and context.state_by_member is not None
+    """The register's partitions validated (``registered``: the results of
+    :func:`_register_task`, in order): the context with the members of its invalid rows,
+    and how many rows were valid. Rejects are added to ``rejects``."""
+    assert context.state_by_member is not None
     invalid_members: set[str] = set()
     valid = 0
-    for found, found_counts, invalid, valid_rows in pool(
-        _register_task, context, context.register_by_key.partitions
-    ):
+    for found, found_counts, invalid, valid_rows in registered:
         rejects.append(found)
         merge_counts({counts.path: counts}, found_counts)
         invalid_members.update(invalid)
@@ -751,7 +761,7 @@ def _claims_validated(
 def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]:
     """Register pass for one partition of authorizations: its rejects, its counts, the
     members of its invalid rows, and its state as of the run scattered to the members'
-    partitions (see :meth:`Spill.writer`)."""
+    partitions."""
     context = _context()
     assert context.register_by_key is not None and context.state_by_member is not None
     validated, counts = _validated(
@@ -763,9 +773,11 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     state = pa.Table.from_pandas(
         register_state(validated.valid, context.as_of), schema=STATE_SCHEMA, preserve_index=False
     )
-    context.state_by_member.writer().add(
-        state, partition_of(state.column("member_id"), context.partitions)
-    )
+    # In files of this task's own, each closed once written: a worker reads claims
+    # between register tasks, with its task writers open on other spills.
+    spill = context.state_by_member
+    own = Spill(spill.partitions, spill.schema, directory=spill.directory, source=index)
+    own.add(state, partition_of(state.column("member_id"), context.partitions), once=True)
     return validated.rejects, counts, set(invalid.astype(str)), len(validated.valid)
 
 
