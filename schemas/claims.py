@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.typing import Series
 
 from schemas import codesets
@@ -245,8 +247,7 @@ class ClaimLineInput(pa.DataFrameModel):
         message="{column} '{value}' is not in the UB-04 type of bill code set",
     )
     def _bill_type_known(cls, s: pd.Series) -> pd.Series:
-        three = s.str.replace(r"^0(\d{3})$", r"\1", regex=True)
-        return in_code_set(three, codesets.bill_type_codes(), r"\d{3}")
+        return in_code_set(s, codesets.bill_type_codes(), r"\d{3}", read=_without_leading_zero)
 
     @column_rule(
         "revenue_center_code",
@@ -453,6 +454,11 @@ class ClaimLineInput(pa.DataFrameModel):
     )
     def _same_plan_type(cls, df: pd.DataFrame) -> pd.Series:
         return ~differs_within_claim(df, "plan_type")
+
+
+def _without_leading_zero(text: pyarrow.Array) -> pyarrow.Array:
+    """A four-character type of bill read as its three (``0131`` is ``131``)."""
+    return pc.replace_substring_regex(text, r"^0(\d{3})$", r"\1")
 
 
 def _codes(series: pd.Series) -> pd.Series:

@@ -15,10 +15,13 @@ import pytest
 
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
+from schemas import claims as claims_module
 from schemas.checks import (
     TEXT_DTYPE,
     digits_as_numbers,
+    distinct_values,
     forget,
+    in_code_set,
     matches,
     npi_check_digit_ok,
     parse_dates,
@@ -191,3 +194,57 @@ def test_duplicate_lines_are_found_alike_read_as_numbers_or_as_text() -> None:
     assert digits_as_numbers(pd.Series(["007", "18"], dtype=TEXT_DTYPE)).tolist() == [7, 18]
     for refused in (["1", None], ["1", ""], ["1", "-2"], ["1", "+2"], ["0" * 19], ["1.0"]):
         assert digits_as_numbers(pd.Series(refused, dtype=TEXT_DTYPE)) is None
+
+
+@pytest.mark.parametrize(
+    "pattern", [claims_contract.HCPCS_SHAPE, r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?", r"0?\d{3}"]
+)
+def test_a_column_of_few_values_answers_as_one_of_many(pattern: str) -> None:
+    """Checked on its distinct values (a column of codes) or row by row (mostly distinct
+    values), a column gets the regular expression's answers."""
+    chance = random.Random(3)
+    codes = [*VALUES.to_pylist(), "70553", "G0123", "F32.9", "0131", "131", "A1", "e7055"]
+    few = [chance.choice(codes) for _ in range(5_000)]
+    many = [*codes, *(f"{i:05d}" for i in range(5_000))]
+    for values, distinct in ((few, True), (many, False)):
+        forget()
+        series = pd.Series(
+            pd.arrays.ArrowStringArray(pa.array(values, pa.string())), dtype=TEXT_DTYPE
+        )
+        assert (distinct_values(series) is not None) == distinct
+        expected = [v is None or bool(re.fullmatch(pattern, v, re.ASCII)) for v in values]
+        assert matches(series, pattern).tolist() == expected
+
+
+def test_a_code_set_check_reads_each_distinct_value_as_each_row() -> None:
+    known = frozenset({"131", "111"})
+    chance = random.Random(4)
+    codes = [
+        None,
+        "131",
+        "0131",
+        "00131",
+        "111",
+        "0111",
+        "999",
+        "0999",
+        "13",
+        "1a1",
+        "\u0661\u0662\u0663",
+    ]
+    for values in (
+        [chance.choice(codes) for _ in range(5_000)],
+        [*codes, *(f"{i:06d}" for i in range(5_000))],
+    ):
+        forget()
+        series = pd.Series(
+            pd.arrays.ArrowStringArray(pa.array(values, pa.string())), dtype=TEXT_DTYPE
+        )
+        expected = []
+        for value in values:
+            read = None if value is None else re.sub(r"^0(\d{3})$", r"\1", value, flags=re.ASCII)
+            shaped = read is not None and re.fullmatch(r"\d{3}", read, re.ASCII)
+            expected.append(not shaped or read in known)
+        got = in_code_set(series, known, r"\d{3}", read=claims_module._without_leading_zero)
+        assert got.tolist() == expected
+        assert not all(expected) and any(expected)
