@@ -792,8 +792,11 @@ def _split_task(index: int) -> tuple[int, int]:
         return 0, 0
     # A claim with no id is one claim here, as it is to the checks over several lines.
     # One grouping of every line (the least and greatest partition of its claim), where
-    # two made the distinct pairs first; the pairs only for the few claims split.
-    extent = lines.group_by("claim_id").aggregate([("part", "min"), ("part", "max")])
+    # two made the distinct pairs first; the pairs only for the few claims split. In
+    # this thread: the workers share the cores already (1.4M lines: 0.20 s -> 0.14 s).
+    extent = lines.group_by("claim_id", use_threads=False).aggregate(
+        [("part", "min"), ("part", "max")]
+    )
     split = extent.filter(pc.not_equal(extent.column("part_min"), extent.column("part_max")))
     if not split.num_rows:
         return lines.num_rows, 0
