@@ -112,6 +112,11 @@ def arrow(series: pd.Series) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(values, type=pa.string(), from_pandas=True)])
 
 
+def one_array(text: pa.ChunkedArray) -> pa.Array:
+    """A text column's chunks as one array (no chunk at all: empty text)."""
+    return pa.chunked_array(text.chunks, pa.string()).combine_chunks()
+
+
 def text_bytes(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A text array's UTF-8 bytes and where its values start in them: ``len(text) + 1``
     offsets counted from 0, and the bytes they index (read in place, not copied)."""
@@ -165,7 +170,7 @@ def distinct_values(series: pd.Series) -> tuple[pa.Array, np.ndarray] | None:
 
 
 def _distinct(series: pd.Series) -> tuple[pa.Array, np.ndarray] | None:
-    text = pa.chunked_array(arrow(series).chunks, pa.string()).combine_chunks()
+    text = one_array(arrow(series))
     sample = text.slice(0, FEW_VALUES_SAMPLE)
     if len(pc.unique(sample)) * 8 > len(sample):
         return None
@@ -204,7 +209,7 @@ def digit_values(series: pd.Series, count: int) -> tuple[np.ndarray, np.ndarray]
 def digits_as_numbers(series: pd.Series) -> np.ndarray | None:
     """The numbers written, where every value is 1 to 18 ASCII digits (leading zeros
     read as numbers do: ``01`` is 1); None where any value is anything else."""
-    values = pa.chunked_array(arrow(series).chunks, pa.string()).combine_chunks()
+    values = one_array(arrow(series))
     if values.null_count or not len(values):
         return None
     offsets, data = text_bytes(values)
@@ -217,7 +222,7 @@ def digits_as_numbers(series: pd.Series) -> np.ndarray | None:
 
 
 def _digit_values(text: pa.ChunkedArray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    values = pa.chunked_array(text.chunks, pa.string()).combine_chunks()
+    values = one_array(text)
     rows, matrix = fixed_width(values, count)
     digits = matrix - np.uint8(ord("0"))  # below "0" wraps past 9
     ok = np.ones(len(rows), dtype=bool)
@@ -301,7 +306,7 @@ def _calendar_days(text: pa.ChunkedArray) -> np.ndarray:
     Read from the bytes of the ten-byte values, a place at a time (slicing and casting
     the text took ~180 ms a million values).
     """
-    values = pa.chunked_array(text.chunks, pa.string()).combine_chunks()
+    values = one_array(text)
     rows, matrix = fixed_width(values, 10)
     days = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
     if not len(rows):
