@@ -773,11 +773,10 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     state = pa.Table.from_pandas(
         register_state(validated.valid, context.as_of), schema=STATE_SCHEMA, preserve_index=False
     )
-    # In files of this task's own, each closed once written: a worker reads claims
-    # between register tasks, with its task writers open on other spills.
-    spill = context.state_by_member
-    own = Spill(spill.partitions, spill.schema, directory=spill.directory, source=index)
-    own.add(state, partition_of(state.column("member_id"), context.partitions), once=True)
+    # A worker reads claims between register tasks, its task writers open on other spills.
+    context.state_by_member.add_as(
+        index, state, partition_of(state.column("member_id"), context.partitions)
+    )
     return validated.rejects, counts, set(invalid.astype(str)), len(validated.valid)
 
 
@@ -873,8 +872,7 @@ def _set_aside(context: _Context, index: int, lines: pa.Table) -> None:
     partition of ``split_lines``: in files of this task's own, closed when written."""
     assert context.split_lines is not None
     spill = context.split_lines
-    own = Spill(spill.partitions, spill.schema, directory=spill.directory, source=index)
-    own.add(lines, partition_of(lines.column("claim_id"), spill.partitions), once=True)
+    spill.add_as(index, lines, partition_of(lines.column("claim_id"), spill.partitions))
 
 
 def _set_aside_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts]]:

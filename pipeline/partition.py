@@ -184,10 +184,11 @@ class Spill:
         partition, kept open across tasks. Each write is flushed to the file, so once a
         task has returned its rows can be read, whether or not the writer is closed.
 
-        A process writes into one pass's spills at a time (the passes follow one
-        another), so asking for this spill's writer lets go of the files of any
-        other but those written ``beside`` it in the same pass: they are released,
-        not closed, since another process may be reading them.
+        A process's task writers write into one pass's spills at a time, so asking for
+        this spill's writer lets go of the files of any other but those written
+        ``beside`` it in the same pass: they are released, not closed, since another
+        process may be reading them. A task that runs beside another pass's (the
+        register's, beside the claims' reading) writes with :meth:`add_as` instead.
         """
         kept = {self.directory, *(spill.directory for spill in beside)}
         for directory in [d for d in _PROCESS_WRITERS if d not in kept]:
@@ -223,6 +224,13 @@ class Spill:
             shuffled = take_rows(table, np.argsort(partition, kind="stable")[dropped:])
         for index in np.flatnonzero(counts):
             self._write(int(index), shuffled.slice(bounds[index], counts[index]), close=once)
+
+    def add_as(self, task: int, table: pa.Table, partition: np.ndarray) -> None:
+        """Scatter one task's rows (as :meth:`add`) into files of the task's own, named
+        by ``task`` and each closed once written: nothing is left open in the process,
+        whose task writers may be open on another pass's spills."""
+        own = Spill(self.partitions, self.schema, directory=self.directory, source=task)
+        own.add(table, partition, once=True)
 
     def _write(self, partition: int, table: pa.Table, *, close: bool = False) -> None:
         writer = self._writers.get(partition)
