@@ -46,6 +46,11 @@ def test_a_shape_answers_as_its_regular_expression(pattern: str) -> None:
     assert whole_match(VALUES, pattern).to_pylist() == expected.to_pylist()
 
 
+def _text(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    """Arrow text as the checks are given it."""
+    return pd.Series(pd.arrays.ArrowStringArray(values), dtype=TEXT_DTYPE)
+
+
 def _with_hidden_bytes(values: list[str | None]) -> pa.Array:
     """Text whose empty slots still span bytes (Arrow leaves a null's bytes unread)."""
     data = "".join("1234567890" if v is None else v for v in values).encode()
@@ -75,7 +80,7 @@ def test_a_digits_check_answers_as_its_regular_expression(width: int) -> None:
             _with_hidden_bytes(values),
         ):
             forget()
-            series = pd.Series(pd.arrays.ArrowStringArray(text), dtype=TEXT_DTYPE)
+            series = _text(text)
             expected = [v is None or bool(re.fullmatch(pattern, v, re.ASCII)) for v in values]
             assert matches(series, pattern).tolist() == expected
             assert any(expected) and not all(expected)
@@ -99,13 +104,13 @@ def test_the_npi_check_digit_answers_as_the_standard_does() -> None:
     values = [*others, *npis]
     # Two chunks, the first a slice: the digits are read from the Arrow buffers.
     chunked = pa.chunked_array([pa.array(["x", *values[:700]]).slice(1), pa.array(values[700:])])
-    series = pd.Series(pd.arrays.ArrowStringArray(chunked), dtype=TEXT_DTYPE)
+    series = _text(chunked)
     assert series.array.__arrow_array__().num_chunks == 2
     assert _luhn_ok("1234567893")  # the standard's own example
     expected = [len(others) > i or _luhn_ok(v) for i, v in enumerate(values)]
     assert npi_check_digit_ok(series).tolist() == expected
     # An empty value passes even where its slot holds ten digits that fail the check.
-    hidden = pd.Series(pd.arrays.ArrowStringArray(_with_hidden_bytes(values)), dtype=TEXT_DTYPE)
+    hidden = _text(_with_hidden_bytes(values))
     assert npi_check_digit_ok(hidden).tolist() == expected
     assert sum(expected[len(others) :]) not in (0, len(npis))  # both answers are tested
 
@@ -131,7 +136,7 @@ def test_dates_of_a_column_holding_an_impossible_one_are_each_checked() -> None:
     values = [*odd, *made]
     # Two chunks, the first a slice: the dates are read from the Arrow buffers.
     chunked = pa.chunked_array([pa.array(["x", *values[:900]]).slice(1), pa.array(values[900:])])
-    series = pd.Series(pd.arrays.ArrowStringArray(chunked), dtype=TEXT_DTYPE)
+    series = _text(chunked)
     parsed = parse_dates(series)  # the fast cast fails on this column: value by value
     found = [None if pd.isna(day) else day.date().isoformat() for day in parsed]
     assert found == [_real_day(v) for v in values]
@@ -208,9 +213,7 @@ def test_a_column_of_few_values_answers_as_one_of_many(pattern: str) -> None:
     many = [*codes, *(f"{i:05d}" for i in range(5_000))]
     for values, distinct in ((few, True), (many, False)):
         forget()
-        series = pd.Series(
-            pd.arrays.ArrowStringArray(pa.array(values, pa.string())), dtype=TEXT_DTYPE
-        )
+        series = _text(pa.array(values, pa.string()))
         assert (distinct_values(series) is not None) == distinct
         expected = [v is None or bool(re.fullmatch(pattern, v, re.ASCII)) for v in values]
         assert matches(series, pattern).tolist() == expected
@@ -237,9 +240,7 @@ def test_a_code_set_check_reads_each_distinct_value_as_each_row() -> None:
         [*codes, *(f"{i:06d}" for i in range(5_000))],
     ):
         forget()
-        series = pd.Series(
-            pd.arrays.ArrowStringArray(pa.array(values, pa.string())), dtype=TEXT_DTYPE
-        )
+        series = _text(pa.array(values, pa.string()))
         expected = []
         for value in values:
             read = None if value is None else re.sub(r"^0(\d{3})$", r"\1", value, flags=re.ASCII)
