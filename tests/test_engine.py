@@ -255,15 +255,43 @@ def test_the_output_encodes_each_column_as_its_values_need(tmp_path: Path) -> No
     assert not decision.is_stats_set
 
 
-def test_a_claim_id_falls_in_the_range_its_bounds_say() -> None:
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "C{n}",  # ids of several widths: sorted with the bounds
+        "C{n:03d}",  # one width: looked up by their bytes
+        "C{n:03d}é",  # one width, beyond ASCII
+        "C{n:03d}\0",  # one width, a zero byte last
+    ],
+)
+def test_a_claim_id_falls_in_the_range_its_bounds_say(shape: str) -> None:
     chooser = np.random.default_rng(3)
     for _ in range(20):
-        ids = [f"C{n}" for n in chooser.integers(0, 300, int(chooser.integers(0, 2_000)))]
-        bounds = sorted({f"C{n}" for n in chooser.integers(0, 300, int(chooser.integers(0, 40)))})
+        ids: list[str | None] = [
+            shape.format(n=n) for n in chooser.integers(0, 300, int(chooser.integers(0, 2_000)))
+        ]
+        every = int(chooser.integers(5, 50))
+        ids[::every] = [None] * len(ids[::every])
+        # Bounds as wide as the ids or shorter; now and then an id's prefix with a zero
+        # byte, or an id with more after it (longer than every id).
+        drawn = [shape.format(n=n) for n in chooser.integers(0, 300, 40)]
+        bounds = sorted(
+            {
+                *(
+                    bound[: int(chooser.integers(1, len(bound) + 1))]
+                    for bound in drawn[: int(chooser.integers(0, 40))]
+                ),
+                *([drawn[0][:2] + "\0"] if chooser.random() < 0.3 else []),
+                *([drawn[1] + "0"] if chooser.random() < 0.3 else []),
+            }
+        )
         half = len(ids) // 2
         claim_ids = pa.chunked_array([pa.array(ids[:half], pa.string()), pa.array(ids[half:])])
-        # A claim id's range is how many bounds are at or below it.
-        expected = [sum(bound <= claim_id for bound in bounds) for claim_id in ids]
+        # A claim id's range is how many bounds are at or below it (a missing id: all).
+        expected = [
+            len(bounds) if claim_id is None else sum(bound <= claim_id for bound in bounds)
+            for claim_id in ids
+        ]
         assert _range_of(claim_ids, pa.array(bounds, pa.string())).tolist() == expected
 
 
