@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.io import text_of
 from pipeline.rules import Rules
 from schemas.checks import arrow, parse_dates, parse_datetimes
 
@@ -79,55 +80,110 @@ def candidate_pairs(need: pd.DataFrame, state: pd.DataFrame, rules: Rules) -> pd
 
     Sorted by line, then by preference: the reported authorization number first,
     an exact code before a family match, the earliest valid_from, the smallest
-    authorization_id.
+    authorization_id, then the row's hcpcs_code.
+
+    Each pair of columns compared is coded together once (a value has one code on both
+    sides, and a missing value matches nothing; members are joined as pandas joins,
+    missing with missing), and the pairs are made and ordered by those numbers, with
+    only the state columns that the outcomes read, where a pandas merge and sort
+    carried every column of both (a partition of 200,000 lines, 31,000 of them needing
+    an authorization, 8,700 state rows: the outcomes 50.6 ms -> 28.7 ms).
     """
-    families = rules.code_table.drop_duplicates("hcpcs_code").set_index("hcpcs_code")["code_family"]
-    lines = need[
-        [
-            "member_id",
-            "hcpcs_code",
-            "code_family",
-            "date_of_service",
-            "rendering_npi",
-            "facility_npi",
-            "billing_npi",
-            "prior_authorization_number",
-        ]
-    ].reset_index(names="line")
-    rows = state.assign(
-        auth_family=state["hcpcs_code"].map(families), state_row=np.arange(len(state))
+    line_member, state_member = _coded_together(need["member_id"], state["member_id"], missing=True)
+    line, state_row = _same_member(line_member, state_member)
+    line_code, state_code = _coded_together(need["hcpcs_code"], state["hcpcs_code"])
+    exact = _same(line_code[line], state_code[state_row])
+    families = rules.code_table.drop_duplicates("hcpcs_code")
+    state_family = pc.take(
+        arrow(families["code_family"]),
+        pc.index_in(arrow(state["hcpcs_code"]), value_set=arrow(families["hcpcs_code"])),
     )
-    pairs = lines.merge(rows, on="member_id", how="inner", suffixes=("", "_auth"))
-    exact = pairs["hcpcs_code_auth"].eq(pairs["hcpcs_code"]).to_numpy(bool)
-    same_family = pairs["auth_family"].eq(pairs["code_family"]).fillna(False).to_numpy(bool)
+    line_family, state_family_code = _coded_together(need["code_family"], state_family)
+    same_family = _same(line_family[line], state_family_code[state_row])
     code_ok = exact | (same_family & rules.allow_family_substitution)
-    dos = pairs["date_of_service"]
-    dates_ok = ((pairs["valid_from"] <= dos) & (dos <= pairs["valid_to"])).to_numpy(bool)
-    provider = pairs["provider_npi"]
-    provider_ok = (
-        provider.isna()
-        | provider.eq(pairs["rendering_npi"]).fillna(False)
-        | provider.eq(pairs["facility_npi"]).fillna(False)
-        | provider.eq(pairs["billing_npi"]).fillna(False)
-    ).to_numpy(bool)
-    reported = pairs["authorization_id"].eq(pairs["prior_authorization_number"]).fillna(False)
-    pairs = pairs.assign(
-        exact=exact,
-        code_ok=code_ok,
-        dates_ok=dates_ok,
-        provider_ok=provider_ok,
-        not_reported=~reported.to_numpy(bool),
-        not_exact=~exact,
+    dos = need["date_of_service"].to_numpy()[line]
+    valid_from = state["valid_from"].to_numpy()[state_row]
+    dates_ok = (valid_from <= dos) & (dos <= state["valid_to"].to_numpy()[state_row])
+    provider, rendering, facility, billing = _coded_together(
+        state["provider_npi"], need["rendering_npi"], need["facility_npi"], need["billing_npi"]
     )
-    order = [
-        "line",
-        "not_reported",
-        "not_exact",
-        "valid_from",
-        "authorization_id",
-        "hcpcs_code_auth",
+    provider = provider[state_row]
+    provider_ok = (
+        (provider < 0)
+        | _same(provider, rendering[line])
+        | _same(provider, facility[line])
+        | _same(provider, billing[line])
+    )
+    authorization, reported_number = _coded_together(
+        state["authorization_id"], need["prior_authorization_number"]
+    )
+    reported = _same(authorization[state_row], reported_number[line])
+    from_day = np.where(np.isnat(valid_from), np.iinfo(np.int64).max, valid_from.view(np.int64))
+    order = np.lexsort((_rank_of(state, ROW_KEY)[state_row], from_day, ~exact, ~reported, line))
+    line, state_row = line[order], state_row[order]
+    taken = state.iloc[state_row][
+        ["authorization_id", "hcpcs_code", "status", "units_approved"]
+    ].reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "line": need.index.to_numpy()[line],
+            "authorization_id": taken["authorization_id"],
+            "hcpcs_code_auth": taken["hcpcs_code"],
+            "status": taken["status"],
+            "units_approved": taken["units_approved"],
+            "state_row": state_row,
+            "exact": exact[order],
+            "code_ok": code_ok[order],
+            "dates_ok": dates_ok[order],
+            "provider_ok": provider_ok[order],
+        }
+    )
+
+
+def _coded_together(
+    *columns: pd.Series | pa.ChunkedArray, missing: bool = False
+) -> list[np.ndarray]:
+    """The columns' text as integer codes shared by all of them; a missing value is
+    -1 (or, with ``missing``, a code of its own, shared too)."""
+    values = [
+        column if isinstance(column, pa.ChunkedArray) else arrow(column) for column in columns
     ]
-    return pairs.sort_values(order, kind="stable").reset_index(drop=True)
+    joined = pa.chunked_array([chunk for value in values for chunk in value.chunks], pa.string())
+    coded = pc.dictionary_encode(joined.combine_chunks())
+    empty = len(coded.dictionary) if missing else -1
+    codes = np.asarray(coded.indices.fill_null(empty).to_numpy(zero_copy_only=False), np.int64)
+    bounds = np.cumsum([0, *(len(value) for value in values)])
+    return [codes[start:stop] for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _same(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Equal codes of present values (a missing value equals nothing)."""
+    return (left == right) & (left >= 0)
+
+
+def _same_member(
+    line_member: np.ndarray, state_member: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each line paired with each state row of its member: positions of both, by line
+    and, within a line, in the state's order."""
+    by_member = np.argsort(state_member, kind="stable")
+    members = state_member[by_member]
+    first = np.searchsorted(members, line_member, side="left")
+    counts = np.searchsorted(members, line_member, side="right") - first
+    line = np.repeat(np.arange(len(line_member)), counts)
+    within = np.arange(len(line)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return line, by_member[np.repeat(first, counts) + within]
+
+
+def _rank_of(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Each row's place when ``frame`` is sorted by ``columns`` (text, missing last)."""
+    order = pc.sort_indices(
+        pa.table({name: arrow(frame[name]) for name in columns}),
+        sort_keys=[(name, "ascending") for name in columns],
+    ).to_numpy()
+    rank = np.empty(len(frame), dtype=np.int64)
+    rank[order] = np.arange(len(frame))
+    return rank
 
 
 def allocate_units(
@@ -241,38 +297,64 @@ def authorization_outcomes(
     ``need`` holds the in-program, non-exempt lines (facts plus ``code_family``).
     Returns the outcomes (indexed like ``need``) and the units each line took.
     """
-    outcome = pd.DataFrame(
-        {
-            "reason": pd.Series(NO_AUTHORIZATION, index=need.index, dtype="str"),
-            "matched_authorization_id": pd.Series(pd.NA, index=need.index, dtype="str"),
-            "code_substituted": np.zeros(len(need), dtype=bool),
-        }
-    )
     if need.empty or state.empty:
-        return outcome, no_takes()
+        missing = np.full(len(need), -1)
+        return _outcomes(need.index, missing, [], None, np.zeros(len(need), bool)), no_takes()
     pairs = candidate_pairs(need, state, rules)
     authorized, took = allocate_units(pairs, facts, taken_before)
-    approved = pairs["status"].eq("APPROVED")
-    covers = pairs["code_ok"] & pairs["dates_ok"]
+    status = pairs["status"]
+    approved = status.eq("APPROVED").to_numpy(bool)
+    code_ok, dates_ok = pairs["code_ok"].to_numpy(bool), pairs["dates_ok"].to_numpy(bool)
+    provider_ok = pairs["provider_ok"].to_numpy(bool)
+    covers = code_ok & dates_ok
     outcomes = [
         (AUTHORIZED, pairs.index.isin(authorized.to_numpy())),
-        (PENDING, pairs["status"].eq("PENDING") & covers & pairs["provider_ok"]),
-        (UNITS_EXCEEDED, approved & covers & pairs["provider_ok"]),
-        (PROVIDER_NOT_AUTHORIZED, approved & covers & ~pairs["provider_ok"]),
-        (AUTHORIZATION_DENIED, pairs["status"].eq("DENIED") & covers & pairs["provider_ok"]),
-        (OUTSIDE_AUTHORIZED_DATES, approved & pairs["code_ok"] & ~pairs["dates_ok"]),
-        (CODE_NOT_AUTHORIZED, approved & ~pairs["code_ok"] & pairs["dates_ok"]),
+        (PENDING, status.eq("PENDING").to_numpy(bool) & covers & provider_ok),
+        (UNITS_EXCEEDED, approved & covers & provider_ok),
+        (PROVIDER_NOT_AUTHORIZED, approved & covers & ~provider_ok),
+        (AUTHORIZATION_DENIED, status.eq("DENIED").to_numpy(bool) & covers & provider_ok),
+        (OUTSIDE_AUTHORIZED_DATES, approved & code_ok & ~dates_ok),
+        (CODE_NOT_AUTHORIZED, approved & ~code_ok & dates_ok),
     ]
     rank = np.full(len(pairs), len(outcomes), dtype="int64")
     for position, (_, mask) in reversed(list(enumerate(outcomes))):
         rank[np.asarray(mask, dtype=bool)] = position
-    ranked = pairs.assign(rank=rank)
-    ranked = ranked[ranked["rank"] < len(outcomes)]
-    best = ranked.sort_values(["line", "rank"], kind="stable").drop_duplicates("line")
-    reasons = np.array([name for name, _ in outcomes])[best["rank"].to_numpy()]
-    lines = best["line"].to_numpy()
-    outcome.loc[lines, "reason"] = reasons
-    outcome.loc[lines, "matched_authorization_id"] = best["authorization_id"].to_numpy()
-    substituted = best["code_ok"].to_numpy(bool) & ~best["exact"].to_numpy(bool)
-    outcome.loc[lines, "code_substituted"] = substituted
-    return outcome, took
+    # Each line's first outcome that holds, from its most preferred pair among equals.
+    line = pairs["line"].to_numpy()
+    held = np.flatnonzero(rank < len(outcomes))
+    held = held[np.lexsort((rank[held], line[held]))]
+    best = held[np.r_[True, line[held][1:] != line[held][:-1]]] if len(held) else held
+    at = np.searchsorted(need.index.to_numpy(), line[best])  # need's index is in line order
+    outcome = np.full(len(need), -1)
+    outcome[at] = rank[best]
+    pair = np.full(len(need), -1)
+    pair[at] = best
+    substituted = np.zeros(len(need), dtype=bool)
+    substituted[at] = code_ok[best] & ~pairs["exact"].to_numpy(bool)[best]
+    names = [name for name, _ in outcomes]
+    matched = pc.take(arrow(pairs["authorization_id"]), pa.array(pair, pa.int64(), mask=pair < 0))
+    return _outcomes(need.index, outcome, names, matched, substituted), took
+
+
+def _outcomes(
+    index: pd.Index,
+    outcome: np.ndarray,
+    names: list[str],
+    matched: pa.ChunkedArray | None,
+    substituted: np.ndarray,
+) -> pd.DataFrame:
+    """The outcomes of the lines at ``index``: ``names[outcome]`` (``NO_AUTHORIZATION``
+    where it is -1) and the authorization ``matched`` (None: none)."""
+    reason = text_of(np.where(outcome < 0, len(names), outcome), [*names, NO_AUTHORIZATION], index)
+    if matched is None:
+        matched = pa.chunked_array([pa.nulls(len(index), pa.string())])
+    return pd.DataFrame(
+        {
+            "reason": reason,
+            "matched_authorization_id": pd.Series(
+                pd.array(matched.combine_chunks(), dtype="str"), index=index
+            ),
+            "code_substituted": substituted,
+        },
+        index=index,
+    )

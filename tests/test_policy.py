@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from pipeline.authorization import candidate_pairs
 from pipeline.rules import load_rules
 from tests.policy_helpers import NPI_A, NPI_B, NPI_C, NPI_D, adjudicate_rows, auth, line
 
@@ -504,6 +507,58 @@ def test_family_substitution_can_be_switched_off() -> None:
     rules = replace(load_rules(), allow_family_substitution=False)
     frame = adjudicate_rows([line(hcpcs_code="70551")], [auth()], rules=rules)
     assert outcome(frame) == ("DENY", "CODE_NOT_AUTHORIZED", "A1")
+
+
+def test_a_lines_pairs_come_in_preference_order_whatever_the_states_order() -> None:
+    # The line reports A5; then exact codes before family ones, each by earliest
+    # valid_from (a missing one last), then authorization_id, then the row's code.
+    def text(*values: str | None) -> pd.Series:
+        return pd.Series(pd.array(list(values), dtype=pd.ArrowDtype(pa.string())))
+
+    need = pd.DataFrame(
+        {
+            "member_id": text("M1", "M2"),
+            "hcpcs_code": text("70553", "70553"),
+            "code_family": pd.Series(["MR_BRAIN", "MR_BRAIN"], dtype="str"),
+            "date_of_service": pd.to_datetime(["2026-03-10", "2026-03-10"]).astype("M8[s]"),
+            "rendering_npi": text(NPI_A, NPI_A),
+            "facility_npi": text(None, None),
+            "billing_npi": text(None, None),
+            "prior_authorization_number": text("A5", None),
+        }
+    ).set_axis([3, 7])  # the lines' places among all the partition's lines
+    rows = [  # (authorization_id, hcpcs_code, valid_from), in the order expected for M1
+        ("A5", "70551", "2026-03-02"),
+        ("A3", "70553", "2026-01-01"),
+        ("A1", "70553", "2026-02-01"),
+        ("A2", "70553", "2026-02-01"),
+        ("A0", "70553", None),
+        ("A1", "70551", "2026-01-01"),
+        ("A1", "70552", "2026-01-01"),
+        ("A4", "70551", "2026-01-01"),
+    ]
+    state = pd.DataFrame(
+        {
+            "authorization_id": text(*(r[0] for r in rows), "B1"),
+            "member_id": text(*(["M1"] * len(rows)), "M2"),
+            "hcpcs_code": text(*(r[1] for r in rows), "70553"),
+            "status": text(*(["APPROVED"] * (len(rows) + 1))),
+            "valid_from": pd.to_datetime([r[2] for r in rows] + ["2026-01-01"]).astype("M8[s]"),
+            "valid_to": pd.to_datetime(["2026-12-31"] * (len(rows) + 1)).astype("M8[s]"),
+            "units_approved": np.ones(len(rows) + 1),
+            "provider_npi": text(*([None] * (len(rows) + 1))),
+        }
+    )
+    chooser = np.random.default_rng(11)
+    for _ in range(10):
+        shuffled = state.iloc[chooser.permutation(len(state))].reset_index(drop=True)
+        pairs = candidate_pairs(need, shuffled, load_rules())
+        assert pairs["line"].tolist() == [3] * len(rows) + [7]
+        chosen = list(zip(pairs["authorization_id"], pairs["hcpcs_code_auth"], strict=True))
+        assert chosen == [(r[0], r[1]) for r in rows] + [("B1", "70553")]
+        assert shuffled.loc[pairs["state_row"], "authorization_id"].tolist() == [
+            r[0] for r in rows
+        ] + ["B1"]
 
 
 # --- units ---------------------------------------------------------------------------
