@@ -20,7 +20,7 @@ from pipeline.authorization import AUTHORIZED, PENDING, authorization_outcomes
 from pipeline.io import text_of
 from pipeline.rules import Rules
 from pipeline.scope import in_program, line_facts, position_in
-from pipeline.setting import PLAN_EXCEPTION, exempt_setting, plan_exception
+from pipeline.setting import PLAN_EXCEPTION, exempt_settings, plan_exception
 from schemas.checks import arrow
 from schemas.outputs import DECISIONS, REASONS
 
@@ -61,64 +61,78 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
     lines = partition.lines
     facts = line_facts(lines, rules)
     scope = in_program(facts, rules)
-    scope = scope.assign(in_program=scope["in_program"] & ~facts["void"])
-    setting = exempt_setting(facts, rules).where(scope["in_program"])
-    excepted = plan_exception(facts, rules) & scope["in_program"] & setting.isna()
-    exempt_reason = setting.fillna(pd.Series(PLAN_EXCEPTION, index=facts.index).where(excepted))
-    needs = scope["in_program"] & exempt_reason.isna()
-    need = facts[needs.to_numpy(bool)].assign(code_family=scope["code_family"][needs])
+    in_scope = scope["in_program"].to_numpy(bool) & ~facts["void"].to_numpy(bool)
+    # Reasons and decisions as their places in REASONS and DECISIONS (-1: none), made
+    # text once, as categoricals: a partition of 200,000 lines ~30 ms faster than text
+    # series assigned in place.
+    chosen, settings = exempt_settings(facts, rules)
+    setting = in_scope & (chosen >= 0)
+    excepted = plan_exception(facts, rules).to_numpy(bool) & in_scope & ~setting
+    exempt = setting | excepted
+    reason = np.full(len(facts), -1)
+    reason[setting] = _places(settings)[chosen[setting]]  # a reason of the rules' own: none
+    reason[excepted] = REASONS.index(PLAN_EXCEPTION)
+    needs = in_scope & ~exempt
+    need = facts[needs].assign(code_family=scope["code_family"][needs])
     outcome, took = authorization_outcomes(
         need, facts, partition.register, rules, partition.units_taken_before
     )
-    reason = exempt_reason.copy()
-    reason.loc[need.index] = outcome["reason"]
-    decision = _decision(scope["in_program"], exempt_reason, reason)
-    invalid = need["member_id"].isin(partition.members_with_invalid_records)
-    reconsider = need.index[invalid.to_numpy(bool) & decision.loc[need.index].eq("DENY").to_numpy()]
-    decision.loc[reconsider] = "PEND"
-    reason.loc[reconsider] = RECORD_INVALID
-    matched = pd.Series(pd.NA, index=facts.index, dtype="str")
-    matched.loc[need.index] = outcome["matched_authorization_id"]
-    substituted = pd.Series(False, index=facts.index)
-    substituted.loc[need.index] = outcome["code_substituted"]
-    denied = decision.eq("DENY").to_numpy(bool)
-    reasons = _categorical(reason, REASONS)
+    at = np.flatnonzero(needs)
+    reason[at] = position_in(arrow(outcome["reason"]), _REASON_TEXT)
+    decision = np.select(
+        [~in_scope, exempt, reason == _AUTHORIZED, reason == _PENDING],
+        [_NOT_APPLICABLE, _EXEMPT, _DECIDED_AUTHORIZED, _PEND],
+        default=_DENY,
+    )
+    invalid = need["member_id"].isin(partition.members_with_invalid_records).to_numpy(bool)
+    reconsider = at[invalid & (decision[at] == _DENY)]
+    decision[reconsider] = _PEND
+    reason[reconsider] = REASONS.index(RECORD_INVALID)
+    matched = np.full(len(facts), -1)
+    matched[at] = np.arange(len(at))
+    substituted = np.zeros(len(facts), dtype=bool)
+    substituted[at] = outcome["code_substituted"].to_numpy(bool)
+    denied = decision == _DENY
     columns = {
-        "decision": _categorical(decision, DECISIONS),
-        "reason": reasons,
-        **_remittance(reasons.codes, denied, rules, facts.index),
-        "liable_npi": facts["rendered_by"].where(denied),
+        "decision": pd.Categorical.from_codes(decision, categories=pd.Index(list(DECISIONS))),
+        "reason": pd.Categorical.from_codes(reason, categories=pd.Index(list(REASONS))),
+        **_remittance(reason, denied, rules, facts.index),
+        "liable_npi": _where(arrow(facts["rendered_by"]), denied, facts.index),
         "denied_amount": _denied_amount(lines["charge_amount"], denied),
-        "matched_authorization_id": matched,
-        "code_substituted": substituted.astype(bool),
+        "matched_authorization_id": _placed(
+            arrow(outcome["matched_authorization_id"]), matched, facts.index
+        ),
+        "code_substituted": substituted,
         "records_required": scope["records_required"].astype(bool),
         "modality": scope["modality"],
         "body_region": scope["body_region"],
-        "run_id": pd.Series(run_id, index=facts.index, dtype="str"),
+        "run_id": text_of(np.zeros(len(facts), dtype=np.int64), [run_id], facts.index),
     }
     return pd.DataFrame(columns, index=facts.index), took
 
 
-def _categorical(text: pd.Series, categories: Sequence[str]) -> pd.Categorical[str]:
-    """``pd.Categorical(text, categories)``, coded in Arrow: pandas took ~17 ms a column
-    of 200,000 lines (a value not among ``categories`` is missing either way)."""
-    codes = position_in(arrow(text), pa.array(list(categories), pa.string()))
-    return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories)))
+_REASON_TEXT = pa.array(list(REASONS), pa.string())
+_AUTHORIZED, _PENDING = REASONS.index(AUTHORIZED), REASONS.index(PENDING)
+_NOT_APPLICABLE, _EXEMPT, _DECIDED_AUTHORIZED, _PEND, _DENY = (
+    DECISIONS.index(name) for name in ("NOT_APPLICABLE", "EXEMPT", "AUTHORIZED", "PEND", "DENY")
+)
 
 
-def _decision(in_scope: pd.Series, exempt_reason: pd.Series, reason: pd.Series) -> pd.Series:
-    chosen = np.select(
-        [
-            ~in_scope.to_numpy(bool),
-            exempt_reason.notna().to_numpy(bool),
-            reason.eq(AUTHORIZED).to_numpy(bool),
-            reason.eq(PENDING).to_numpy(bool),
-        ],
-        [0, 1, 2, 3],
-        default=4,
-    )
-    names = ["NOT_APPLICABLE", "EXEMPT", "AUTHORIZED", "PEND", "DENY"]
-    return text_of(chosen, names, in_scope.index)
+def _places(reasons: Sequence[str]) -> np.ndarray:
+    """Each reason's place in REASONS (-1: not one of them)."""
+    return np.array([REASONS.index(r) if r in REASONS else -1 for r in reasons], dtype=np.int64)
+
+
+def _where(text: pa.ChunkedArray, keep: np.ndarray, index: pd.Index) -> pd.Series:
+    """``text`` where ``keep``, else missing (Arrow text, as read)."""
+    kept = pc.if_else(pa.array(keep, pa.bool_()), text, pa.scalar(None, pa.string()))
+    return pd.Series(pd.arrays.ArrowExtensionArray(kept), index=index)
+
+
+def _placed(values: pa.ChunkedArray, at: np.ndarray, index: pd.Index) -> pd.Series:
+    """``values[at]`` on each row, missing where ``at`` is -1, as text."""
+    taken = pc.take(values, pa.array(at, pa.int64(), mask=at < 0))
+    return pd.Series(pd.array(taken.combine_chunks(), dtype="str"), index=index)
 
 
 def _remittance(

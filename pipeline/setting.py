@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from pipeline.io import text_of
 from pipeline.rules import Rules
 from schemas.checks import arrow
 
@@ -64,19 +63,20 @@ class _Lines:
         return shown
 
 
-def exempt_setting(facts: pd.DataFrame, rules: Rules) -> pd.Series:
-    """The first exempt setting the line's claim shows, in the rules' order, else null."""
+def exempt_settings(facts: pd.DataFrame, rules: Rules) -> tuple[np.ndarray, list[str]]:
+    """The first exempt setting each line's claim shows, in the rules' order (-1: none),
+    and the settings' reasons, in that order."""
     lines = _Lines(facts)
     conditions = []
-    reasons: list[str | None] = [None]
+    reasons: list[str] = []
     for exemption in rules.active_exemptions:
         shown = np.zeros(len(facts), dtype=bool)
         for way in exemption.when:
             shown |= lines.show(way)
         conditions.append(shown)
         reasons.append(exemption.reason)
-    chosen = np.select(conditions, range(1, len(reasons)), default=0) if conditions else 0
-    return text_of(np.broadcast_to(chosen, len(facts)), reasons, facts.index)
+    chosen = np.select(conditions, range(len(reasons)), default=-1) if conditions else -1
+    return np.array(np.broadcast_to(chosen, len(facts)), dtype=np.int64), reasons
 
 
 def plan_exception(facts: pd.DataFrame, rules: Rules) -> pd.Series:
