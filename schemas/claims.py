@@ -21,6 +21,7 @@ from pandera.typing import Series
 from schemas import codesets
 from schemas.checks import (
     Text,
+    arrow,
     column_rule,
     digits_as_numbers,
     in_code_set,
@@ -28,6 +29,7 @@ from schemas.checks import (
     is_one_of,
     matches,
     npi_check_digit_ok,
+    one_array,
     parse_dates,
     register_row_rule,
     remembered,
@@ -496,17 +498,31 @@ def duplicated_claim_lines(df: pd.DataFrame) -> pd.Series:
 
 
 def differs_within_claim(df: pd.DataFrame, column: str) -> pd.Series:
-    """True on every line of a claim whose lines disagree on ``column``: the smallest and
-    largest code of its values differ (kept per claim code in NumPy: a pandas group-by
-    took 8 ms a column of 200,000 lines, this 1 ms)."""
+    """True on every line of a claim whose lines disagree on ``column``: a line's value is
+    not its claim's first line's (both empty agree). Compared as text, a line with its
+    claim's first (200,000 lines: a member id coded for its smallest and largest code per
+    claim took ~10 ms, this ~2 ms)."""
     claim = _codes(df["claim_id"]).to_numpy()
-    values = _codes(df[column]).to_numpy()
-    claims = int(claim.max(initial=-1)) + 1
-    lowest = np.full(claims, np.iinfo(np.int64).max)
-    np.minimum.at(lowest, claim, values)
-    highest = np.full(claims, -1, dtype=np.int64)
-    np.maximum.at(highest, claim, values)
-    return pd.Series(lowest[claim] != highest[claim], index=df.index)
+    text = one_array(arrow(df[column]))
+    first = text.take(pyarrow.array(_first_rows(df["claim_id"])[claim]))
+    agree = pc.or_kleene(
+        pc.equal(text, first), pc.and_(pc.is_null(text), pc.is_null(first))
+    ).fill_null(False)
+    disagreeing = np.zeros(int(claim.max(initial=-1)) + 1, dtype=bool)
+    disagreeing[claim[~np.asarray(agree.to_numpy(zero_copy_only=False), dtype=bool)]] = True
+    return pd.Series(disagreeing[claim], index=df.index)
+
+
+def _first_rows(claim_id: pd.Series) -> np.ndarray:
+    """The first row of each claim, by its code (see :func:`_codes`)."""
+
+    def first(series: pd.Series) -> np.ndarray:
+        claim = _codes(series).to_numpy()
+        rows = np.full(int(claim.max(initial=-1)) + 1, len(claim), dtype=np.int64)
+        np.minimum.at(rows, claim, np.arange(len(claim)))
+        return rows
+
+    return remembered(claim_id, "first rows", first)
 
 
 def date_of_service(df: pd.DataFrame) -> pd.Series:

@@ -28,7 +28,7 @@ from schemas.checks import (
     row_rule_for,
     whole_match,
 )
-from schemas.claims import duplicated_claim_lines
+from schemas.claims import differs_within_claim, duplicated_claim_lines
 
 VALUES = pa.array(
     [None, "", "12", "1", "123", "1a", "a1", " 12", "12 ", "\u0661\u0662", "\uff11\uff12"]
@@ -172,6 +172,31 @@ def test_each_row_rule_runs_on_the_columns_it_names_alone(schema, contract) -> N
         result = check(frame)
         forget()
         assert len(result.check_output) == len(values), check.name
+
+
+def test_a_claim_whose_lines_disagree_is_found_whole() -> None:
+    """Every line of a claim (a missing claim id is one claim) is flagged where its lines
+    hold more than one value, a missing one counted as a value; as Python's sets say."""
+    chance = random.Random(5)
+    for _ in range(50):
+        size = chance.randrange(0, 80)
+        claims = [
+            None if chance.random() < 0.1 else f"C{chance.randrange(10)}" for _ in range(size)
+        ]
+        values = [None if chance.random() < 0.2 else chance.choice("abc") for _ in range(size)]
+        frame = pd.DataFrame(
+            {
+                "claim_id": pd.Series(claims, dtype=TEXT_DTYPE),
+                "member_id": pd.Series(values, dtype=TEXT_DTYPE),
+            }
+        )
+        held: dict[str | None, set[str | None]] = {}
+        for claim, value in zip(claims, values, strict=True):
+            held.setdefault(claim, set()).add(value)
+        forget()
+        assert differs_within_claim(frame, "member_id").tolist() == [
+            len(held[claim]) > 1 for claim in claims
+        ]
 
 
 def test_duplicate_lines_are_found_alike_read_as_numbers_or_as_text() -> None:
