@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline.authorization import candidate_pairs
+from pipeline.authorization import candidate_pairs, register_state
 from pipeline.rules import load_rules
 from tests.policy_helpers import NPI_A, NPI_B, NPI_C, NPI_D, adjudicate_rows, auth, line
 
@@ -520,6 +521,45 @@ def test_family_substitution_can_be_switched_off() -> None:
     rules = replace(load_rules(), allow_family_substitution=False)
     frame = adjudicate_rows([line(hcpcs_code="70551")], [auth()], rules=rules)
     assert outcome(frame) == ("DENY", "CODE_NOT_AUTHORIZED", "A1")
+
+
+def test_the_register_state_is_each_rows_latest_version_as_of_the_run() -> None:
+    # Random versions of a few (authorization_id, hcpcs_code) rows, in random order;
+    # the state holds each row's latest version recorded by the as-of, unless cancelled.
+    chooser = np.random.default_rng(7)
+    for _ in range(20):
+        size = int(chooser.integers(0, 40))
+        rows = pd.DataFrame(
+            {
+                "authorization_id": [f"A{chooser.integers(0, 4)}" for _ in range(size)],
+                "member_id": ["M1"] * size,
+                "hcpcs_code": [str(70550 + chooser.integers(0, 3)) for _ in range(size)],
+                "status": [
+                    chooser.choice(["APPROVED", "CANCELLED", "PENDING"]) for _ in range(size)
+                ],
+                "valid_from": ["2026-01-01"] * size,
+                "valid_to": ["2026-12-31"] * size,
+                "units_approved": [str(n) for n in range(size)],  # tells the versions apart
+                "provider_npi": [None] * size,
+                "recorded_at": [
+                    f"2026-{chooser.integers(1, 13):02d}-01T00:00:00Z" for _ in range(size)
+                ],
+            }
+        ).astype(pd.ArrowDtype(pa.string()))
+        latest: dict[tuple[str, str], tuple[str, int]] = {}
+        for n, row in enumerate(rows.itertuples()):
+            key = (row.authorization_id, row.hcpcs_code)
+            if row.recorded_at <= "2026-06-30T00:00:00Z" and (
+                key not in latest or latest[key][0] <= row.recorded_at
+            ):
+                latest[key] = (row.recorded_at, n)
+        expected = sorted(
+            (key, n) for key, (_, n) in latest.items() if rows["status"][n] != "CANCELLED"
+        )
+        state = register_state(rows, datetime(2026, 6, 30))
+        got = list(zip(state["authorization_id"], state["hcpcs_code"], strict=True))
+        assert got == [key for key, _ in expected]
+        assert state["units_approved"].tolist() == [float(n) for _, n in expected]
 
 
 def test_a_lines_pairs_come_in_preference_order_whatever_the_states_order() -> None:
