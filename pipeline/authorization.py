@@ -31,6 +31,17 @@ CODE_NOT_AUTHORIZED = "CODE_NOT_AUTHORIZED"
 NO_AUTHORIZATION = "NO_AUTHORIZATION"
 
 TAKES_COLUMNS = ["line", "authorization_id", "hcpcs_code", "units"]
+NEED_COLUMNS = (
+    "member_id",
+    "hcpcs_code",
+    "date_of_service",
+    "rendering_npi",
+    "facility_npi",
+    "billing_npi",
+    "prior_authorization_number",
+)
+"""The facts of a line needing an authorization that :func:`authorization_outcomes` reads
+(with its ``code_family``)."""
 
 STATE_SCHEMA = pa.schema(
     [
@@ -314,7 +325,8 @@ def authorization_outcomes(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The reason, matched authorization and substitution flag for each line in ``need``.
 
-    ``need`` holds the in-program, non-exempt lines (facts plus ``code_family``).
+    ``need`` holds the in-program, non-exempt lines (``NEED_COLUMNS`` of the facts, and
+    ``code_family``).
     Returns the outcomes (indexed like ``need``) and the units each line took.
     """
     if need.empty or state.empty:

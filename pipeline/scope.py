@@ -38,7 +38,14 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     void = frequency.eq("8").to_numpy(bool)
     bill_type = lines["bill_type_code"].str.replace(r"^0(\d{3})$", r"\1", regex=True)
     units = _numbers(lines["service_unit_quantity"], pa.float64()).fillna(1.0)
-    rendered_by = lines["rendering_npi"].fillna(lines["facility_npi"]).fillna(lines["billing_npi"])
+    rendered_by = pd.Series(
+        pd.arrays.ArrowExtensionArray(
+            pc.coalesce(
+                *(arrow(lines[c]) for c in ("rendering_npi", "facility_npi", "billing_npi"))
+            )
+        ),
+        index=lines.index,
+    )
     return pd.DataFrame(
         {
             "claim": claim_codes(lines["claim_id"]),
