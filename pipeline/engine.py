@@ -290,7 +290,7 @@ def _range_of_bytes(ids: pa.Array, bounds: pa.Array) -> np.ndarray | None:
     a binary search of each id's bytes among the bounds'. NumPy compares fixed-width
     bytes, the shorter bounds padded with zero bytes, and counts a bound the same as
     Arrow's order would (a bound that is a prefix of an id is at or below it either
-    way). 200,000 ids among 75 bounds: 46 ms -> 9 ms. None otherwise."""
+    way). 200,000 ids among 75 bounds: 46.5 ms -> 11.5 ms. None otherwise."""
     present = len(ids) - ids.null_count
     if present == 0:
         return None

@@ -498,10 +498,10 @@ def duplicated_claim_lines(df: pd.DataFrame) -> pd.Series:
 
 
 def differs_within_claim(df: pd.DataFrame, column: str) -> pd.Series:
-    """True on every line of a claim whose lines disagree on ``column``: a line's value is
-    not its claim's first line's (both empty agree). Compared as text, a line with its
-    claim's first (200,000 lines: a member id coded for its smallest and largest code per
-    claim took ~10 ms, this ~2 ms)."""
+    """True on every line of a claim whose lines disagree on ``column``: some line's value
+    is not its claim's first line's (two empty values agree). Member, claim type and plan
+    type of 200,000 lines: 16.3 ms -> 9.4 ms, where each column was coded and its
+    smallest and largest code kept per claim."""
     claim = _codes(df["claim_id"]).to_numpy()
     text = one_array(arrow(df[column]))
     first = text.take(pyarrow.array(_first_rows(df["claim_id"])[claim]))
