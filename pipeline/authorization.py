@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.io import text_of
+from pipeline.io import text_at, text_of
 from pipeline.rules import Rules
 from schemas.checks import arrow, one_array, parse_dates, parse_datetimes
 
@@ -330,8 +330,12 @@ def authorization_outcomes(
     Returns the outcomes (indexed like ``need``) and the units each line took.
     """
     if need.empty or state.empty:
-        missing = np.full(len(need), -1)
-        return _outcomes(need.index, missing, [], None, np.zeros(len(need), bool)), no_takes()
+        none = np.full(len(need), -1)
+        nothing = pa.chunked_array([], pa.string())
+        unmatched = _outcomes(
+            need.index, none, [], ids=nothing, pair=none, substituted=np.zeros(len(need), bool)
+        )
+        return unmatched, no_takes()
     pairs = candidate_pairs(need, state, rules)
     authorized, took = allocate_units(pairs, facts, taken_before)
     status = pairs["status"]
@@ -356,7 +360,7 @@ def authorization_outcomes(
     held = np.flatnonzero(rank < len(outcomes))
     held = held[np.lexsort((rank[held], line[held]))]
     best = held[np.r_[True, line[held][1:] != line[held][:-1]]] if len(held) else held
-    at = np.searchsorted(need.index.to_numpy(), line[best])  # need's index is in line order
+    at = need.index.get_indexer(pd.Index(line[best]))
     outcome = np.full(len(need), -1)
     outcome[at] = rank[best]
     pair = np.full(len(need), -1)
@@ -364,28 +368,27 @@ def authorization_outcomes(
     substituted = np.zeros(len(need), dtype=bool)
     substituted[at] = code_ok[best] & ~pairs["exact"].to_numpy(bool)[best]
     names = [name for name, _ in outcomes]
-    matched = pc.take(arrow(pairs["authorization_id"]), pa.array(pair, pa.int64(), mask=pair < 0))
-    return _outcomes(need.index, outcome, names, matched, substituted), took
+    ids = arrow(pairs["authorization_id"])
+    return _outcomes(need.index, outcome, names, ids=ids, pair=pair, substituted=substituted), took
 
 
 def _outcomes(
     index: pd.Index,
     outcome: np.ndarray,
     names: list[str],
-    matched: pa.ChunkedArray | None,
+    *,
+    ids: pa.ChunkedArray,
+    pair: np.ndarray,
     substituted: np.ndarray,
 ) -> pd.DataFrame:
     """The outcomes of the lines at ``index``: ``names[outcome]`` (``NO_AUTHORIZATION``
-    where it is -1) and the authorization ``matched`` (None: none)."""
+    where it is -1) and the authorization of the line's ``pair`` among ``ids`` (none
+    where it is -1)."""
     reason = text_of(np.where(outcome < 0, len(names), outcome), [*names, NO_AUTHORIZATION], index)
-    if matched is None:
-        matched = pa.chunked_array([pa.nulls(len(index), pa.string())])
     return pd.DataFrame(
         {
             "reason": reason,
-            "matched_authorization_id": pd.Series(
-                pd.array(matched.combine_chunks(), dtype="str"), index=index
-            ),
+            "matched_authorization_id": text_at(ids, pair, index),
             "code_substituted": substituted,
         },
         index=index,

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.authorization import AUTHORIZED, NEED_COLUMNS, PENDING, authorization_outcomes
-from pipeline.io import text_of
+from pipeline.io import text_at, text_of
 from pipeline.rules import Rules
 from pipeline.scope import in_program, line_facts, position_in
 from pipeline.setting import PLAN_EXCEPTION, exempt_settings, plan_exception
@@ -100,7 +100,7 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
         **_remittance(reason, denied, rules, facts.index),
         "liable_npi": _where(arrow(facts["rendered_by"]), denied, facts.index),
         "denied_amount": _denied_amount(lines["charge_amount"], denied),
-        "matched_authorization_id": _placed(
+        "matched_authorization_id": text_at(
             arrow(outcome["matched_authorization_id"]), matched, facts.index
         ),
         "code_substituted": substituted,
@@ -128,12 +128,6 @@ def _where(text: pa.ChunkedArray, keep: np.ndarray, index: pd.Index) -> pd.Serie
     """``text`` where ``keep``, else missing (Arrow text, as read)."""
     kept = pc.if_else(pa.array(keep, pa.bool_()), text, pa.scalar(None, pa.string()))
     return pd.Series(pd.arrays.ArrowExtensionArray(kept), index=index)
-
-
-def _placed(values: pa.ChunkedArray, at: np.ndarray, index: pd.Index) -> pd.Series:
-    """``values[at]`` on each row, missing where ``at`` is -1, as text."""
-    taken = pc.take(values, pa.array(at, pa.int64(), mask=at < 0))
-    return pd.Series(pd.array(taken.combine_chunks(), dtype="str"), index=index)
 
 
 def _remittance(

@@ -136,6 +136,14 @@ def text_of(choice: np.ndarray, names: Sequence[str | None], index: pd.Index) ->
     return pd.Series(pd.array(values, dtype="str"), index=index)
 
 
+def text_at(values: pa.Array | pa.ChunkedArray, at: np.ndarray, index: pd.Index) -> pd.Series:
+    """``values[at]`` on each row (missing where ``at`` is -1), as text."""
+    taken = pc.take(values, pa.array(at, pa.int64(), mask=at < 0))
+    if isinstance(taken, pa.ChunkedArray):
+        taken = taken.combine_chunks()
+    return pd.Series(pd.array(taken, dtype="str"), index=index)
+
+
 def read_inputs(
     paths: Sequence[str],
     *,

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.io import text_at
 from pipeline.rules import Rules
 from schemas.checks import all_empty, arrow
 from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS, date_of_service
@@ -182,15 +183,9 @@ def in_program(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         {
             "in_program": program,
             "records_required": records,
-            "modality": _text_at(table["modality"], shown, facts.index),
-            "body_region": _text_at(table["body_region"], shown, facts.index),
-            "code_family": _text_at(table["code_family"], shown, facts.index),
+            "modality": text_at(arrow(table["modality"]), shown, facts.index),
+            "body_region": text_at(arrow(table["body_region"]), shown, facts.index),
+            "code_family": text_at(arrow(table["code_family"]), shown, facts.index),
         },
         index=facts.index,
     )
-
-
-def _text_at(column: pd.Series, at: np.ndarray, index: pd.Index) -> pd.Series:
-    """``column``'s values at positions ``at`` (missing at -1), as text."""
-    values = arrow(column).combine_chunks().take(pa.array(at, mask=at < 0))
-    return pd.Series(pd.array(values, dtype="str"), index=index)
