@@ -70,7 +70,7 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
     excepted = plan_exception(facts, rules).to_numpy(bool) & in_scope & ~setting
     exempt = setting | excepted
     reason = np.full(len(facts), -1)
-    reason[setting] = _places(settings)[chosen[setting]]  # a reason of the rules' own: none
+    reason[setting] = _places(settings)[chosen[setting]]  # a reason not in REASONS: none
     reason[excepted] = REASONS.index(PLAN_EXCEPTION)
     needs = in_scope & ~exempt
     # Only the columns the authorization step reads (copying every fact: 7 -> 3 ms).
@@ -81,8 +81,8 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
     at = np.flatnonzero(needs)
     reason[at] = position_in(arrow(outcome["reason"]), _REASON_TEXT)
     decision = np.select(
-        [~in_scope, exempt, reason == _AUTHORIZED, reason == _PENDING],
-        [_NOT_APPLICABLE, _EXEMPT, _DECIDED_AUTHORIZED, _PEND],
+        [~in_scope, exempt, reason == _MATCHED, reason == _PENDING],
+        [_NOT_APPLICABLE, _EXEMPT, _AUTHORIZED, _PEND],
         default=_DENY,
     )
     invalid = need["member_id"].isin(partition.members_with_invalid_records).to_numpy(bool)
@@ -113,10 +113,12 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
 
 
 _REASON_TEXT = pa.array(list(REASONS), pa.string())
-_AUTHORIZED, _PENDING = REASONS.index(AUTHORIZED), REASONS.index(PENDING)
-_NOT_APPLICABLE, _EXEMPT, _DECIDED_AUTHORIZED, _PEND, _DENY = (
+_MATCHED, _PENDING = REASONS.index(AUTHORIZED), REASONS.index(PENDING)
+"""Places in REASONS of the authorization outcomes that decide a line's decision."""
+_NOT_APPLICABLE, _EXEMPT, _AUTHORIZED, _PEND, _DENY = (
     DECISIONS.index(name) for name in ("NOT_APPLICABLE", "EXEMPT", "AUTHORIZED", "PEND", "DENY")
 )
+"""Places in DECISIONS."""
 
 
 def _places(reasons: Sequence[str]) -> np.ndarray:
