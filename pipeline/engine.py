@@ -812,6 +812,9 @@ def _split_task(index: int) -> tuple[int, int]:
     many lines the partition indexed, and how many of them are such claims' lines."""
     context = _context()
     assert context.claim_index is not None and context.split_ids is not None
+    # Asked for first: the reading's file writers (and their buffers, a file per member
+    # partition) are let go before the index partition is read.
+    split_ids = context.split_ids.writer()
     lines = context.claim_index.read(index)
     if lines.num_rows == 0:
         return 0, 0
@@ -829,9 +832,7 @@ def _split_task(index: int) -> tuple[int, int]:
         pc.is_in(lines.column("claim_id"), split.column("claim_id").combine_chunks())
     )
     touched = across.group_by(["claim_id", "part"]).aggregate([])
-    context.split_ids.writer().add(
-        touched.select(["claim_id"]), touched.column("part").to_numpy().astype(np.int64)
-    )
+    split_ids.add(touched.select(["claim_id"]), touched.column("part").to_numpy().astype(np.int64))
     return lines.num_rows, across.num_rows
 
 
@@ -845,6 +846,9 @@ def _decide_task(
     assert context.state_by_member is not None and context.split_ids is not None
     assert context.by_range is not None and context.bounds is not None
     assert context.rows_before is not None
+    # Asked for first: the earlier passes' file writers (and their buffers, a file per
+    # partition) are let go before the partition is read.
+    by_range = context.by_range.writer()
     table = context.by_member.read(index)
     # In the order of the output's ranges of claim_id: the decided lines then go to their
     # ranges as slices, where scattering them took every column of the decided lines
@@ -879,7 +883,7 @@ def _decide_task(
     output = lines.join(decided)
     parts.add(output)
     decided_table = _as_arrow(output, context.by_range.schema)
-    context.by_range.writer().add(decided_table, ranges[validated.passed])
+    by_range.add(decided_table, ranges[validated.passed])
     # A run without a ledger keeps no entry: nothing that grows with the input is held.
     entry = ledger_rows(context.run_id, took, lines) if ledger_state is not None else None
     return validated.rejects, counts, parts, entry, len(lines)
