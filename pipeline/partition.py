@@ -144,6 +144,12 @@ WRITE_BUFFER = 64 << 10
 """Bytes gathered before a spill file is written to. Arrow writes a record batch one
 buffer at a time (three a column): unbuffered, a slice of a batch cost some 160 system
 calls (at 10M lines, reading took 13.5 s unbuffered and 11.5 s buffered)."""
+WRITE_BUFFERS = 8 << 20
+"""The most a spill's open files buffer together in one process: a file's buffer is
+smaller where a spill has more partitions than this holds at ``WRITE_BUFFER`` each
+(more than 128: none at 10M lines; at 50M, 382 output ranges held 24 MiB a worker),
+and no smaller than ``MIN_WRITE_BUFFER``."""
+MIN_WRITE_BUFFER = 8 << 10
 
 _PROCESS_WRITERS: dict[Path, Spill] = {}
 """Each process's writer into each spill it writes from tasks (see :meth:`Spill.writer`)."""
@@ -178,6 +184,7 @@ class Spill:
         self._writers: dict[int, ipc.RecordBatchStreamWriter] = {}
         self._sinks: dict[int, pa.NativeFile] = {}
         self.rows = np.zeros(partitions, dtype=np.int64)
+        self._buffer_size = max(MIN_WRITE_BUFFER, min(WRITE_BUFFER, WRITE_BUFFERS // partitions))
 
     def writer(self, beside: Sequence[Spill] = ()) -> Spill:
         """This process's writer into the same files, for tasks: its own file per
@@ -236,7 +243,7 @@ class Spill:
         writer = self._writers.get(partition)
         if writer is None:
             raw = pa.OSFile(str(self._path(partition)), "wb")
-            sink = pa.BufferedOutputStream(raw, buffer_size=WRITE_BUFFER)
+            sink = pa.BufferedOutputStream(raw, buffer_size=self._buffer_size)
             writer = ipc.new_stream(sink, self.schema)
             self._writers[partition] = writer
             self._sinks[partition] = sink

@@ -17,6 +17,7 @@ import pytest
 
 from benchmarks.generate import generate
 from pipeline import engine, io
+from pipeline import partition as partition_module
 from pipeline.engine import _range_of, execute, parquet_writer, partition_count
 from pipeline.memory import use_jemalloc
 from pipeline.partition import Spill, filter_rows, partition_of, stable_hash, take_rows
@@ -429,6 +430,22 @@ def test_a_spill_keeps_each_partitions_rows_in_their_order(
         for index in range(4):
             expected = [f"C{i}" for i, p in enumerate(partition) if p == index]
             assert spill.read(index).column("claim_id").to_pylist() == expected
+
+
+@pytest.mark.parametrize("partitions", [16, 500])
+def test_a_spills_open_files_buffer_a_bounded_total(tmp_path: Path, partitions: int) -> None:
+    # Files are kept open from task to task, one a partition: their buffers together
+    # stay within WRITE_BUFFERS however many partitions (a full buffer each for few).
+    schema = pa.schema([pa.field("claim_id", pa.string())])
+    pool = pa.default_memory_pool()
+    with Spill(partitions, schema, tmp_path) as spill:
+        before = pool.bytes_allocated()
+        spill.add(pa.table({"claim_id": ["C1"] * partitions}, schema), np.arange(partitions))
+        held = pool.bytes_allocated() - before
+        expected = min(partitions * partition_module.WRITE_BUFFER, partition_module.WRITE_BUFFERS)
+        assert expected <= held < expected + (1 << 20)
+        spill.close_writers()
+        assert [spill.read(p).num_rows for p in (0, partitions - 1)] == [1, 1]
 
 
 def test_arrow_memory_comes_from_jemalloc_unless_the_environment_names_a_pool(
