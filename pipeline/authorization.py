@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from pipeline.io import text_at, text_of
 from pipeline.rules import Rules
-from schemas.checks import arrow, one_array, parse_dates, parse_datetimes
+from schemas.checks import arrow, coded, one_array, parse_dates, parse_datetimes
 
 ROW_KEY = ["authorization_id", "hcpcs_code"]
 
@@ -180,9 +180,9 @@ def _coded_together(
         column if isinstance(column, pa.ChunkedArray) else arrow(column) for column in columns
     ]
     joined = pa.chunked_array([chunk for value in values for chunk in value.chunks], pa.string())
-    coded = pc.dictionary_encode(joined.combine_chunks())
-    empty = len(coded.dictionary) if missing else -1
-    codes = np.asarray(coded.indices.fill_null(empty).to_numpy(zero_copy_only=False), np.int64)
+    distinct, codes = coded(joined)  # a missing value: past the end, a code of its own
+    if not missing:
+        codes[codes == len(distinct)] = -1
     bounds = np.cumsum([0, *(len(value) for value in values)])
     return [codes[start:stop] for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
 

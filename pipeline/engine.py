@@ -882,7 +882,7 @@ def _decide_task(
     decided, took = decide(partition, context.rules, context.run_id)
     output = lines.join(decided)
     parts.add(output)
-    decided_table = _as_arrow(output, context.by_range.schema)
+    decided_table = _as_arrow(output, by_range.schema)
     by_range.add(decided_table, ranges[validated.passed])
     # A run without a ledger keeps no entry: nothing that grows with the input is held.
     entry = ledger_rows(context.run_id, took, lines) if ledger_state is not None else None

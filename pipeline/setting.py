@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from pipeline.rules import Rules
-from schemas.checks import arrow
+from schemas.checks import arrow, coded
 
 PLAN_EXCEPTION = "PLAN_EXCEPTION"
 
@@ -30,10 +29,8 @@ class _Lines:
     def among(self, column: str, codes: frozenset[str], first: int | None = None) -> np.ndarray:
         """Whether each line's ``column`` (its ``first`` characters) is one of ``codes``."""
         if column not in self._coded:
-            encoded = pc.dictionary_encode(arrow(self.facts[column]).combine_chunks())
-            values = encoded.dictionary.to_pylist()
-            position = encoded.indices.fill_null(len(values)).to_numpy()  # empty: past the end
-            self._coded[column] = (position, values)
+            distinct, position = coded(arrow(self.facts[column]))  # empty: past the end
+            self._coded[column] = (position, distinct.to_pylist())
         position, values = self._coded[column]
         hit = [value is not None and value[:first] in codes for value in values]
         return np.take(np.array([*hit, False], dtype=bool), position)

@@ -174,9 +174,17 @@ def _distinct(series: pd.Series) -> tuple[pa.Array, np.ndarray] | None:
     sample = text.slice(0, FEW_VALUES_SAMPLE)
     if len(pc.unique(sample)) * 8 > len(sample):
         return None
-    coded = pc.dictionary_encode(text)
-    position = coded.indices.fill_null(len(coded.dictionary)).to_numpy(zero_copy_only=False)
-    return coded.dictionary, np.asarray(position, dtype=np.int64)
+    return coded(text)
+
+
+def coded(text: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """Text's distinct values, in the order first met, and each row's place among them
+    (a missing value: past the end), by Arrow's dictionary encoding."""
+    if isinstance(text, pa.ChunkedArray):
+        text = one_array(text)
+    encoded = pc.dictionary_encode(text)
+    position = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    return encoded.dictionary, np.asarray(position, dtype=np.int64)
 
 
 def _spread(answers: pa.Array, position: np.ndarray, index: pd.Index) -> pd.Series:
