@@ -84,7 +84,7 @@ from pipeline.ledger import (
     sorted_entry,
     taken_before,
 )
-from pipeline.memory import use_jemalloc
+from pipeline.memory import prepare_process
 from pipeline.partition import Spill, partition_of, stable_hash, take_rows
 from pipeline.progress import Observer, Silent
 from pipeline.rowgroups import JoinedParquet
@@ -333,7 +333,7 @@ def execute(
 ) -> Execution:
     """Run the job and write its data files into ``directory``."""
     observer = observer or Silent()
-    use_jemalloc()
+    prepare_process()
     schema = text_schema(
         claims,
         contract=claims_contract.CONTRACT_COLUMNS,
@@ -946,7 +946,7 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
         yield serial
         return
     pool = ProcessPoolExecutor(
-        max_workers=count, mp_context=multiprocessing.get_context("spawn"), initializer=use_jemalloc
+        max_workers=count, mp_context=multiprocessing.get_context("spawn"), initializer=_prepared
     )
     try:
         for _ in range(count):
@@ -963,6 +963,12 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
         # Not waited for: the workers end (0.1-0.2 s: their interpreters shut down) while
         # this process writes the rest of the run's files.
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _prepared() -> None:
+    """A worker's start: named here, so that the engine (pandas, pandera) is imported
+    before :func:`prepare_process` sets what it imported aside."""
+    prepare_process()
 
 
 def _started() -> None:
