@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.authorization import AUTHORIZED, NEED_COLUMNS, PENDING, authorization_outcomes
-from pipeline.io import text_at, text_of
+from pipeline.io import categories_of, text_at
 from pipeline.rules import Rules
 from pipeline.scope import in_program, line_facts, position_in
 from pipeline.setting import PLAN_EXCEPTION, exempt_settings, plan_exception
@@ -107,7 +107,7 @@ def decide(partition: Partition, rules: Rules, run_id: str) -> tuple[pd.DataFram
         "records_required": scope["records_required"].astype(bool),
         "modality": scope["modality"],
         "body_region": scope["body_region"],
-        "run_id": text_of(np.zeros(len(facts), dtype=np.int64), [run_id], facts.index),
+        "run_id": categories_of(np.zeros(len(facts), dtype=np.int64), [run_id], facts.index),
     }
     return pd.DataFrame(columns, index=facts.index), took
 
@@ -144,12 +144,12 @@ def _remittance(
 
     def codes(kind: str) -> pd.Series:
         names = [rules.remittance.get(name, {}).get(kind) for name in REASONS]
-        return text_of(chosen, [*names, None], index)
+        return categories_of(chosen, [*names, None], index)
 
     return {
         "carc": codes("carc"),
         "rarc": codes("rarc"),
-        "group_code": text_of(np.where(denied, 0, 1), [rules.group_code, None], index),
+        "group_code": categories_of(np.where(denied, 0, 1), [rules.group_code, None], index),
     }
 
 

@@ -136,6 +136,18 @@ def text_of(choice: np.ndarray, names: Sequence[str | None], index: pd.Index) ->
     return pd.Series(pd.array(values, dtype="str"), index=index)
 
 
+def categories_of(choice: np.ndarray, names: Sequence[str | None], index: pd.Index) -> pd.Series:
+    """``names[choice]`` on each row (missing where the name is None), as a categorical
+    whose categories are the names' distinct values in their order, used or not: the
+    same for every partition, so its Arrow dictionary is too (see the engine's
+    ``CODED_COLUMNS``)."""
+    distinct = list(dict.fromkeys(name for name in names if name is not None))
+    place = {name: code for code, name in enumerate(distinct)}
+    codes = np.array([-1 if name is None else place[name] for name in names], dtype=np.int32)
+    categories = pd.Index(distinct, dtype="str")
+    return pd.Series(pd.Categorical.from_codes(codes[choice], categories=categories), index=index)
+
+
 def text_at(values: pa.Array | pa.ChunkedArray, at: np.ndarray, index: pd.Index) -> pd.Series:
     """``values[at]`` on each row (missing where ``at`` is -1), as text."""
     taken = pc.take(values, pa.array(at, pa.int64(), mask=at < 0))

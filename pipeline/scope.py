@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.io import text_at
+from pipeline.io import categories_of, text_at
 from pipeline.rules import Rules
 from schemas.checks import all_empty, arrow, coded
 from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS, date_of_service
@@ -152,6 +152,12 @@ def position_in(values: pa.ChunkedArray, codes: pa.Array) -> np.ndarray:
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def _with_none(column: pd.Series) -> list[str | None]:
+    """A code table column's values, missing as None, and None after the last row
+    (where a line without a row in force is shown, at -1)."""
+    return [*arrow(column).to_pylist(), None]
+
+
 def in_program(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """Whether each line is in the program, with its modality, region, family and records.
 
@@ -182,8 +188,8 @@ def in_program(facts: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         {
             "in_program": program,
             "records_required": records,
-            "modality": text_at(arrow(table["modality"]), shown, facts.index),
-            "body_region": text_at(arrow(table["body_region"]), shown, facts.index),
+            "modality": categories_of(shown, _with_none(table["modality"]), facts.index),
+            "body_region": categories_of(shown, _with_none(table["body_region"]), facts.index),
             "code_family": text_at(arrow(table["code_family"]), shown, facts.index),
         },
         index=facts.index,

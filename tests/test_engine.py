@@ -18,7 +18,14 @@ import pytest
 from benchmarks.generate import generate
 from pipeline import engine, io
 from pipeline import partition as partition_module
-from pipeline.engine import _range_of, execute, parquet_writer, partition_count
+from pipeline.engine import (
+    CODED,
+    _range_of,
+    _sort_keys,
+    execute,
+    parquet_writer,
+    partition_count,
+)
 from pipeline.memory import use_jemalloc
 from pipeline.partition import Spill, filter_rows, partition_of, stable_hash, take_rows
 from pipeline.rules import load_rules
@@ -254,6 +261,39 @@ def test_the_output_encodes_each_column_as_its_values_need(tmp_path: Path) -> No
         "C3",
     )
     assert not decision.is_stats_set
+
+
+def test_coded_columns_share_one_dictionary_and_are_written_as_text(tmp_path: Path) -> None:
+    names = ["CO", None, "PR", "CO"]  # a name twice, and one missing
+    first = io.categories_of(np.array([0, 1, 0]), names, pd.RangeIndex(3))
+    second = io.categories_of(np.array([3, 3]), names, pd.RangeIndex(2))
+    # Every name's category, used or not: the same dictionary in every partition.
+    assert list(first.cat.categories) == list(second.cat.categories) == ["CO", "PR"]
+    schema = pa.schema([pa.field("carc", CODED)])
+    with parquet_writer(tmp_path / "out.parquet", schema) as out:
+        for part in (first, second):
+            table = pa.Table.from_pandas(part.to_frame("carc"), preserve_index=False)
+            out.write_table(table.cast(schema))
+    file = pq.ParquetFile(tmp_path / "out.parquet")
+    assert file.metadata.metadata is None  # no Arrow schema kept: it reads back as text
+    assert file.schema_arrow == pa.schema([pa.field("carc", pa.string())])
+    assert file.read().column("carc").to_pylist() == ["CO", None, "CO", "CO", "CO"]
+
+
+def test_lines_sort_by_their_files_text_though_the_files_are_coded() -> None:
+    # The same claim line in two files given b first: its file's text decides, not
+    # its place among the files given (the dictionary's order).
+    files = pa.DictionaryArray.from_arrays(pa.array([0, 1, 1, 0], pa.int32()), ["b.csv", "a.csv"])
+    table = pa.table(
+        {
+            "claim_id": ["C1", "C1", "C1", "C0"],
+            "claim_line_number": ["1", "1", "10", "2"],
+            "source_file": pa.chunked_array([files[:2], files[2:]]),
+            "source_row": [5, 9, 1, 3],
+        }
+    )
+    ordered = table.take(_sort_keys(table))
+    assert ordered.column("source_row").to_pylist() == [3, 9, 5, 1]
 
 
 @pytest.mark.parametrize(
