@@ -6,7 +6,9 @@
 For each size: generate (once, seeded, under benchmarks/work/) a claims CSV and a register;
 run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB peer
 (``benchmarks/duckdb_peer.py``: the core rules) each in a fresh process under
-``/usr/bin/time -v``; print median wall seconds, median peak RSS and the ratio ours / peer;
+``/usr/bin/time -v``, taking turns (see :func:`measure`); print each run's wall seconds,
+then median wall seconds, median peak RSS, the ratio of the medians ours / peer and the
+median of each of our runs' ratio to the peer's run beside it;
 then check that the two agree on every line where the core rules decide (voids and lines
 whose units ran out are the only ones the peer cannot judge). ``--no-peer`` runs ours alone
 (for 50M lines, where the flat memory is the point); ``--workers`` and ``--partition-rows``
@@ -24,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -144,17 +147,33 @@ def peer(folder: Path, out: Path) -> list[str]:
     ]
 
 
-def measure(make: object, folder: Path, out: Path, repeats: int) -> tuple[float, float]:
-    walls, peaks = [], []
-    for _ in range(repeats):
-        if out.is_dir():
-            shutil.rmtree(out)
-        else:
-            out.unlink(missing_ok=True)
-        wall, peak = timed(make(folder, out))  # type: ignore[operator]
-        walls.append(wall)
-        peaks.append(peak)
-    return statistics.median(walls), statistics.median(peaks)
+def measure(
+    makers: Sequence[Callable[[Path, Path], list[str]]],
+    folder: Path,
+    outs: Sequence[Path],
+    repeats: int,
+) -> list[list[tuple[float, float]]]:
+    """Each command's runs (wall seconds, peak MiB), ``repeats`` each, taking turns and
+    turning the order round every repeat (A B, B A, A B...): the machine's slower and
+    faster spells fall on both alike, where all of one then all of the other set each
+    against a different spell (10M lines, consecutive runs of the same code: 31.6 s and
+    35.7 s)."""
+    runs: list[list[tuple[float, float]]] = [[] for _ in makers]
+    for repeat in range(repeats):
+        turn = list(range(len(makers)))
+        for index in turn if repeat % 2 == 0 else reversed(turn):
+            out = outs[index]
+            if out.is_dir():
+                shutil.rmtree(out)
+            else:
+                out.unlink(missing_ok=True)
+            runs[index].append(timed(makers[index](folder, out)))
+    return runs
+
+
+def medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median wall seconds and median peak MiB of some runs."""
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def _members_short_of_units(mine: pd.DataFrame, register: Path) -> set[str]:
@@ -218,31 +237,54 @@ def main() -> None:
         folder = generated(lines)
         ours_out, peer_out = WORK / "ours-out", WORK / "peer.parquet"
         repeats = args.repeats if lines <= 2_000_000 else max(1, args.repeats // 3)
-        peer_wall = peer_rss = math.nan
+        # The peer runs first, as it always has: its turn, then ours, then ours, then its.
+        named: dict[str, tuple[Callable[[Path, Path], list[str]], Path]] = {}
         if not args.no_peer:
-            peer_wall, peer_rss = measure(peer, folder, peer_out, repeats)
-        our_wall, our_rss = measure(
+            named["duckdb"] = (peer, peer_out)
+        named["ours"] = (
             functools.partial(ours, workers=args.workers, partition_rows=args.partition_rows),
-            folder,
             ours_out,
-            repeats,
         )
+        runs = dict(
+            zip(
+                named,
+                measure(
+                    [m for m, _ in named.values()], folder, [o for _, o in named.values()], repeats
+                ),
+                strict=True,
+            )
+        )
+        for name, mine in runs.items():
+            walls = " ".join(f"{wall:.2f}" for wall, _ in mine)
+            print(f"{lines:,} lines, {name} runs (s): {walls}", flush=True)
+        our_wall, our_rss = medians(runs["ours"])
+        peer_wall = peer_rss = paired = math.nan
+        if not args.no_peer:
+            peer_wall, peer_rss = medians(runs["duckdb"])
+            # Each of ours against the peer's run beside it (same spell of the machine).
+            paired = statistics.median(
+                o[0] / p[0] for o, p in zip(runs["ours"], runs["duckdb"], strict=True)
+            )
         judged = differ = 0
         if not args.no_peer:
             judged, differ = disagreements(ours_out, peer_out, folder / "authorizations.csv")
-        rows.append((lines, our_wall, our_rss, peer_wall, peer_rss, repeats, judged, differ))
-    print(
-        f"{'lines':>11} {'ours s':>8} {'ours MiB':>9} {'duckdb s':>9} {'duckdb MiB':>10} "
-        f"{'ratio':>6} {'runs':>5} {'agree on':>10} {'differ':>7}"
-    )
-    for lines, ow, orss, pw, prss, repeats, judged, differ in rows:
-        print(
-            f"{lines:>11,} {ow:>8.2f} {orss:>9.0f} {pw:>9.2f} {prss:>10.0f} {ow / pw:>6.2f} "
-            f"{repeats:>5} {judged:>10,} {differ:>7}"
+        rows.append(
+            (lines, our_wall, our_rss, peer_wall, peer_rss, paired, repeats, judged, differ)
         )
     print(
-        f"medians of the runs; ours with --workers {args.workers} --partition-rows "
-        f"{args.partition_rows:,}; ratio = ours / duckdb wall time, same files, same process tree"
+        f"{'lines':>11} {'ours s':>8} {'ours MiB':>9} {'duckdb s':>9} {'duckdb MiB':>10} "
+        f"{'ratio':>6} {'paired':>6} {'runs':>5} {'agree on':>10} {'differ':>7}"
+    )
+    for lines, ow, orss, pw, prss, paired, repeats, judged, differ in rows:
+        print(
+            f"{lines:>11,} {ow:>8.2f} {orss:>9.0f} {pw:>9.2f} {prss:>10.0f} {ow / pw:>6.2f} "
+            f"{paired:>6.2f} {repeats:>5} {judged:>10,} {differ:>7}"
+        )
+    print(
+        f"medians of the runs, ours and the peer's taking turns; ours with --workers "
+        f"{args.workers} --partition-rows {args.partition_rows:,}; ratio = ours / duckdb "
+        "median wall time, paired = the median of each run's ratio to the peer's run beside "
+        "it; same files, same process tree"
     )
 
 
