@@ -482,13 +482,14 @@ def execute(
                         pool, replace(context, split_lines=split_lines), files, rejects, observer
                     )
                 by_range.close_writers()
-                adjudicated_rows = _write_pass(
+                adjudicated_rows, adjudicated_digest = _write_pass(
                     pool, context, directory / "adjudicated.parquet", observer
                 )
     outputs = [
         ("adjudicated.parquet", adjudicated_rows),
         *_write_rejects_and_units(directory, rejects, units if ledger is not None else None),
     ]
+    known = {"adjudicated.parquet": adjudicated_digest}
     execution = Execution(
         run_id=run_id,
         inputs=inputs,
@@ -499,7 +500,7 @@ def execute(
     )
     write_json(summary_of(execution, as_of, rules), directory / "summary.json")
     execution.outputs = [
-        {"path": name, "sha256": sha256_of(directory / name), "rows": rows}
+        {"path": name, "sha256": known.get(name) or sha256_of(directory / name), "rows": rows}
         for name, rows in outputs
     ] + [{"path": "summary.json", "sha256": sha256_of(directory / "summary.json")}]
     execution.outputs.sort(key=lambda f: str(f["path"]))
@@ -668,9 +669,13 @@ def _coded(schema: pa.Schema) -> pa.Schema:
     )
 
 
-def _write_pass(pool: _Runner[Any], context: _Context, path: Path, observer: Observer) -> int:
+def _write_pass(
+    pool: _Runner[Any], context: _Context, path: Path, observer: Observer
+) -> tuple[int, str]:
     """Pass 4: each range sorted and encoded by a task, its row group joined to the file
-    at ``path`` in order (a file of no rows is written by one writer); the rows written."""
+    at ``path`` in order (a file of no rows is written by one writer); the rows written
+    and the file's SHA-256 (hashed as it is joined, beside the workers' encoding, where
+    reading it again after took 0.17 s at 10M lines)."""
     assert context.by_range is not None
     with JoinedParquet(path) as joined:
         for part, rows in pool(_write_task, context, context.by_range.partitions):
@@ -679,9 +684,9 @@ def _write_pass(pool: _Runner[Any], context: _Context, path: Path, observer: Obs
                 part.unlink()
             observer.advance("writing", rows)
         if joined.groups:
-            return joined.close()
+            return joined.close(), joined.digest.hexdigest()
     parquet_writer(path, _output_schema(context.claims_schema)).close()
-    return 0
+    return 0, sha256_of(path)
 
 
 def _write_task(index: int) -> tuple[Path | None, int]:

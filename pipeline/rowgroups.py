@@ -15,6 +15,7 @@ filters, encryption): such a part is refused.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from collections.abc import Callable, Sequence
@@ -215,7 +216,9 @@ class JoinedParquet:
 
     def __init__(self, path: Path) -> None:
         self.file: BinaryIO = open(path, "wb")  # noqa: SIM115 (closed by close or exit)
-        self.file.write(MAGIC)
+        self.digest = hashlib.sha256()
+        """The SHA-256 of the bytes written so far: the file's, once closed."""
+        self._write(MAGIC)
         self.first: Fields | None = None
         self.groups: list[Fields] = []
         self.rows = 0
@@ -238,7 +241,7 @@ class JoinedParquet:
                 chunk = source.read(min(remaining, 1 << 24))
                 if not chunk:
                     raise ValueError(f"{part.name} ends early")
-                self.file.write(chunk)
+                self._write(chunk)
                 remaining -= len(chunk)
         self.groups.append(_moved(groups[2][1][0], by, len(self.groups), part.name))
         rows = _field(footer, _FILE_NUM_ROWS)
@@ -257,11 +260,15 @@ class JoinedParquet:
         )
         out = _Writer()
         out.fields(footer)
-        self.file.write(bytes(out.out))
-        self.file.write(struct.pack("<i", len(out.out)))
-        self.file.write(MAGIC)
+        self._write(bytes(out.out))
+        self._write(struct.pack("<i", len(out.out)))
+        self._write(MAGIC)
         self.file.close()
         return self.rows
+
+    def _write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.digest.update(data)
 
     def __enter__(self) -> JoinedParquet:
         return self

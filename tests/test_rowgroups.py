@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,7 @@ def test_joined_row_groups_are_one_writers_bytes(tmp_path: Path, sizes: list[int
             out.add(part)
         assert out.close() == sum(sizes)
     assert joined.read_bytes() == one.read_bytes()
+    assert out.digest.hexdigest() == hashlib.sha256(one.read_bytes()).hexdigest()
     file = pq.ParquetFile(joined)
     assert file.read().equals(table)
     assert [file.metadata.row_group(i).num_rows for i in range(len(sizes))] == sizes
