@@ -838,7 +838,10 @@ def _claims_validated(
     table: pa.Table, context: _Context
 ) -> tuple[Validated | None, dict[str, FileCounts]]:
     """Claim lines validated at the run's as-of, with their counts per file."""
-    return _validated(table, functools.partial(validate_claims, as_of=context.as_of), "claims")
+    # What the checks computed stays remembered for the kernel (the claim codes); the
+    # task lets go of it as it ends (_hand_back).
+    check = functools.partial(validate_claims, as_of=context.as_of, remember=True)
+    return _validated(table, check, "claims")
 
 
 def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]:
@@ -926,6 +929,8 @@ def _decide_task(
     validated, counts = _claims_validated(table, context)
     if validated is None:
         return empty_rejects(), {}, parts, pd.DataFrame(), 0
+    if not validated.passed.all():
+        forget()  # the checked rows' columns, where the valid rows are copies of them
     lines = validated.valid.reset_index(drop=True)
     if lines.empty:
         return validated.rejects, counts, parts, None, 0

@@ -12,14 +12,14 @@ import pyarrow.compute as pc
 
 from pipeline.io import categories_of, text_at
 from pipeline.rules import Rules
-from schemas.checks import all_empty, arrow, coded
+from schemas.checks import all_empty, arrow, codes_of
 from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS, date_of_service
 
 
 def claim_codes(claim_id: pd.Series) -> np.ndarray:
     """A dense integer per claim (or per value of any text column; a missing value has
     one of its own), for claim-level flags without text group-bys."""
-    return coded(arrow(claim_id))[1]
+    return codes_of(claim_id)
 
 
 def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:

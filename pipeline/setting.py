@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.rules import Rules
-from schemas.checks import arrow, coded
+from schemas.checks import arrow, coded, distinct_values
 
 PLAN_EXCEPTION = "PLAN_EXCEPTION"
 
@@ -29,7 +29,10 @@ class _Lines:
     def among(self, column: str, codes: frozenset[str], first: int | None = None) -> np.ndarray:
         """Whether each line's ``column`` (its ``first`` characters) is one of ``codes``."""
         if column not in self._coded:
-            distinct, position = coded(arrow(self.facts[column]))  # empty: past the end
+            # The validation's coding where it kept one (the same rows), else anew;
+            # either way the empty value is past the end.
+            series = self.facts[column]
+            distinct, position = distinct_values(series) or coded(arrow(series))
             self._coded[column] = (position, distinct.to_pylist())
         position, values = self._coded[column]
         hit = [value is not None and value[:first] in codes for value in values]

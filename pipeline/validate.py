@@ -62,8 +62,12 @@ def normalize_case(
     return frame.assign(**changes)
 
 
-def validate_claims(lines: pd.DataFrame, as_of: datetime) -> Validated:
-    """Check claim lines read as text against the claims contract at ``as_of``."""
+def validate_claims(lines: pd.DataFrame, as_of: datetime, *, remember: bool = False) -> Validated:
+    """Check claim lines read as text against the claims contract at ``as_of``.
+
+    ``remember``: what the checks computed once for the rows (their claim codes, a
+    column's distinct values) stays remembered for the caller to reuse and to let go
+    of (:func:`schemas.checks.forget`); otherwise it is let go of here."""
     lines = normalize_case(
         lines, claims_contract.UPPER_CASE_COLUMNS, claims_contract.LOWER_CASE_COLUMNS
     )
@@ -73,6 +77,7 @@ def validate_claims(lines: pd.DataFrame, as_of: datetime) -> Validated:
         schema,
         claims_contract.CONTRACT_COLUMNS,
         source="claims",
+        remember=remember,
     )
 
 
@@ -94,6 +99,7 @@ def _validate(
     contract_columns: Sequence[str],
     *,
     source: str,
+    remember: bool = False,
 ) -> Validated:
     frame = frame.reset_index(drop=True)
     as_text = {
@@ -124,7 +130,8 @@ def _validate(
             for reads, checks in by_columns.items()
         ]
     finally:
-        forget()  # what the checks computed once for this frame
+        if not remember:
+            forget()  # what the checks computed once for this frame
     failures = [cases for cases in found if cases is not None]
     passed = np.ones(len(frame), dtype=bool)
     if not failures:

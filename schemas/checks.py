@@ -187,6 +187,17 @@ def coded(text: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     return encoded.dictionary, np.asarray(position, dtype=np.int64)
 
 
+def codes_of(series: pd.Series) -> np.ndarray:
+    """Each row's place among a text column's distinct values (see :func:`coded`),
+    computed once for the same column (see :func:`remembered`): the checks' claim codes
+    and the kernel's are one computation where a validation's rows are decided."""
+    return remembered(series, "codes", _codes_of)
+
+
+def _codes_of(series: pd.Series) -> np.ndarray:
+    return coded(arrow(series))[1]
+
+
 def _spread(answers: pa.Array, position: np.ndarray, index: pd.Index) -> pd.Series:
     """Each row's answer from its value's (``answers``, one per distinct value; the
     empty value, past the end, passes)."""

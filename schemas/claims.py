@@ -22,6 +22,7 @@ from schemas import codesets
 from schemas.checks import (
     Text,
     arrow,
+    codes_of,
     column_rule,
     digits_as_numbers,
     in_code_set,
@@ -465,12 +466,7 @@ def _without_leading_zero(text: pyarrow.Array) -> pyarrow.Array:
 
 def _codes(series: pd.Series) -> pd.Series:
     """Integer codes of a column's values, nulls included as their own value."""
-    return remembered(series, "codes", _factorized)
-
-
-def _factorized(series: pd.Series) -> pd.Series:
-    codes, _ = pd.factorize(series, use_na_sentinel=False)
-    return pd.Series(codes, index=series.index)
+    return pd.Series(codes_of(series), index=series.index)
 
 
 def duplicated_claim_lines(df: pd.DataFrame) -> pd.Series:

@@ -19,6 +19,7 @@ import pytest
 from pipeline import engine
 from pipeline.io import SOURCE_ROW
 from pipeline.run import read_claims
+from pipeline.setting import _Lines
 from pipeline.validate import Validated, validate_claims
 from schemas import checks
 from schemas import claims as claims_contract
@@ -697,6 +698,31 @@ def test_validation_keeps_no_column_of_its_input_once_done(run: Run) -> None:
     assert checks._REMEMBERED
     engine._finished(None)
     assert not checks._REMEMBERED
+
+
+def test_a_validation_asked_to_remember_leaves_the_kernel_its_codes(run: Run) -> None:
+    # The decide task keeps what its validation computed for the kernel (the same rows):
+    # the claim codes and a column's distinct values answer as computed anew.
+    lines, _ = read_claims([str(run.path)])
+    checked = validate_claims(lines, AS_OF, remember=True).checked
+    assert checks._REMEMBERED
+    claim_id = checked["claim_id"]
+    kept = checks.codes_of(claim_id)
+    assert checks.codes_of(claim_id) is kept  # remembered, not computed again
+    facts = pd.DataFrame(
+        {
+            "claim": kept,
+            "claim_type": checked["claim_type"].fillna("professional"),
+            "place_of_service": checked["place_of_service_code"],
+        }
+    )
+    places = frozenset({"11"})
+    remembered = _Lines(facts).among("place_of_service", places)
+    engine._finished(None)
+    assert not checks._REMEMBERED
+    assert (checks.codes_of(claim_id) == kept).all()
+    anew = _Lines(facts).among("place_of_service", places)
+    assert remembered.any() and (remembered == anew).all()
 
 
 def test_rejects_are_sorted_by_claim_and_line(run: Run) -> None:
