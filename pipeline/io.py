@@ -366,29 +366,6 @@ def _quotes(block: bytes, start: int, end: int) -> int:
     return int(np.count_nonzero(np.frombuffer(block, np.uint8, end - start, start) == ord('"')))
 
 
-class _SpanReader(io.RawIOBase):
-    """Bytes ``start`` to ``end`` of a file, as a file of their own."""
-
-    def __init__(self, path: str, start: int, end: int) -> None:
-        super().__init__()
-        self._file = open(path, "rb")  # noqa: SIM115 (closed with the reader)
-        self._file.seek(start)
-        self._left = end - start
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer)[: self._left]
-        read = self._file.readinto(view)
-        self._left -= read
-        return read
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
 def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[pa.Table]:
     within = span is not None and span.end is not None
     if whole and within:
@@ -423,7 +400,10 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
         with contextlib.ExitStack() as stack:
             source: Any = path
             if span is not None and span.end is not None:
-                source = stack.enter_context(_SpanReader(path, span.start, span.end))
+                # The span's bytes where the file is mapped, read by Arrow without a copy
+                # or a call into Python (1.8M lines: 1.15-1.21 -> 0.97-1.08 s of CPU).
+                mapped = stack.enter_context(pa.memory_map(path))
+                source = pa.BufferReader(mapped.read_at(span.end - span.start, span.start))
             reader = pacsv.open_csv(
                 source,
                 read_options=read_options,
