@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -486,6 +487,18 @@ def test_a_spills_open_files_buffer_a_bounded_total(tmp_path: Path, partitions: 
         assert expected <= held < expected + (1 << 20)
         spill.close_writers()
         assert [spill.read(p).num_rows for p in (0, partitions - 1)] == [1, 1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jemalloc: Linux wheels")
+def test_arrow_s_own_work_takes_jemalloc_in_a_fresh_process() -> None:
+    # Arrow's C++ default pool (its group-bys and readers), not only pyarrow's: named
+    # by the package before pyarrow loads, inherited by every worker.
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    code = "import pipeline, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    found = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "jemalloc"
 
 
 def test_arrow_memory_comes_from_jemalloc_unless_the_environment_names_a_pool(
