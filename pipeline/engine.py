@@ -287,10 +287,8 @@ def _sort_keys(table: pa.Table) -> pa.Array:
 
 
 def _ranked(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A column of dictionaries as each value's rank in its text's order (Arrow sorts
-    no dictionaries); any other column as it is."""
-    if not pa.types.is_dictionary(column.type):
-        return column
+    """A column of dictionaries (``CODED``) as each value's rank in its text's order:
+    Arrow sorts no dictionaries."""
     return pa.chunked_array(
         [
             pc.take(pc.rank(chunk.dictionary, tiebreaker="dense"), chunk.indices)
