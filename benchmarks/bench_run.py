@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -147,27 +147,28 @@ def peer(folder: Path, out: Path) -> list[str]:
     ]
 
 
+Command = tuple[Callable[[Path, Path], list[str]], Path]
+"""What makes a command line from the inputs' folder and its output, and that output."""
+
+
 def measure(
-    makers: Sequence[Callable[[Path, Path], list[str]]],
-    folder: Path,
-    outs: Sequence[Path],
-    repeats: int,
-) -> list[list[tuple[float, float]]]:
+    commands: dict[str, Command], folder: Path, repeats: int
+) -> dict[str, list[tuple[float, float]]]:
     """Each command's runs (wall seconds, peak MiB), ``repeats`` each, taking turns and
     turning the order round every repeat (A B, B A, A B...): the machine's slower and
     faster spells fall on both alike, where all of one then all of the other set each
     against a different spell (10M lines, consecutive runs of the same code: 31.6 s and
     35.7 s)."""
-    runs: list[list[tuple[float, float]]] = [[] for _ in makers]
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for repeat in range(repeats):
-        turn = list(range(len(makers)))
-        for index in turn if repeat % 2 == 0 else reversed(turn):
-            out = outs[index]
+        turn = list(commands)
+        for name in turn if repeat % 2 == 0 else reversed(turn):
+            make, out = commands[name]
             if out.is_dir():
                 shutil.rmtree(out)
             else:
                 out.unlink(missing_ok=True)
-            runs[index].append(timed(makers[index](folder, out)))
+            runs[name].append(timed(make(folder, out)))
     return runs
 
 
@@ -238,22 +239,14 @@ def main() -> None:
         ours_out, peer_out = WORK / "ours-out", WORK / "peer.parquet"
         repeats = args.repeats if lines <= 2_000_000 else max(1, args.repeats // 3)
         # The peer runs first, as it always has: its turn, then ours, then ours, then its.
-        named: dict[str, tuple[Callable[[Path, Path], list[str]], Path]] = {}
+        commands: dict[str, Command] = {}
         if not args.no_peer:
-            named["duckdb"] = (peer, peer_out)
-        named["ours"] = (
+            commands["duckdb"] = (peer, peer_out)
+        commands["ours"] = (
             functools.partial(ours, workers=args.workers, partition_rows=args.partition_rows),
             ours_out,
         )
-        runs = dict(
-            zip(
-                named,
-                measure(
-                    [m for m, _ in named.values()], folder, [o for _, o in named.values()], repeats
-                ),
-                strict=True,
-            )
-        )
+        runs = measure(commands, folder, repeats)
         for name, mine in runs.items():
             walls = " ".join(f"{wall:.2f}" for wall, _ in mine)
             print(f"{lines:,} lines, {name} runs (s): {walls}", flush=True)
