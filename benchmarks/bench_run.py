@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.engine import ROWS_PER_PARTITION, WORKERS
+from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"

@@ -4,6 +4,10 @@ Exit codes: 0 done; 1 the run failed and published nothing; 2 usage error;
 3 a safety guard held the run and nothing was published.
 Only counts and check names reach the terminal: member ids and NPIs go to the
 output files, never to stdout, stderr or logs.
+
+The engine (pandas, pandera) is imported by the commands that use it, as they run;
+``run`` starts its worker processes first, which import it beside this process instead
+of after it (``pipeline.workers``).
 """
 
 from __future__ import annotations
@@ -18,23 +22,12 @@ from typing import Any, TextIO
 import click
 
 from pipeline import __version__
-from pipeline.codecheck import Service, check_code
-from pipeline.engine import ROWS_PER_PARTITION, WORKERS
 from pipeline.errors import PipelineError
 from pipeline.progress import JsonLog, Observer, Silent, TerminalProgress
 from pipeline.publish import refuse_existing
 from pipeline.report import write_report
-from pipeline.rules import load_rules
-from pipeline.run import (
-    Held,
-    RunOptions,
-    publish_run,
-    publish_validation,
-    validate_files,
-    validation_summary,
-)
-from pipeline.verify import verify
-from schemas.claims import PLAN_TYPES
+from pipeline.workers import ROWS_PER_PARTITION, WORKERS, started_early
+from schemas.values import PLAN_TYPES
 
 
 class AsOf(click.ParamType):
@@ -113,6 +106,8 @@ def validate(
     out: Path | None,
 ) -> None:
     """Validate claims (and the register) against the contract; adjudicate nothing."""
+    from pipeline.run import publish_validation, validate_files, validation_summary
+
     try:
         if out is not None:
             refuse_existing(out)
@@ -224,30 +219,40 @@ def run(
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
     started_at = now_utc()
-    options = RunOptions(
-        claims=claims,
-        authorizations=authorizations,
-        as_of=as_of or started_at,
-        rules_path=rules_path,
-        ledger=ledger,
-        max_reject_rate=max_reject_rate,
-        max_denial_rate=max_denial_rate,
-        force=force,
-        workers=workers,
-        rows_per_partition=partition_rows,
-    )
     try:
         refuse_existing(out)
-        rules = load_rules(rules_path)
-        observer = _observer(log_format, quiet)
-        execution, guards = publish_run(options, rules, out, started_at, now_utc, observer=observer)
-    except Held as held:
-        for reason in held.reasons:
-            click.echo(f"held: {reason}", err=True)
-        click.echo(f"nothing was published to {out}; --force publishes anyway", err=True)
-        raise SystemExit(HELD) from held
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
+    with started_early(workers, claims, partition_rows):
+        # The engine is imported now, while the workers import it too.
+        from pipeline.rules import load_rules
+        from pipeline.run import Held, RunOptions, publish_run
+
+        options = RunOptions(
+            claims=claims,
+            authorizations=authorizations,
+            as_of=as_of or started_at,
+            rules_path=rules_path,
+            ledger=ledger,
+            max_reject_rate=max_reject_rate,
+            max_denial_rate=max_denial_rate,
+            force=force,
+            workers=workers,
+            rows_per_partition=partition_rows,
+        )
+        try:
+            rules = load_rules(rules_path)
+            observer = _observer(log_format, quiet)
+            execution, guards = publish_run(
+                options, rules, out, started_at, now_utc, observer=observer
+            )
+        except Held as held:
+            for reason in held.reasons:
+                click.echo(f"held: {reason}", err=True)
+            click.echo(f"nothing was published to {out}; --force publishes anyway", err=True)
+            raise SystemExit(HELD) from held
+        except PipelineError as error:
+            raise click.ClickException(str(error)) from error
     if quiet:
         return
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -264,6 +269,8 @@ def run(
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def verify_command(directory: Path) -> None:
     """Recompute DIR from the inputs its manifest names; exit 0 only if byte-identical."""
+    from pipeline.verify import verify
+
     try:
         verdict = verify(directory)
     except PipelineError as error:
@@ -355,6 +362,9 @@ def check_code_command(
     as_json: bool,
 ) -> None:
     """Does CODE need prior authorization, and are medical records required?"""
+    from pipeline.codecheck import Service, check_code
+    from pipeline.rules import load_rules
+
     if place_of_service is not None and (bill_type is not None or revenue_code is not None):
         raise click.UsageError(
             "--place-of-service describes a professional claim and --bill-type or "

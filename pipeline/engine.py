@@ -41,13 +41,11 @@ import ctypes
 import functools
 import hashlib
 import math
-import multiprocessing
-import os
 import resource
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -99,6 +97,7 @@ from pipeline.validate import (
     validate_authorizations,
     validate_claims,
 )
+from pipeline.workers import BYTES_PER_ROW, ROWS_PER_PARTITION, WORKERS, rows_by_size, take
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import fixed_width, forget
@@ -106,7 +105,6 @@ from schemas.outputs import REJECT_COLUMNS, empty_rejects
 
 _T = TypeVar("_T")
 
-ROWS_PER_PARTITION = 200_000
 ROWS_PER_GROUP = 131_072
 """About how many lines a range of the output holds, and so a Parquet row group: the
 ranges are cut by the lines read, never by the partitions or the workers, and a row
@@ -158,29 +156,6 @@ SAMPLE_EVERY = 64
 """One claim in this many (by hash) marks where the sorted output's ranges split."""
 
 
-def _cores() -> int:
-    """The cores this process may run on, and may use in full: a container's CPU quota
-    (cgroup v2 ``cpu.max``) counts, not only the machine's cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
-
-
-WORKERS = min(2, _cores())
-"""Processes that read, validate and decide side by side by default: two where there are
-two cores (on two cores, 10M lines took 0.6x the time of one worker for 1.6x the
-memory, about 1.1 GiB; README), one on one core. More is the operator's choice
-(``--workers``): each worker holds a partition."""
-BYTES_PER_ROW = 150
-"""A CSV claim line's size, to size partitions before the rows are counted."""
 REGISTER_BYTES_PER_ROW = 85
 """A CSV register row's size, likewise (sized as claim lines, the register's partitions
 held 312,000 rows at 50M lines and 250,000 at 10M: a worker's peak grew with them)."""
@@ -256,8 +231,7 @@ def partition_count(
         if path.lower().endswith(".parquet"):
             rows += pq.ParquetFile(path).metadata.num_rows
         else:
-            packed = 4 if path.lower().endswith(".gz") else 1
-            rows += Path(path).stat().st_size * packed // bytes_per_row
+            rows += rows_by_size(path, bytes_per_row)
     return max(1, math.ceil(rows / rows_per_partition))
 
 
@@ -991,10 +965,10 @@ _Runner = Callable[[Callable[[int], _T], _Context, int], Iterator[_T]]
 def _workers(count: int) -> Iterator[_Runner[Any]]:
     """Run a task over every partition, in partition order, in ``count`` processes.
 
-    Each task ships its own context: the workers are started once (``spawn``:
-    a fresh interpreter, no state inherited from a threaded parent) and serve
-    every pass. They start at once, importing the engine while this process
-    reads the register.
+    Each task ships its own context: the workers (:mod:`pipeline.workers`) are
+    started once and serve every pass; those the command started early for this
+    run, else started now, importing the engine while this process reads the
+    register.
     """
     if count <= 1:
 
@@ -1005,12 +979,8 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
 
         yield serial
         return
-    pool = ProcessPoolExecutor(
-        max_workers=count, mp_context=multiprocessing.get_context("spawn"), initializer=_prepared
-    )
+    pool = take(count)
     try:
-        for _ in range(count):
-            pool.submit(_started)
 
         def parallel(
             task: Callable[[int], Any], context: _Context, partitions: int
@@ -1023,16 +993,6 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
         # Not waited for: the workers end (0.1-0.2 s: their interpreters shut down) while
         # this process writes the rest of the run's files.
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _prepared() -> None:
-    """A worker's start: named here, so that the engine (pandas, pandera) is imported
-    before :func:`prepare_process` sets what it imported aside."""
-    prepare_process()
-
-
-def _started() -> None:
-    """Nothing: a worker that runs it has imported the engine (pandas, pandera)."""
 
 
 def _call(call: tuple[Callable[[int], _T], _Context, int]) -> _T:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import __version__
-from pipeline.engine import ROWS_PER_PARTITION, WORKERS, Execution, execute
+from pipeline.engine import Execution, execute
 from pipeline.errors import PipelineError
 from pipeline.io import (
     InputFile,
@@ -41,6 +41,7 @@ from pipeline.validate import (
     validate_authorizations,
     validate_claims,
 )
+from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.outputs import REJECT_COLUMNS

@@ -36,10 +36,8 @@ from schemas.checks import (
     remembered,
     row_rule,
 )
+from schemas.values import CLAIM_TYPES, FREQUENCY_CODES, PLAN_TYPES
 
-CLAIM_TYPES = ("professional", "institutional")
-PLAN_TYPES = ("HMO", "PPO", "POS", "EPO", "MEDICARE", "MEDICAID")
-FREQUENCY_CODES = ("1", "7", "8")
 DIAGNOSIS_COLUMNS = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
 MODIFIER_COLUMNS = tuple(f"hcpcs_modifier_{i}" for i in range(1, 5))
 NPI_COLUMNS = ("rendering_npi", "billing_npi", "facility_npi", "ordering_npi")
