@@ -35,8 +35,8 @@ def test_the_command_line_loads_no_engine_before_its_workers_start() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, pipeline.cli; "
-            "print(sorted(m for m in ('numpy', 'pandas', 'pandera', 'pyarrow') if m in sys.modules))",
+            "import sys, pipeline.cli; print(sorted(m for m in "
+            "('numpy', 'pandas', 'pandera', 'pyarrow') if m in sys.modules))",
         ],
         capture_output=True,
         text=True,
