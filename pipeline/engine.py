@@ -83,7 +83,7 @@ from pipeline.ledger import (
     taken_before,
 )
 from pipeline.memory import prepare_process
-from pipeline.partition import Spill, partition_of, stable_hash, take_rows
+from pipeline.partition import Spill, partition_of, release_writers, stable_hash, take_rows
 from pipeline.progress import Observer, Silent
 from pipeline.rowgroups import JoinedParquet
 from pipeline.rules import Rules
@@ -666,6 +666,7 @@ def _write_task(index: int) -> tuple[Path | None, int]:
     file of one row group, beside the range's spill (None for no lines), and how many."""
     context = _context()
     assert context.by_range is not None
+    release_writers()  # the decide pass's, open on the ranges this pass reads and deletes
     table = context.by_range.read(index)
     if table.num_rows == 0:
         return None, 0

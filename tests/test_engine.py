@@ -489,6 +489,38 @@ def test_a_spills_open_files_buffer_a_bounded_total(tmp_path: Path, partitions: 
         assert [spill.read(p).num_rows for p in (0, partitions - 1)] == [1, 1]
 
 
+def _open_files_under(directory: Path) -> list[str]:
+    """The files under ``directory`` this process holds open (deleted or not)."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the listing's own descriptor, closed by now
+            continue
+        if target.startswith(str(directory)):
+            held.append(target)
+    return held
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="open files read from /proc")
+def test_a_pass_lets_go_of_the_files_the_last_pass_wrote(tmp_path: Path) -> None:
+    # A task writer keeps its files open from task to task; reading a partition deletes
+    # its files, whose disk is freed only once no process holds them open.
+    schema = pa.schema([pa.field("claim_id", pa.string())])
+    with Spill(2, schema, tmp_path) as spill, Spill(2, schema, tmp_path) as later:
+        spill.writer().add(pa.table({"claim_id": ["C1", "C2"]}, schema), np.array([0, 1]))
+        later.writer(beside=[spill]).add(pa.table({"claim_id": ["C3"]}, schema), np.array([1]))
+        assert spill.read(0).num_rows == 1
+        held = _open_files_under(spill.directory)
+        assert len(held) == 2 and any(path.endswith("(deleted)") for path in held)
+        partition_module.release_writers(keep=[later])
+        assert _open_files_under(spill.directory) == []
+        assert len(_open_files_under(later.directory)) == 1
+        partition_module.release_writers()
+        assert _open_files_under(tmp_path) == []
+        assert spill.read(1).num_rows == 1  # what was written stays readable
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jemalloc: Linux wheels")
 def test_arrow_s_own_work_takes_jemalloc_in_a_fresh_process() -> None:
     # Arrow's C++ default pool (its group-bys and readers), not only pyarrow's: named
