@@ -20,9 +20,16 @@ def use_jemalloc() -> None:
 
     This sets pyarrow's pool, which reaches what pyarrow is handed; Arrow's own work
     (group-bys, readers) takes Arrow's default, which on Linux the package names in
-    the environment before pyarrow loads (see ``pipeline/__init__.py``).
+    the environment before pyarrow loads (see ``pipeline/__init__.py``). Where pyarrow
+    was loaded first (a script that imports it before this package), the environment
+    names jemalloc too late for Arrow's default, so pyarrow's pool is set here all
+    the same: a million lines' valid rows were filtered in 0.32 s against 0.42-1.29 s
+    from mimalloc in such a process.
     """
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    named = os.environ.get("ARROW_DEFAULT_MEMORY_POOL")
+    if named and named != "jemalloc":  # the environment's own choice
+        return
+    if pa.default_memory_pool().backend_name == "jemalloc":
         return
     try:
         pa.set_memory_pool(pa.jemalloc_memory_pool())

@@ -531,6 +531,17 @@ def test_arrow_s_own_work_takes_jemalloc_in_a_fresh_process() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert found.stdout.strip() == "jemalloc"
+    # pyarrow loaded before the package: too late for Arrow's default, and pyarrow's
+    # pool is still jemalloc once the package prepares the process.
+    code = (
+        "import pyarrow as pa; from pipeline.memory import use_jemalloc; "
+        "print(pa.default_memory_pool().backend_name); use_jemalloc(); "
+        "print(pa.default_memory_pool().backend_name)"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.split() == ["mimalloc", "jemalloc"]
 
 
 def test_arrow_memory_comes_from_jemalloc_unless_the_environment_names_a_pool(
