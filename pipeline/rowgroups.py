@@ -103,6 +103,17 @@ class _Reader:
         raise ValueError(f"a Parquet footer holds no Thrift type {kind}")
 
 
+class Encoded(bytes):
+    """A Thrift struct already written (its fields and their stop byte), written as is."""
+
+
+def encoded(fields: Fields) -> Encoded:
+    """``fields`` as the compact protocol writes a struct."""
+    out = _Writer()
+    out.fields(fields)
+    return Encoded(out.out)
+
+
 class _Writer:
     def __init__(self) -> None:
         self.out = bytearray()
@@ -116,7 +127,10 @@ class _Writer:
     def integer(self, value: int) -> None:
         self.varint((value << 1) ^ (value >> 63))
 
-    def fields(self, fields: Fields) -> None:
+    def fields(self, fields: Fields | Encoded) -> None:
+        if isinstance(fields, Encoded):
+            self.out += fields
+            return
         last = 0
         for number, kind, value in fields:
             boolean = kind in (_TRUE, _FALSE)
@@ -220,7 +234,11 @@ class JoinedParquet:
         """The SHA-256 of the bytes written so far: the file's, once closed."""
         self._write(MAGIC)
         self.first: Fields | None = None
-        self.groups: list[Fields] = []
+        self.groups: list[Encoded] = []
+        """The row groups joined, each kept as its footer will hold it: as bytes, where
+        Python's lists of its fields took some 40 times as much (~3 KB a column chunk:
+        at 50M lines, 380 groups of 66 columns, the run's parent grew by ~90 MB over
+        the write pass)."""
         self.rows = 0
 
     def add(self, part: Path) -> None:
@@ -243,7 +261,7 @@ class JoinedParquet:
                     raise ValueError(f"{part.name} ends early")
                 self._write(chunk)
                 remaining -= len(chunk)
-        self.groups.append(_moved(groups[2][1][0], by, len(self.groups), part.name))
+        self.groups.append(encoded(_moved(groups[2][1][0], by, len(self.groups), part.name)))
         rows = _field(footer, _FILE_NUM_ROWS)
         self.rows += rows[2] if rows is not None else 0
 
