@@ -569,12 +569,20 @@ def _register_pass(
     invalid_members: set[str] = set()
     valid = 0
     for found, found_counts, invalid, valid_rows in registered:
-        rejects.append(found)
+        _add_rejects(rejects, found)
         merge_counts({counts.path: counts}, found_counts)
         invalid_members.update(invalid)
         valid += valid_rows
     context.state_by_member.close_writers()
     return replace(context, invalid_members=frozenset(invalid_members)), valid
+
+
+def _add_rejects(rejects: list[pd.DataFrame], found: pd.DataFrame) -> None:
+    """A partition's rejects to the run's: a partition with none adds nothing but the
+    first (which gives the columns), where an empty frame a partition kept ~18 KB held
+    to the end of the run (250 partitions at 50M lines, 4.5 MB)."""
+    if len(found) or not rejects:
+        rejects.append(found)
 
 
 def _decide_pass(
@@ -593,7 +601,7 @@ def _decide_pass(
     for found, counts, found_parts, found_units, rows in pool(
         _decide_task, context, context.partitions
     ):
-        rejects.append(found)
+        _add_rejects(rejects, found)
         merge_counts(files, counts)
         parts.merge(found_parts)
         if found_units is not None:
@@ -601,7 +609,7 @@ def _decide_pass(
         observer.advance("deciding", rows)
     context.split_lines.close_writers()
     for found, counts in pool(_set_aside_task, context, context.split_lines.partitions):
-        rejects.append(found)
+        _add_rejects(rejects, found)
         merge_counts(files, counts)
     observer.finish("deciding", parts.decisions())
     return parts, units
@@ -625,7 +633,10 @@ def _read_pass(
         observer.advance("reading", rows)
     observer.finish("reading")
     ranges = math.ceil(sum(in_file.values()) / ROWS_PER_GROUP)  # by the lines alone
-    return replace(context, rows_before=rows_before), _range_bounds(sample, ranges)
+    bounds = _range_bounds(sample, ranges)
+    sample.clear()
+    _hand_back()  # the sample's memory, kept by the allocators otherwise (12 MiB at 50M)
+    return replace(context, rows_before=rows_before), bounds
 
 
 def _output_schema(claims_schema: pa.Schema) -> pa.Schema:

@@ -21,6 +21,7 @@ from pipeline import engine, io
 from pipeline import partition as partition_module
 from pipeline.engine import (
     CODED,
+    _add_rejects,
     _range_of,
     _sort_keys,
     execute,
@@ -30,6 +31,7 @@ from pipeline.engine import (
 from pipeline.memory import use_jemalloc
 from pipeline.partition import Spill, filter_rows, partition_of, stable_hash, take_rows
 from pipeline.rules import load_rules
+from schemas.outputs import empty_rejects
 
 AS_OF = datetime(2026, 6, 30, 23, 59, 59)
 REPO = Path(__file__).resolve().parents[1]
@@ -487,6 +489,16 @@ def test_a_spills_open_files_buffer_a_bounded_total(tmp_path: Path, partitions: 
         assert expected <= held < expected + (1 << 20)
         spill.close_writers()
         assert [spill.read(p).num_rows for p in (0, partitions - 1)] == [1, 1]
+
+
+def test_partitions_without_rejects_hold_nothing_to_the_end_of_the_run() -> None:
+    # Memory flat in the input: the run keeps one empty frame (its columns), not one
+    # a partition.
+    some = empty_rejects().reindex([0, 1])
+    rejects: list[pd.DataFrame] = []
+    for found in (empty_rejects(), empty_rejects(), some, empty_rejects(), some):
+        _add_rejects(rejects, found)
+    assert [len(frame) for frame in rejects] == [0, 2, 2]
 
 
 def _open_files_under(directory: Path) -> list[str]:
