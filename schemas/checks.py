@@ -213,7 +213,10 @@ def fixed_width(values: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
     rows = np.flatnonzero(present & (np.diff(offsets) == width))
     if len(data) == width * len(rows):
         return rows, data.reshape(len(rows), width)
-    return rows, data[offsets[rows][:, None] + np.arange(width)]
+    # Those values alone, taken by Arrow, lie end to end: a million ten-byte values
+    # among a few others, 27 ms against 40-175 ms for NumPy's gather of each byte.
+    _, packed = text_bytes(values.take(pa.array(rows)))
+    return rows, packed.reshape(len(rows), width)
 
 
 def digit_values(series: pd.Series, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -322,32 +325,30 @@ def _calendar_days(text: pa.ChunkedArray) -> np.ndarray:
     """Each value of the shape YYYY-MM-DD (ASCII digits) naming a real day, as a
     datetime64[s]; anything else NaT.
 
-    Read from the bytes of the ten-byte values, a place at a time (slicing and casting
-    the text took ~180 ms a million values).
+    The shape and the day are read from the bytes of the ten-byte values, a place at a
+    time, and the real days then cast by Arrow, which takes them all (a million values,
+    a few of them not days: 186 ms -> ~60 ms, where the days were also computed from
+    the digits).
     """
     values = one_array(text)
     rows, matrix = fixed_width(values, 10)
     days = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[s]")
     if not len(rows):
         return days
-    byte = [matrix[:, place].astype(np.int32) for place in range(10)]
-    shaped = (byte[4] == ord("-")) & (byte[7] == ord("-"))
-    digit = {}
-    for place in _DATE_DIGITS:
-        digit[place] = byte[place] - ord("0")
-        shaped &= (digit[place] >= 0) & (digit[place] <= 9)
+    places = np.ascontiguousarray(matrix.T).astype(np.int32)  # a place's bytes together
+    digit = places[_DATE_DIGITS] - ord("0")
+    shaped = (places[4] == ord("-")) & (places[7] == ord("-"))
+    shaped &= ((digit >= 0) & (digit <= 9)).all(axis=0)
     year = digit[0] * 1000 + digit[1] * 100 + digit[2] * 10 + digit[3]
-    month = digit[5] * 10 + digit[6]
-    day = digit[8] * 10 + digit[9]
+    month = digit[4] * 10 + digit[5]
+    day = digit[6] * 10 + digit[7]
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_ok = (month >= 1) & (month <= 12)
     last = _MONTH_DAYS[np.where(month_ok, month - 1, 12)] + (leap & (month == 2))
-    real = shaped & month_ok & (day >= 1) & (day <= last)
-    first_of_month = (year[real] - 1970).astype("datetime64[Y]").astype("datetime64[M]")
-    first_of_month += (month[real] - 1).astype("timedelta64[M]")
-    days[rows[real]] = first_of_month.astype("datetime64[D]") + (day[real] - 1).astype(
-        "timedelta64[D]"
-    )
+    real = rows[shaped & month_ok & (day >= 1) & (day <= last)]
+    if len(real):
+        found = values.take(pa.array(real)).cast(pa.date32()).cast(pa.timestamp("s"))
+        days[real] = found.to_numpy()
     return days
 
 
