@@ -327,8 +327,8 @@ def _calendar_days(text: pa.ChunkedArray) -> np.ndarray:
 
     The shape and the day are read from the bytes of the ten-byte values, a place at a
     time, and the real days then cast by Arrow, which takes them all (a million values,
-    a few of them not days: 186 ms -> ~60 ms, where the days were also computed from
-    the digits).
+    2,000 of them not days: 139-147 ms -> 72-77 ms with :func:`fixed_width`'s take,
+    where the days were also computed from the digits).
     """
     values = one_array(text)
     rows, matrix = fixed_width(values, 10)
@@ -336,7 +336,7 @@ def _calendar_days(text: pa.ChunkedArray) -> np.ndarray:
     if not len(rows):
         return days
     places = np.ascontiguousarray(matrix.T).astype(np.int32)  # a place's bytes together
-    digit = places[_DATE_DIGITS] - ord("0")
+    digit = places[_DATE_DIGITS] - ord("0")  # the eight digits, year's first to day's last
     shaped = (places[4] == ord("-")) & (places[7] == ord("-"))
     shaped &= ((digit >= 0) & (digit <= 9)).all(axis=0)
     year = digit[0] * 1000 + digit[1] * 100 + digit[2] * 10 + digit[3]
