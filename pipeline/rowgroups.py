@@ -103,15 +103,15 @@ class _Reader:
         raise ValueError(f"a Parquet footer holds no Thrift type {kind}")
 
 
-class Encoded(bytes):
+class _Encoded(bytes):
     """A Thrift struct already written (its fields and their stop byte), written as is."""
 
 
-def encoded(fields: Fields) -> Encoded:
+def _encoded(fields: Fields) -> _Encoded:
     """``fields`` as the compact protocol writes a struct."""
     out = _Writer()
     out.fields(fields)
-    return Encoded(out.out)
+    return _Encoded(out.out)
 
 
 class _Writer:
@@ -127,8 +127,8 @@ class _Writer:
     def integer(self, value: int) -> None:
         self.varint((value << 1) ^ (value >> 63))
 
-    def fields(self, fields: Fields | Encoded) -> None:
-        if isinstance(fields, Encoded):
+    def fields(self, fields: Fields | _Encoded) -> None:
+        if isinstance(fields, _Encoded):
             self.out += fields
             return
         last = 0
@@ -234,7 +234,7 @@ class JoinedParquet:
         """The SHA-256 of the bytes written so far: the file's, once closed."""
         self._write(MAGIC)
         self.first: Fields | None = None
-        self.groups: list[Encoded] = []
+        self.groups: list[_Encoded] = []
         """The row groups joined, each kept as its footer will hold it: as bytes, where
         Python's lists of its fields took some 40 times as much (~3 KB a column chunk:
         at 50M lines, 380 groups of 66 columns, the run's parent grew by ~90 MB over
@@ -261,7 +261,7 @@ class JoinedParquet:
                     raise ValueError(f"{part.name} ends early")
                 self._write(chunk)
                 remaining -= len(chunk)
-        self.groups.append(encoded(_moved(groups[2][1][0], by, len(self.groups), part.name)))
+        self.groups.append(_encoded(_moved(groups[2][1][0], by, len(self.groups), part.name)))
         rows = _field(footer, _FILE_NUM_ROWS)
         self.rows += rows[2] if rows is not None else 0
 
