@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import click
 
 from pipeline import __version__
-from pipeline.errors import PipelineError
+from pipeline.errors import Held, PipelineError
 from pipeline.progress import JsonLog, Observer, Silent, TerminalProgress
 from pipeline.publish import refuse_existing
 from pipeline.report import write_report
@@ -221,38 +221,35 @@ def run(
     started_at = now_utc()
     try:
         refuse_existing(out)
-    except PipelineError as error:
-        raise click.ClickException(str(error)) from error
-    with started_early(workers, claims, partition_rows):
-        # The engine is imported now, while the workers import it too.
-        from pipeline.rules import load_rules
-        from pipeline.run import Held, RunOptions, publish_run
+        with started_early(workers, claims, partition_rows):
+            # The engine is imported now, while the workers import it too.
+            from pipeline.rules import load_rules
+            from pipeline.run import RunOptions, publish_run
 
-        options = RunOptions(
-            claims=claims,
-            authorizations=authorizations,
-            as_of=as_of or started_at,
-            rules_path=rules_path,
-            ledger=ledger,
-            max_reject_rate=max_reject_rate,
-            max_denial_rate=max_denial_rate,
-            force=force,
-            workers=workers,
-            rows_per_partition=partition_rows,
-        )
-        try:
+            options = RunOptions(
+                claims=claims,
+                authorizations=authorizations,
+                as_of=as_of or started_at,
+                rules_path=rules_path,
+                ledger=ledger,
+                max_reject_rate=max_reject_rate,
+                max_denial_rate=max_denial_rate,
+                force=force,
+                workers=workers,
+                rows_per_partition=partition_rows,
+            )
             rules = load_rules(rules_path)
             observer = _observer(log_format, quiet)
             execution, guards = publish_run(
                 options, rules, out, started_at, now_utc, observer=observer
             )
-        except Held as held:
-            for reason in held.reasons:
-                click.echo(f"held: {reason}", err=True)
-            click.echo(f"nothing was published to {out}; --force publishes anyway", err=True)
-            raise SystemExit(HELD) from held
-        except PipelineError as error:
-            raise click.ClickException(str(error)) from error
+    except Held as held:
+        for reason in held.reasons:
+            click.echo(f"held: {reason}", err=True)
+        click.echo(f"nothing was published to {out}; --force publishes anyway", err=True)
+        raise SystemExit(HELD) from held
+    except PipelineError as error:
+        raise click.ClickException(str(error)) from error
     if quiet:
         return
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))

@@ -16,3 +16,11 @@ class InputError(PipelineError):
 
 class PublishError(PipelineError):
     """The output directory cannot be published."""
+
+
+class Held(PipelineError):
+    """A safety guard held the run: nothing was published."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons

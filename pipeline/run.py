@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline import __version__
 from pipeline.engine import Execution, execute
-from pipeline.errors import PipelineError
+from pipeline.errors import Held
 from pipeline.io import (
     InputFile,
     read_inputs,
@@ -145,14 +145,6 @@ class RunOptions:
     force: bool = False
     rows_per_partition: int = ROWS_PER_PARTITION
     workers: int = WORKERS
-
-
-class Held(PipelineError):
-    """A safety guard held the run: nothing was published."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
 
 
 def run_into(
