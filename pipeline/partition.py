@@ -141,22 +141,18 @@ def partition_of(values: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndar
 
 
 WRITE_BUFFER = 64 << 10
-"""Bytes gathered before a spill file is written to. Arrow writes a record batch one
-buffer at a time (three a column): unbuffered, a slice of a batch cost some 160 system
-calls (at 10M lines, reading took 13.5 s unbuffered and 11.5 s buffered)."""
-WRITE_BUFFERS = 8 << 20
-"""The most a spill's open files buffer together in one process: a file's buffer is
-smaller where a spill has more partitions than this holds at ``WRITE_BUFFER`` each
-(more than 128: none at 10M lines; at 50M, 382 output ranges held 24 MiB a worker),
-and no smaller than ``MIN_WRITE_BUFFER``."""
-MIN_WRITE_BUFFER = 8 << 10
+"""Bytes gathered before a spill file is written to, while a table is written. Arrow
+writes a record batch one buffer at a time (three a column): unbuffered, a slice of a
+batch cost some 160 system calls (at 10M lines, reading took 13.5 s unbuffered and
+11.5 s buffered). The buffer lives only as long as one write: a file kept open holds
+nothing of the process's memory between writes, however many partitions a spill has."""
 
 _PROCESS_WRITERS: dict[Path, Spill] = {}
 """Each process's writer into each spill it writes from tasks (see :meth:`Spill.writer`)."""
 
 
 def release_writers(keep: Sequence[Spill] = ()) -> None:
-    """Let go of this process's task writers (:meth:`Spill.writer`) but those of the
+    """Close this process's task writers' files (:meth:`Spill.writer`) but those of the
     spills in ``keep``. A spill's files are deleted as they are read, but a deleted
     file's disk and cached pages are freed only once no process holds it open: a pass
     that writes through no task writer lets go of the last pass's as it starts. Else
@@ -165,7 +161,7 @@ def release_writers(keep: Sequence[Spill] = ()) -> None:
     the pass that reads them, about as much)."""
     kept = {spill.directory for spill in keep}
     for directory in [d for d in _PROCESS_WRITERS if d not in kept]:
-        _PROCESS_WRITERS.pop(directory).release()
+        _PROCESS_WRITERS.pop(directory).close_writers()
 
 
 class Spill:
@@ -178,6 +174,15 @@ class Spill:
     what reads a partition written by several processes must not depend on
     the order of its rows (the engine's kernel does not, and the output is
     sorted).
+
+    Each write appends a whole IPC stream to its file (schema, dictionaries, the
+    rows, end of stream), through a buffer that lives for that write only: what a
+    file kept open holds between writes is its descriptor, so a process writing to
+    a file per partition (or per output range) holds the same memory however many
+    there are. Kept as one stream a file, each open file held an IPC writer and its
+    buffer: between tasks, a worker held 8 MiB of Arrow's memory for 380 output
+    ranges at 50M lines, against 4 MiB for 77 at 10M.
+    A file is read as its streams one after the other.
     """
 
     def __init__(
@@ -194,21 +199,19 @@ class Spill:
         self.source = source
         self.directory = directory or Path(tempfile.mkdtemp(prefix="adjudicate-spill-", dir=where))
         self._owner = directory is None
-        self._writers: dict[int, ipc.RecordBatchStreamWriter] = {}
-        self._sinks: dict[int, pa.NativeFile] = {}
+        self._files: dict[int, pa.NativeFile] = {}
         self.rows = np.zeros(partitions, dtype=np.int64)
-        self._buffer_size = max(MIN_WRITE_BUFFER, min(WRITE_BUFFER, WRITE_BUFFERS // partitions))
 
     def writer(self, beside: Sequence[Spill] = ()) -> Spill:
         """This process's writer into the same files, for tasks: its own file per
-        partition, kept open across tasks. Each write is flushed to the file, so once a
-        task has returned its rows can be read, whether or not the writer is closed.
+        partition, kept open across tasks. Each write is a whole stream in the file once
+        written, so once a task has returned its rows can be read, whether or not the
+        writer is closed.
 
         A process's task writers write into one pass's spills at a time, so asking for
-        this spill's writer lets go of the files of any other but those written
-        ``beside`` it in the same pass: they are released, not closed, since another
-        process may be reading them. A task that runs beside another pass's (the
-        register's, beside the claims' reading) writes with :meth:`add_as` instead.
+        this spill's writer closes the files of any other but those written ``beside``
+        it in the same pass. A task that runs beside another pass's (the register's,
+        beside the claims' reading) writes with :meth:`add_as` instead.
         """
         release_writers(keep=[self, *beside])
         writer = _PROCESS_WRITERS.get(self.directory)
@@ -251,39 +254,26 @@ class Spill:
         own.add(table, partition, once=True)
 
     def _write(self, partition: int, table: pa.Table, *, close: bool = False) -> None:
-        writer = self._writers.get(partition)
-        if writer is None:
-            raw = pa.OSFile(str(self._path(partition)), "wb")
-            sink = pa.BufferedOutputStream(raw, buffer_size=self._buffer_size)
-            writer = ipc.new_stream(sink, self.schema)
-            self._writers[partition] = writer
-            self._sinks[partition] = sink
-        writer.write_table(table)
-        self._sinks[partition].flush()  # in the file once written, as if unbuffered
+        file = self._files.get(partition)
+        if file is None:
+            file = self._files[partition] = pa.OSFile(str(self._path(partition)), "wb")
+        sink = pa.BufferedOutputStream(file, buffer_size=WRITE_BUFFER)
+        with ipc.new_stream(sink, self.schema) as writer:
+            writer.write_table(table)
+        sink.detach()  # the buffer written to the file, which stays open
         self.rows[partition] += table.num_rows
         if close:
-            self._writers.pop(partition).close()
-            self._sinks.pop(partition).close()
+            self._files.pop(partition).close()
 
     def close_writers(self) -> None:
-        """Finish writing, this process's task writer too; partitions can be read from now on."""
-        for writer in self._writers.values():
-            writer.close()
-        for sink in self._sinks.values():
-            sink.close()
-        self._writers.clear()
-        self._sinks.clear()
+        """Close the files, this process's task writer's too. What was written can be
+        read before (each write is a whole stream, in the file once written)."""
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
         task_writer = _PROCESS_WRITERS.pop(self.directory, None)
         if task_writer is not None and task_writer is not self:
             task_writer.close_writers()
-
-    def release(self) -> None:
-        """Let go of the files without writing the end-of-stream marker: what was
-        written stays as it is (a stream is read to its end either way)."""
-        for sink in self._sinks.values():
-            sink.close()
-        self._sinks.clear()
-        self._writers.clear()
 
     def read(self, partition: int) -> pa.Table:
         """One partition's rows: each writer's in the order added, writers in order.
@@ -293,8 +283,10 @@ class Spill:
         """
         tables = []
         for path in sorted(self.directory.glob(f"{partition:05d}-*.arrow")):
-            with ipc.open_stream(pa.memory_map(str(path))) as reader:
-                tables.append(reader.read_all())
+            file = pa.BufferReader(pa.memory_map(str(path)).read_buffer())
+            while file.tell() < file.size():  # a stream a write
+                with ipc.open_stream(file) as reader:
+                    tables.append(reader.read_all())
             path.unlink()
         if not tables:
             return self.schema.empty_table()
