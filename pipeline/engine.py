@@ -1029,9 +1029,10 @@ def _hand_back() -> None:
     Arrow's jemalloc is not purged by ``release_unused`` in pyarrow 26: the call names
     ``arena.MALLCTL_ARENAS_ALL.purge`` (the constant left unexpanded, read off the
     library's strings), which jemalloc does not know, so it does nothing. Its
-    background thread returns the pages a second after they are freed (Arrow's
-    ``dirty_decay_ms``): a worker starts a task holding some 100 MB of the last one's
-    freed pages, which the task then reuses. The call stays for the other pools."""
+    background thread returns the pages over about a second after they are freed
+    (Arrow's ``dirty_decay_ms``): a worker starts a task holding some 100 MB of the
+    last one's freed pages, which the task then reuses. The call stays for the other
+    pools."""
     forget()
     pa.default_memory_pool().release_unused()
     _malloc_trim()

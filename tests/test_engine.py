@@ -478,8 +478,8 @@ def test_a_spill_keeps_each_partitions_rows_in_their_order(
 @pytest.mark.parametrize("partitions", [16, 500])
 def test_a_spills_open_files_hold_no_memory_between_writes(tmp_path: Path, partitions: int) -> None:
     # Files are kept open from task to task, one a partition: between writes they hold
-    # nothing of Arrow's memory, however many partitions (an IPC writer and its buffer
-    # a file did: memory grew with the input's output ranges).
+    # nothing of Arrow's memory, however many partitions (each held an IPC writer and
+    # its buffer, so a worker's memory grew with the input's output ranges).
     schema = pa.schema([pa.field("claim_id", pa.string())])
     pool = pa.default_memory_pool()
     with Spill(partitions, schema, tmp_path) as spill:
