@@ -315,10 +315,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for measurement in measurements:  # warm-up: page cache, bytecode, first-touch costs
         run_child(measurement)
     for repeat in range(1, args.repeats + 1):
-        # The clean and the bad file by turns (clean, bad; bad, clean; ...): a spell of
-        # the machine then falls on either as often.
-        base, clean_run, bad_run = measurements
-        for measurement in [base, clean_run, bad_run][:: 1 if repeat % 2 else -1]:
+        # By turns (baseline, clean, bad; bad, clean, baseline; ...): a spell of the
+        # machine then falls on the clean and the bad file as often.
+        for measurement in measurements[:: 1 if repeat % 2 else -1]:
             sample = run_child(measurement)
             results[measurement].append(sample)
             print(

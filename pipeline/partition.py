@@ -141,11 +141,10 @@ def partition_of(values: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndar
 
 
 WRITE_BUFFER = 64 << 10
-"""Bytes gathered before a spill file is written to, while a table is written. Arrow
-writes a record batch one buffer at a time (three a column): unbuffered, a slice of a
-batch cost some 160 system calls (at 10M lines, reading took 13.5 s unbuffered and
-11.5 s buffered). The buffer lives only as long as one write: a file kept open holds
-nothing of the process's memory between writes, however many partitions a spill has."""
+"""Bytes gathered before a spill file is written to, while a table is written (the
+buffer lives for one write: see :class:`Spill`). Arrow writes a record batch one buffer
+at a time (three a column): unbuffered, a slice of a batch cost some 160 system calls
+(at 10M lines, reading took 13.5 s unbuffered and 11.5 s buffered)."""
 
 _PROCESS_WRITERS: dict[Path, Spill] = {}
 """Each process's writer into each spill it writes from tasks (see :meth:`Spill.writer`)."""
