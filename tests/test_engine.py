@@ -21,6 +21,7 @@ from pipeline import engine, io
 from pipeline import partition as partition_module
 from pipeline.engine import (
     CODED,
+    SPAN,
     _add_rejects,
     _range_of,
     _sort_keys,
@@ -169,6 +170,47 @@ def test_workers_side_by_side_write_the_same_bytes(
     for name in OUTPUTS:
         assert (tmp_path / "workers-1" / name).read_bytes() == (
             tmp_path / "workers-2" / name
+        ).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_partitions_written_in_many_pieces_are_gathered_first_to_the_same_bytes(
+    generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims, register = generated
+    monkeypatch.setattr(io, "SPAN_BYTES", 200_000)  # 28 spans: a piece of each a partition
+    read = Spill.read
+    pieces: dict[int, list[int]] = {}
+    for most in (10_000, 4):
+        monkeypatch.setattr(engine, "MAX_PIECES", most)
+        seen = pieces[most] = []
+
+        def counted(spill: Spill, partition: int, seen: list[int] = seen) -> pa.Table:
+            table = read(spill, partition)
+            if SPAN.name in spill.schema.names:  # a member partition
+                seen.append(table.column(0).num_chunks)
+            return table
+
+        monkeypatch.setattr(Spill, "read", counted)
+        out = tmp_path / f"most-{most}"
+        out.mkdir()
+        execute(
+            [claims],
+            register,
+            AS_OF,
+            load_rules(),
+            out,
+            ledger=tmp_path / f"ledger-{most}",
+            rows_per_partition=4_000,
+            workers=1,
+        )
+    partitions = len(pieces[10_000])
+    assert partitions > 1 and min(pieces[10_000]) > 4
+    # Gathered, each member partition is read once in its pieces, then decided in one.
+    assert pieces[4] == pieces[10_000] + [1] * partitions
+    for name in OUTPUTS:
+        assert (tmp_path / "most-4" / name).read_bytes() == (
+            tmp_path / "most-10000" / name
         ).read_bytes(), name
 
 
@@ -473,6 +515,24 @@ def test_a_spill_keeps_each_partitions_rows_in_their_order(
         for index in range(4):
             expected = [f"C{i}" for i, p in enumerate(partition) if p == index]
             assert spill.read(index).column("claim_id").to_pylist() == expected
+
+
+def test_a_partition_gathered_is_one_piece_of_the_same_rows_in_their_order(
+    tmp_path: Path,
+) -> None:
+    schema = pa.schema([pa.field("claim_id", pa.string())])
+    with Spill(3, schema, tmp_path) as spill:
+        writer = spill.writer()
+        for start in range(0, 12, 3):  # four writes, a piece each a partition
+            ids = [f"C{i}" for i in range(start, start + 3)]
+            writer.add(pa.table({"claim_id": ids}, schema), np.array([0, 1, 0]))
+        assert spill.read(1).column(0).num_chunks == 4  # read (and deleted) once
+        assert spill.gather(0) == 8
+        assert spill.gather(1) == 0
+        gathered = spill.read(0).column("claim_id")
+        assert gathered.num_chunks == 1
+        assert gathered.to_pylist() == [f"C{i}" for i in range(12) if i % 3 != 1]
+        assert spill.read(1).num_rows == 0
 
 
 @pytest.mark.parametrize("partitions", [16, 500])
