@@ -170,7 +170,8 @@ to every partition, so a partition comes in a piece a batch (two a 32 MB span: 8
 10M lines, 440 at 50M), and a task reading it holds Arrow's objects for each piece
 (~15 KB a piece of 30 columns). Past this many batches, a pass of its own gathers each
 partition into one piece first: at 50M lines a decide task's peak 335 MiB against 344
-(medians; 332 at 10M), a run's 844-846 MiB against 860-864, for some 12% more time."""
+(medians; 332 at 10M), a split task's 334 at most against 379, for the by-member spill
+read and written once more (README, Performance)."""
 
 INDEX_SCHEMA = pa.schema([pa.field("claim_id", pa.string()), pa.field("part", pa.int32())])
 """A claim line's id and the member partition it went to (pass 1)."""
