@@ -147,37 +147,45 @@ def test_output_is_the_same_bytes_whatever_the_partition_count(
 def test_workers_side_by_side_write_the_same_bytes(
     generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    claims, register = generated
+    claims, _ = generated
     monkeypatch.setattr(engine, "ROWS_PER_GROUP", 2_000)  # several row groups joined
     for workers in (1, 2):
         # One worker reads the file whole; two read it in 28 spans side by side.
         monkeypatch.setattr(io, "SPAN_BYTES", 10_000_000 if workers == 1 else 200_000)
         assert len(io.spans_of(claims)) == (1 if workers == 1 else 28)
-        out = tmp_path / f"workers-{workers}"
-        out.mkdir()
-        execute(
-            [claims],
-            register,
-            AS_OF,
-            load_rules(),
-            out,
-            ledger=tmp_path / f"ledger-{workers}",
-            rows_per_partition=4_000,
-            workers=workers,
-        )
+        _run_generated(generated, tmp_path, f"workers-{workers}", workers)
     # With two workers a partition's rows arrive in whichever order the workers wrote them,
     # numbered within their spans until the spans before them are counted.
+    _assert_same_outputs(tmp_path / "workers-1", tmp_path / "workers-2")
+
+
+def _run_generated(generated: tuple[str, str], where: Path, name: str, workers: int) -> None:
+    """A run of the generated files, 4,000 lines a partition, published in ``where/name``
+    with its own ledger."""
+    claims, register = generated
+    out = where / name
+    out.mkdir()
+    execute(
+        [claims],
+        register,
+        AS_OF,
+        load_rules(),
+        out,
+        ledger=where / f"ledger-{name}",
+        rows_per_partition=4_000,
+        workers=workers,
+    )
+
+
+def _assert_same_outputs(one: Path, other: Path) -> None:
     for name in OUTPUTS:
-        assert (tmp_path / "workers-1" / name).read_bytes() == (
-            tmp_path / "workers-2" / name
-        ).read_bytes(), name
+        assert (one / name).read_bytes() == (other / name).read_bytes(), name
 
 
 @pytest.mark.slow
 def test_partitions_written_in_many_pieces_are_gathered_first_to_the_same_bytes(
     generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    claims, register = generated
     monkeypatch.setattr(io, "SPAN_BYTES", 200_000)  # 28 spans: a piece of each a partition
     read = Spill.read
     pieces: dict[int, list[int]] = {}
@@ -192,26 +200,12 @@ def test_partitions_written_in_many_pieces_are_gathered_first_to_the_same_bytes(
             return table
 
         monkeypatch.setattr(Spill, "read", counted)
-        out = tmp_path / f"most-{most}"
-        out.mkdir()
-        execute(
-            [claims],
-            register,
-            AS_OF,
-            load_rules(),
-            out,
-            ledger=tmp_path / f"ledger-{most}",
-            rows_per_partition=4_000,
-            workers=1,
-        )
+        _run_generated(generated, tmp_path, f"most-{most}", workers=1)
     partitions = len(pieces[10_000])
     assert partitions > 1 and min(pieces[10_000]) > 4
     # Gathered, each member partition is read once in its pieces, then decided in one.
     assert pieces[4] == pieces[10_000] + [1] * partitions
-    for name in OUTPUTS:
-        assert (tmp_path / "most-4" / name).read_bytes() == (
-            tmp_path / "most-10000" / name
-        ).read_bytes(), name
+    _assert_same_outputs(tmp_path / "most-4", tmp_path / "most-10000")
 
 
 def test_every_row_is_in_exactly_one_output(generated: tuple[str, str], tmp_path: Path) -> None:
