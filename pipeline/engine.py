@@ -747,16 +747,15 @@ def _read_task(index: int) -> tuple[int, int, list[pa.Array]]:
     return rows, batches, sample
 
 
-def _gather_task(index: int) -> int:
+def _gather_task(index: int) -> None:
     """Member partition ``index``, and the claim index's partition ``index`` if there is
-    one, each gathered into one piece (:meth:`Spill.gather`). The member partition's
-    rows."""
+    one, each gathered into one piece (:meth:`Spill.gather`)."""
     context = _context()
     assert context.claim_index is not None
     release_writers()  # the reading's files, all written: their disk is freed once read
     if index < context.claim_index.partitions:
         context.claim_index.gather(index)
-    return context.by_member.gather(index)
+    context.by_member.gather(index)
 
 
 def _without(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
