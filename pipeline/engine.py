@@ -161,9 +161,13 @@ REGISTER_BYTES_PER_ROW = 85
 held 312,000 rows at 50M lines and 250,000 at 10M: a worker's peak grew with them)."""
 OPEN_FILES_MARGIN = 64
 """Open files a run needs besides a spill's one per partition (inputs, outputs, Python)."""
-INDEX_SHARE = 8
+INDEX_SHARE = 4
 """The claim index (an id and a number per line) has one partition per this many member
-partitions: its rows are a tenth the width of a claim line."""
+partitions. Its rows are a tenth the width of a claim line, but grouping them by claim
+takes some 60-70 bytes a row: at 8, a split task's peak reached 363 MiB at 50M lines
+(partitions of 1.6M rows, against 1.4M at 10M), above every decide task's (346 at
+most); at 4, 259 at most at 50M and 281 at 10M, and the split pass no slower (twice
+the tasks, each 0.1 s against 0.16-0.24)."""
 MAX_PIECES = 128
 """The most pieces a member or claim-index partition is read in: every batch read goes
 to every partition, so a partition comes in a piece a batch (two a 32 MB span: 88 at
