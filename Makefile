@@ -40,7 +40,7 @@ bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_validate.py
 	$(BIN)/python benchmarks/bench_run.py
-	$(BIN)/python benchmarks/bench_run.py --lines 50000000 --no-peer --repeats 1
+	$(BIN)/python benchmarks/bench_run.py --flat --lines 10000000 50000000 --repeats 3
 
 docs: setup
 	$(BIN)/python -m schemas.docs --write README.md

@@ -1,7 +1,7 @@
 """The whole nightly run against the DuckDB peer, on the same generated files.
 
     python benchmarks/bench_run.py [--lines 1000000 10000000] [--repeats 3] [--workers 2]
-                                   [--partition-rows 200000] [--no-peer]
+                                   [--partition-rows 200000] [--no-peer | --flat]
 
 For each size: generate (once, seeded, under benchmarks/work/) a claims CSV and a register;
 run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB peer
@@ -10,9 +10,11 @@ run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB
 then median wall seconds, median peak RSS, the ratio of the medians ours / peer and the
 median of each of our runs' ratio to the peer's run beside it;
 then check that the two agree on every line where the core rules decide (voids and lines
-whose units ran out are the only ones the peer cannot judge). ``--no-peer`` runs ours alone
-(for 50M lines, where the flat memory is the point); ``--workers`` and ``--partition-rows``
-are passed to ours (defaults: the job's own).
+whose units ran out are the only ones the peer cannot judge). ``--no-peer`` runs ours alone;
+``--flat`` runs ours alone at every size given, the sizes taking turns, and sets the largest
+size's peak memory against the smallest's (:func:`flatness`: ``make bench`` gives it 10M and
+50M lines). ``--workers`` and ``--partition-rows`` are passed to ours (defaults: the job's
+own).
 """
 
 from __future__ import annotations
@@ -172,6 +174,36 @@ def measure(
     return runs
 
 
+def flatness(sizes: list[int], repeats: int, make: Callable[[Path, Path], list[str]]) -> None:
+    """Ours alone at each size, ``repeats`` runs each, the sizes taking turns as
+    :func:`measure`'s commands do: each size's runs' peak RSS and wall seconds, their
+    medians, and the largest size's median peak against the smallest's (with the median
+    of each run's ratio to the run beside it). The peaks of one size vary by some 20 MiB
+    from run to run (two workers peaking together or not), and the machine's memory
+    from spell to spell by as much; only runs side by side tell whether memory grows
+    with the input."""
+
+    def on(folder: Path) -> Callable[[Path, Path], list[str]]:
+        return lambda _, out: make(folder, out)  # each size its own inputs
+
+    out = WORK / "ours-out"
+    commands: dict[str, Command] = {f"{n:,}": (on(generated(n)), out) for n in sizes}
+    runs = measure(commands, WORK, repeats)
+    for name, mine in runs.items():
+        peaks = " ".join(f"{rss:.0f}" for _, rss in mine)
+        walls = " ".join(f"{wall:.1f}" for wall, _ in mine)
+        wall, rss = medians(mine)
+        print(f"{name} lines: peaks (MiB) {peaks}, median {rss:.0f}; ", end="")
+        print(f"runs (s) {walls}, median {wall:.1f}", flush=True)
+    small, large = runs[f"{min(sizes):,}"], runs[f"{max(sizes):,}"]
+    paired = statistics.median(b[1] / a[1] for a, b in zip(small, large, strict=True))
+    print(
+        f"peak memory {max(sizes):,} lines / {min(sizes):,} lines: "
+        f"{medians(large)[1] / medians(small)[1]:.3f} (medians of {repeats} runs each, "
+        f"by turns; paired {paired:.3f})"
+    )
+
+
 def medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
     """Median wall seconds and median peak MiB of some runs."""
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
@@ -232,7 +264,16 @@ def main() -> None:
         "--partition-rows", type=int, default=ROWS_PER_PARTITION, help="ours: --partition-rows"
     )
     parser.add_argument("--no-peer", action="store_true", help="run ours alone")
+    parser.add_argument(
+        "--flat",
+        action="store_true",
+        help="ours alone, the sizes by turns: peak memory of the largest against the smallest",
+    )
     args = parser.parse_args()
+    make = functools.partial(ours, workers=args.workers, partition_rows=args.partition_rows)
+    if args.flat:
+        flatness(args.lines, args.repeats, make)
+        return
     rows = []
     for lines in args.lines:
         folder = generated(lines)
@@ -242,10 +283,7 @@ def main() -> None:
         commands: dict[str, Command] = {}
         if not args.no_peer:
             commands["duckdb"] = (peer, peer_out)
-        commands["ours"] = (
-            functools.partial(ours, workers=args.workers, partition_rows=args.partition_rows),
-            ours_out,
-        )
+        commands["ours"] = (make, ours_out)
         runs = measure(commands, folder, repeats)
         for name, mine in runs.items():
             walls = " ".join(f"{wall:.2f}" for wall, _ in mine)
