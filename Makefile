@@ -39,7 +39,7 @@ check: lint typecheck test
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_validate.py
-	$(BIN)/python benchmarks/bench_run.py
+	$(BIN)/python benchmarks/bench_run.py --repeats 9
 	$(BIN)/python benchmarks/bench_run.py --flat --lines 10000000 50000000 --repeats 3
 
 docs: setup
