@@ -274,22 +274,39 @@ class Spill:
         if task_writer is not None and task_writer is not self:
             task_writer.close_writers()
 
-    def read(self, partition: int) -> pa.Table:
+    def read(self, partition: int, *, combine_every: int = 0) -> pa.Table:
         """One partition's rows: each writer's in the order added, writers in order.
 
         Each partition is read once: its files are deleted as they are read (the
         table maps them; the disk space is freed when it is dropped).
+
+        ``combine_every``: the files are read into memory rather than mapped, and
+        each run of this many pieces (a piece a write), and the last run, is combined
+        into one as it is read. Arrow keeps its objects for every piece a table holds,
+        and a partition written by many tasks comes in as many pieces.
         """
-        tables = []
+        combined: list[pa.Table] = []
+        tables: list[pa.Table] = []
         for path in sorted(self.directory.glob(f"{partition:05d}-*.arrow")):
-            file = pa.BufferReader(pa.memory_map(str(path)).read_buffer())
+            file: pa.NativeFile = (
+                pa.OSFile(str(path))
+                if combine_every
+                else pa.BufferReader(pa.memory_map(str(path)).read_buffer())
+            )
             while file.tell() < file.size():  # a stream a write
                 with ipc.open_stream(file) as reader:
                     tables.append(reader.read_all())
+                if len(tables) == combine_every:
+                    combined.append(pa.concat_tables(tables).combine_chunks())
+                    tables = []
+            file.close()
             path.unlink()
-        if not tables:
+        if combine_every and tables:
+            combined.append(pa.concat_tables(tables).combine_chunks())
+            tables = []
+        if not combined and not tables:
             return self.schema.empty_table()
-        return pa.concat_tables(tables)
+        return pa.concat_tables([*combined, *tables])
 
     def gather(self, partition: int) -> int:
         """Rewrite one partition's files as one file of one piece (a stream of one record

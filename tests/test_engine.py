@@ -189,22 +189,35 @@ def test_partitions_written_in_many_pieces_are_gathered_first_to_the_same_bytes(
     monkeypatch.setattr(io, "SPAN_BYTES", 200_000)  # 28 spans: a piece of each a partition
     read = Spill.read
     pieces: dict[int, list[int]] = {}
+    range_pieces: dict[int, list[int]] = {}
     for most in (10_000, 4):
         monkeypatch.setattr(engine, "MAX_PIECES", most)
-        seen = pieces[most] = []
+        seen, seen_ranges = pieces[most], range_pieces[most] = [], []
 
-        def counted(spill: Spill, partition: int, seen: list[int] = seen) -> pa.Table:
-            table = read(spill, partition)
+        def counted(
+            spill: Spill,
+            partition: int,
+            combine_every: int = 0,
+            seen: list[int] = seen,
+            seen_ranges: list[int] = seen_ranges,
+        ) -> pa.Table:
+            table = read(spill, partition, combine_every=combine_every)
             if SPAN.name in spill.schema.names:  # a member partition
                 seen.append(table.column(0).num_chunks)
+            elif "decision" in spill.schema.names and table.num_rows:  # an output range
+                seen_ranges.append(table.column(0).num_chunks)
             return table
 
         monkeypatch.setattr(Spill, "read", counted)
         _run_generated(generated, tmp_path, f"most-{most}", workers=1)
     partitions = len(pieces[10_000])
-    assert partitions > 1 and min(pieces[10_000]) > 4
+    assert partitions > 4 and min(pieces[10_000]) > 4
     # Gathered, each member partition is read once in its pieces, then decided in one.
     assert pieces[4] == pieces[10_000] + [1] * partitions
+    # Past MAX_PIECES member partitions, each range's pieces (one a partition) are
+    # combined as they are read: no more than COMBINE_EVERY of them, into one.
+    assert max(range_pieces[10_000]) > 1
+    assert range_pieces[4] == [1] * len(range_pieces[10_000])
     _assert_same_outputs(tmp_path / "most-4", tmp_path / "most-10000")
 
 
@@ -527,6 +540,25 @@ def test_a_partition_gathered_is_one_piece_of_the_same_rows_in_their_order(
         assert gathered.num_chunks == 1
         assert gathered.to_pylist() == [f"C{i}" for i in range(12) if i % 3 != 1]
         assert spill.read(1).num_rows == 0
+
+
+def test_a_partition_read_combining_its_pieces_keeps_its_rows_in_their_order(
+    tmp_path: Path,
+) -> None:
+    schema = pa.schema([pa.field("claim_id", pa.string())])
+    with Spill(1, schema, tmp_path) as spill:
+        for source in (1, 2):  # two writers' files, five writes (pieces) each
+            writer = Spill(1, schema, directory=spill.directory, source=source)
+            for write in range(5):
+                ids = [f"C{source}-{write}-{i}" for i in range(3)]
+                writer.add(pa.table({"claim_id": ids}, schema), np.zeros(3, np.int64))
+            writer.close_writers()
+        read = spill.read(0, combine_every=4).column("claim_id")
+        assert read.num_chunks == 3  # 4 + 4 + the last 2 pieces, across the two files
+        assert read.to_pylist() == [
+            f"C{source}-{write}-{i}" for source in (1, 2) for write in range(5) for i in range(3)
+        ]
+        assert not list(spill.directory.glob("*.arrow"))  # deleted once read
 
 
 @pytest.mark.parametrize("partitions", [16, 500])
