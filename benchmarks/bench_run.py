@@ -179,9 +179,9 @@ def flatness(sizes: list[int], repeats: int, make: Callable[[Path, Path], list[s
     :func:`measure`'s commands do: each size's runs' peak RSS and wall seconds, their
     medians, and the largest size's median peak against the smallest's (with the median
     of each run's ratio to the run beside it). The peaks of one size vary by some 20 MiB
-    from run to run (two workers peaking together or not), and the machine's memory
-    from spell to spell by as much; only runs side by side tell whether memory grows
-    with the input."""
+    from run to run (two workers peaking together or not), and from day to day by more
+    (the machine's reclaiming of cold pages); only runs side by side tell whether
+    memory grows with the input."""
 
     def on(folder: Path) -> Callable[[Path, Path], list[str]]:
         return lambda _, out: make(folder, out)  # each size its own inputs

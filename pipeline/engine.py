@@ -715,7 +715,7 @@ def _write_task(index: int) -> tuple[Path | None, int]:
     context = _context()
     assert context.by_range is not None
     release_writers()  # the decide pass's, open on the ranges this pass reads and deletes
-    many = context.partitions > MAX_PIECES  # a piece a member partition
+    many = context.partitions > MAX_PIECES  # the range comes in a piece a member partition
     table = context.by_range.read(index, combine_every=COMBINE_EVERY if many else 0)
     if table.num_rows == 0:
         return None, 0
