@@ -420,6 +420,7 @@ def execute(
                 partitions, _without(schema, [*lacked, SOURCE_FILE]).append(SPAN), where
             ) as by_member,
             Spill(index_partitions, INDEX_SCHEMA, where) as claim_index,
+            Spill(1, SPLIT_SCHEMA, where) as sampled,
             Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
             _workers(workers) as pool,
         ):
@@ -433,6 +434,7 @@ def execute(
                 by_member,
                 claims_schema=schema,
                 claim_index=claim_index,
+                sampled=sampled,
                 split_ids=split_ids,
                 register_by_key=by_key,
                 state_by_member=state_by_member,
@@ -641,25 +643,26 @@ def _read_pass(
     pool: _Runner[Any], context: _Context, files: dict[str, FileCounts], observer: Observer
 ) -> tuple[_Context, pa.Array, int]:
     """Pass 1, span by span: the context with where each span's rows start in its file,
-    the claim ids that split the output into ranges (from a sample of them, let go
-    once the ranges are known: one claim in 64, about 11 MB of ids at 50M lines), and
-    how many batches were read (the most pieces a partition was written in)."""
-    sample: list[pa.Array] = []
+    the claim ids that split the output into ranges (from a sample of them: one claim
+    in 64, about 11 MB of ids at 50M lines, spilled by the reading tasks and read here
+    once they are done, so that it grows with the input where the workers are idle,
+    not beside their reading), and how many batches were read (the most pieces a
+    partition was written in)."""
+    assert context.sampled is not None
     rows_before = np.zeros(len(context.spans), dtype=np.int64)
     in_file: dict[int, int] = {}
     batches = 0
-    for index, (rows, read, picked) in enumerate(pool(_read_task, context, len(context.spans))):
+    for index, (rows, read) in enumerate(pool(_read_task, context, len(context.spans))):
         ordinal, span = context.spans[index]
         rows_before[index] = in_file.get(ordinal, 0)
         in_file[ordinal] = rows_before[index] + rows
         files[span.path].rows += rows
         batches += read
-        sample.extend(picked)
         observer.advance("reading", rows)
     observer.finish("reading")
     ranges = math.ceil(sum(in_file.values()) / ROWS_PER_GROUP)  # by the lines alone
-    bounds = _range_bounds(sample, ranges)
-    sample.clear()
+    context.sampled.close_writers()
+    bounds = _range_bounds(context.sampled.read(0).column("claim_id").chunks, ranges)
     _hand_back()  # the sample's memory, kept by the allocators otherwise (12 MiB at 50M)
     return replace(context, rows_before=rows_before), bounds, batches
 
@@ -727,16 +730,17 @@ def _write_task(index: int) -> tuple[Path | None, int]:
     return part, ordered.num_rows
 
 
-def _read_task(index: int) -> tuple[int, int, list[pa.Array]]:
+def _read_task(index: int) -> tuple[int, int]:
     """Pass 1 for one span of a claims file: every row to its member's partition, and
     its claim id and member partition to the claim's index partition (see
-    :meth:`Spill.writer`). The span's rows, the batches it was read in, and a sample of
-    its claim ids."""
+    :meth:`Spill.writer`), and a sample of its claim ids to ``sampled``. The span's rows
+    and the batches it was read in."""
     context = _context()
-    assert context.claim_index is not None
+    assert context.claim_index is not None and context.sampled is not None
     _, span = context.spans[index]
-    by_member = context.by_member.writer(beside=[context.claim_index])
-    claim_index = context.claim_index.writer(beside=[context.by_member])
+    by_member = context.by_member.writer(beside=[context.claim_index, context.sampled])
+    claim_index = context.claim_index.writer(beside=[context.by_member, context.sampled])
+    sampled = context.sampled.writer(beside=[context.by_member, context.claim_index])
     schema = context.by_member.schema.remove(context.by_member.schema.get_field_index(SPAN.name))
     rows = batches = 0
     sample: list[pa.Array] = []
@@ -760,7 +764,10 @@ def _read_task(index: int) -> tuple[int, int, list[pa.Array]]:
         sample.append(
             pc.drop_null(batch.column("claim_id").filter(pa.array(picked))).combine_chunks()
         )
-    return rows, batches, sample
+    if sample:
+        ids = pa.concat_arrays(sample)
+        sampled.add(pa.table([ids], schema=SPLIT_SCHEMA), np.zeros(len(ids), np.int64))
+    return rows, batches
 
 
 def _gather_task(index: int) -> None:
@@ -819,6 +826,8 @@ class _Context:
     numbered twice from 1, as two files are)."""
     rows_before: np.ndarray | None = None
     claim_index: Spill | None = None
+    sampled: Spill | None = None
+    """Pass 1's sample of claim ids (see :func:`_read_pass`)."""
     split_ids: Spill | None = None
     split_lines: Spill | None = None
     register_by_key: Spill | None = None
