@@ -191,7 +191,8 @@ where a decide task starts at 265 and peaks at 336."""
 INDEX_SCHEMA = pa.schema([pa.field("claim_id", pa.string()), pa.field("part", pa.int32())])
 """A claim line's id and the member partition it went to (pass 1)."""
 SPLIT_SCHEMA = pa.schema([pa.field("claim_id", pa.string())])
-"""A claim whose lines went to several member partitions (pass 2)."""
+"""Claim ids alone: the claims whose lines went to several member partitions (pass 2),
+and pass 1's sample of claim ids."""
 SPAN = pa.field("_span", pa.int32())
 """Which span of an input a spilled claim line was read from: its rows are numbered
 within the span until the spans before it have been counted."""
@@ -738,9 +739,8 @@ def _read_task(index: int) -> tuple[int, int]:
     context = _context()
     assert context.claim_index is not None and context.sampled is not None
     _, span = context.spans[index]
-    by_member = context.by_member.writer(beside=[context.claim_index, context.sampled])
-    claim_index = context.claim_index.writer(beside=[context.by_member, context.sampled])
-    sampled = context.sampled.writer(beside=[context.by_member, context.claim_index])
+    reading = [context.by_member, context.claim_index, context.sampled]
+    by_member, claim_index, sampled = (spill.writer(beside=reading) for spill in reading)
     schema = context.by_member.schema.remove(context.by_member.schema.get_field_index(SPAN.name))
     rows = batches = 0
     sample: list[pa.Array] = []

@@ -287,6 +287,12 @@ class Spill:
         """
         combined: list[pa.Table] = []
         tables: list[pa.Table] = []
+
+        def combine() -> None:  # the pieces read so far, as one
+            if combine_every and tables:
+                combined.append(pa.concat_tables(tables).combine_chunks())
+                tables.clear()
+
         for path in sorted(self.directory.glob(f"{partition:05d}-*.arrow")):
             file: pa.NativeFile = (
                 pa.OSFile(str(path))
@@ -297,13 +303,10 @@ class Spill:
                 with ipc.open_stream(file) as reader:
                     tables.append(reader.read_all())
                 if len(tables) == combine_every:
-                    combined.append(pa.concat_tables(tables).combine_chunks())
-                    tables = []
+                    combine()
             file.close()
             path.unlink()
-        if combine_every and tables:
-            combined.append(pa.concat_tables(tables).combine_chunks())
-            tables = []
+        combine()
         if not combined and not tables:
             return self.schema.empty_table()
         return pa.concat_tables([*combined, *tables])
