@@ -55,8 +55,11 @@ def file_kind(path: str) -> str:
 
 def _csv_header(path: str) -> list[str]:
     """The header row of a CSV file, compressed or not."""
-    with pa.input_stream(path, compression="detect") as stream:
-        head = stream.read(1 << 20)
+    try:
+        with pa.input_stream(path, compression="detect") as stream:
+            head = stream.read(1 << 20)
+    except OSError as error:  # a gzip file cut short, or not gzip at all
+        raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
     text = head.decode("utf-8-sig", errors="replace")
     first = next(csv.reader(io.StringIO(text)), None)
     if not first:
@@ -418,7 +421,7 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
                     gathered = []
             if gathered:
                 yield pa.Table.from_batches(gathered)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as error:
         raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
 
 

@@ -370,6 +370,28 @@ def test_a_broken_row_fails_the_file_without_quoting_it(tmp_path: Path) -> None:
     assert_no_member_ids(result)
 
 
+@pytest.mark.parametrize("kept", [0.5, 0.9], ids=["cut in its header's MiB", "cut past it"])
+def test_a_gzip_file_cut_short_fails_the_run(
+    claims: Path, register: Path, tmp_path: Path, kept: float
+) -> None:
+    header, *rows = claims.read_bytes().splitlines(keepends=True)
+    lines = header + b"".join(rows) * (3 * 2**20 // len(b"".join(rows)))
+    packed = gzip.compress(lines, compresslevel=1)
+    path = tmp_path / "claims.csv.gz"
+    path.write_bytes(packed[: int(len(packed) * kept)])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--claims", str(path), "--authorizations", str(register), "--as-of", AS_OF]
+        + ["--out", str(out), "--partition-rows", "1000", "--workers", "2"],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path}: cannot be read as a UTF-8 CSV file: Truncated compressed stream"
+    )
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "as_of",
     ["2026-13-01", "30/06/2026", "yesterday", ""],
