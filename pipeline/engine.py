@@ -97,7 +97,7 @@ from pipeline.validate import (
     validate_authorizations,
     validate_claims,
 )
-from pipeline.workers import BYTES_PER_ROW, ROWS_PER_PARTITION, WORKERS, rows_by_size, take
+from pipeline.workers import ROWS_PER_PARTITION, WORKERS, rows_by_size, take
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import fixed_width, forget
@@ -156,9 +156,6 @@ SAMPLE_EVERY = 64
 """One claim in this many (by hash) marks where the sorted output's ranges split."""
 
 
-REGISTER_BYTES_PER_ROW = 85
-"""A CSV register row's size, likewise (sized as claim lines, the register's partitions
-held 312,000 rows at 50M lines and 250,000 at 10M: a worker's peak grew with them)."""
 OPEN_FILES_MARGIN = 64
 """Open files a run needs besides a spill's one per partition (inputs, outputs, Python)."""
 INDEX_SHARE = 4
@@ -245,17 +242,15 @@ def run_id_for(parts: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def partition_count(
-    paths: Sequence[str], rows_per_partition: int, bytes_per_row: int = BYTES_PER_ROW
-) -> int:
-    """Enough partitions that each holds about ``rows_per_partition`` rows of
-    ``bytes_per_row`` (in a CSV file)."""
+def partition_count(paths: Sequence[str], rows_per_partition: int) -> int:
+    """Enough partitions that each holds about ``rows_per_partition`` rows (a CSV
+    file's rows estimated by its size and its first lines', :func:`rows_by_size`)."""
     rows = 0
     for path in paths:
         if path.lower().endswith(".parquet"):
             rows += pq.ParquetFile(path).metadata.num_rows
         else:
-            rows += rows_by_size(path, bytes_per_row)
+            rows += rows_by_size(path)
     return max(1, math.ceil(rows / rows_per_partition))
 
 
@@ -412,7 +407,7 @@ def execute(
         with (
             _spill_root(directory) as where,
             Spill(
-                partition_count([authorizations], rows_per_partition, REGISTER_BYTES_PER_ROW),
+                partition_count([authorizations], rows_per_partition),
                 register_schema,
                 where,
             ) as by_key,

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
 import multiprocessing
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.generate import generate_tables, write_table
 from pipeline import workers
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _claims_of(path: Path, rows: int) -> str:
-    """A file the size of ``rows`` CSV claim lines (its content is never read here)."""
-    path.write_bytes(b"x" * rows * workers.BYTES_PER_ROW)
+def _claims_of(path: Path, rows: int, width: int = 150) -> str:
+    """A header and ``rows`` lines of ``width`` bytes (only their count is read here)."""
+    path.write_bytes(b"claim_id\n" + (b"x" * (width - 1) + b"\n") * rows)
     return str(path)
 
 
@@ -83,3 +85,44 @@ def test_workers_no_run_took_are_stopped(tmp_path: Path) -> None:
         finally:
             pool.shutdown(wait=True)
     assert _children_gone()
+
+
+def test_rows_are_counted_by_the_lines_own_width(tmp_path: Path) -> None:
+    # Past the first MiB the rows are estimated from the lines measured there, so a
+    # partition holds about the rows asked for whatever the lines' width.
+    for width in (60, 147, 400):
+        rows = 3 * workers.HEAD_BYTES // width
+        claims = _claims_of(tmp_path / f"claims-{width}.csv", rows, width)
+        assert abs(workers.rows_by_size(claims) - rows) <= rows // 1000
+
+
+def test_a_short_file_has_its_lines_counted(tmp_path: Path) -> None:
+    claims = _claims_of(tmp_path / "claims.csv", rows=1_000)
+    assert workers.rows_by_size(claims) == 1_000
+    unended = tmp_path / "unended.csv"
+    unended.write_bytes(b"claim_id\nC1\nC2")
+    assert workers.rows_by_size(str(unended)) == 2
+    header_only = tmp_path / "header.csv"
+    header_only.write_bytes(b"claim_id\n")
+    assert workers.rows_by_size(str(header_only)) == 0
+
+
+def test_a_gzipped_file_is_measured_unpacked(tmp_path: Path) -> None:
+    plain = Path(_claims_of(tmp_path / "claims.csv", rows=1_000))
+    packed = tmp_path / "claims.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert workers.rows_by_size(str(packed)) == 1_000  # short: its lines counted
+    rows = 2 * workers.HEAD_BYTES // 100
+    lines = b"claim_id\n" + b"".join(b"C%098d\n" % n for n in range(rows))
+    packed.write_bytes(gzip.compress(lines, compresslevel=1))
+    # Past the first MiB: the file's size counted four times, over the lines' width.
+    expected = (packed.stat().st_size * 4 - len(b"claim_id\n")) // 100
+    assert abs(workers.rows_by_size(str(packed)) - expected) <= expected // 1000
+
+
+def test_a_parquet_files_rows_are_guessed_by_its_size(tmp_path: Path) -> None:
+    # Not its bytes counted as lines: a guess, made before pyarrow is loaded, of
+    # whether it holds more than a partition (the engine counts its rows exactly).
+    claims = tmp_path / "claims.parquet"
+    write_table(generate_tables(100_000, seed=5)[0], claims)
+    assert 50_000 <= workers.rows_by_size(str(claims)) <= 200_000
