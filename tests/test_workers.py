@@ -121,8 +121,9 @@ def test_a_gzipped_file_is_measured_unpacked(tmp_path: Path) -> None:
 
 
 def test_a_parquet_files_rows_are_guessed_by_its_size(tmp_path: Path) -> None:
-    # Not its bytes counted as lines: a guess, made before pyarrow is loaded, of
-    # whether it holds more than a partition (the engine counts its rows exactly).
+    # A guess, made before pyarrow is loaded, of whether it holds more than a
+    # partition (the engine counts its rows from its footer): the generator's
+    # lines within a factor of two.
     claims = tmp_path / "claims.parquet"
     write_table(generate_tables(100_000, seed=5)[0], claims)
     assert 50_000 <= workers.rows_by_size(str(claims)) <= 200_000
