@@ -59,7 +59,7 @@ def _csv_header(path: str) -> list[str]:
         with pa.input_stream(path, compression="detect") as stream:
             head = stream.read(1 << 20)
     except OSError as error:  # a gzip file cut short, or not gzip at all
-        raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
+        raise _unreadable(path, error) from error
     text = head.decode("utf-8-sig", errors="replace")
     first = next(csv.reader(io.StringIO(text)), None)
     if not first:
@@ -67,15 +67,18 @@ def _csv_header(path: str) -> list[str]:
     return [name.strip() for name in first]
 
 
-def _why(error: Exception) -> str:
-    """The reader's complaint without the offending row, which may hold member ids."""
+def _unreadable(path: str, error: Exception) -> InputError:
+    """A CSV file the reader refused (or a gzip file cut short), with the reader's
+    complaint without the offending row, which may hold member ids."""
     text = str(error)
     shape = re.search(r"Expected \d+ columns, got \d+", text)
     if shape:
-        return shape.group(0).lower() + " in a row (a stray comma or an unclosed quote?)"
-    if "UTF8" in text or "utf-8" in text.lower():
-        return "it is not UTF-8 text"
-    return text.split(":", maxsplit=1)[0]
+        why = shape.group(0).lower() + " in a row (a stray comma or an unclosed quote?)"
+    elif "UTF8" in text or "utf-8" in text.lower():
+        why = "it is not UTF-8 text"
+    else:
+        why = text.split(":", maxsplit=1)[0]
+    return InputError(f"{path}: cannot be read as a UTF-8 CSV file: {why}")
 
 
 _BLANKS = np.array([ord(" "), ord("\t")], dtype=np.uint8)
@@ -422,7 +425,7 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
             if gathered:
                 yield pa.Table.from_batches(gathered)
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as error:
-        raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: {_why(error)}") from error
+        raise _unreadable(path, error) from error
 
 
 def _parquet_batches(path: str, whole: bool) -> Iterator[pa.Table]:
