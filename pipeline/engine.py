@@ -83,7 +83,14 @@ from pipeline.ledger import (
     taken_before,
 )
 from pipeline.memory import prepare_process
-from pipeline.partition import Spill, partition_of, release_writers, stable_hash, take_rows
+from pipeline.partition import (
+    Spill,
+    empty_columns,
+    partition_of,
+    release_writers,
+    stable_hash,
+    take_rows,
+)
 from pipeline.progress import Observer, Silent
 from pipeline.rowgroups import JoinedParquet
 from pipeline.rules import Rules
@@ -784,9 +791,10 @@ def _without(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
 def _filled(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """``table`` in ``schema``: the columns it lacks added, empty."""
     present = set(table.column_names)
+    lacked = [field.type for field in schema if field.name not in present]
+    empty = iter(empty_columns(len(table), lacked))
     columns = [
-        table.column(field.name) if field.name in present else pa.nulls(len(table), field.type)
-        for field in schema
+        table.column(field.name) if field.name in present else next(empty) for field in schema
     ]
     return pa.table(columns, schema=schema)
 

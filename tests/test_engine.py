@@ -30,7 +30,14 @@ from pipeline.engine import (
     partition_count,
 )
 from pipeline.memory import use_jemalloc
-from pipeline.partition import Spill, filter_rows, partition_of, stable_hash, take_rows
+from pipeline.partition import (
+    Spill,
+    empty_columns,
+    filter_rows,
+    partition_of,
+    stable_hash,
+    take_rows,
+)
 from pipeline.rules import load_rules
 from schemas.outputs import empty_rejects
 
@@ -559,6 +566,77 @@ def test_a_partition_read_combining_its_pieces_keeps_its_rows_in_their_order(
             f"C{source}-{write}-{i}" for source in (1, 2) for write in range(5) for i in range(3)
         ]
         assert not list(spill.directory.glob("*.arrow"))  # deleted once read
+
+
+CODED_TEXT = pa.dictionary(pa.int32(), pa.string())
+
+
+def test_empty_columns_are_nulls_of_their_types_on_one_buffer_of_zeros() -> None:
+    kinds = [pa.string(), CODED_TEXT, pa.int64(), pa.bool_(), pa.string()]
+    columns = empty_columns(1000, kinds)
+    for column, kind in zip(columns, kinds, strict=True):
+        column.validate(full=True)
+        assert column.type == kind
+        assert column.null_count == len(column) == 1000
+        assert column.to_pylist() == [None] * 1000
+    text, coded, *_, more_text = columns
+    shared = {text.buffers()[1].address, coded.buffers()[1].address, more_text.buffers()[1].address}
+    assert len(shared) == 1  # the offsets of both text columns and the codes: one buffer
+    assert text.buffers()[1].to_pybytes() == bytes(4 * 1001)
+    assert pa.concat_arrays([text, pa.array(["x"])]).to_pylist() == [None] * 1000 + ["x"]
+    assert coded.take(pa.array([3, 1])).to_pylist() == [None, None]
+    assert empty_columns(0, [pa.string()])[0].to_pylist() == []
+
+
+def test_columns_the_files_lack_take_no_memory_of_arrows_a_column(tmp_path: Path) -> None:
+    # The output's 25 columns the benchmark's files lack, added to each partition's and
+    # each range's lines: with pa.nulls, 4 bytes a row each, allocated and zeroed.
+    lacked = [pa.field(f"diagnosis_code_{i}", pa.string()) for i in range(3, 26)]
+    schema = pa.schema([pa.field("claim_id", pa.string()), *lacked, ("code", CODED_TEXT)])
+    lines = pa.table({"claim_id": [f"C{i:07d}" for i in range(200_000)]})
+    pool = pa.default_memory_pool()
+    before = pool.bytes_allocated()
+    filled = engine._filled(lines, schema)
+    assert pool.bytes_allocated() - before < 1 << 20  # 20 MB as pa.nulls
+    assert filled.schema.equals(schema)
+    assert filled.select([1, 24]).to_pylist()[-1] == {"diagnosis_code_3": None, "code": None}
+
+
+def test_a_spill_stores_an_empty_column_as_nothing_and_reads_it_back_in_its_type(
+    tmp_path: Path,
+) -> None:
+    schema = pa.schema(
+        [pa.field("claim_id", pa.string()), pa.field("note", pa.string()), ("code", CODED_TEXT)]
+    )
+    rows = 10_000
+    empty = pa.table(
+        [
+            pa.array([f"C{i:07d}" for i in range(rows)]),
+            pa.nulls(rows, pa.string()),
+            pa.nulls(rows, CODED_TEXT),
+        ],
+        schema=schema,
+    )
+    filled = empty.set_column(1, "note", pa.array(["n"] * rows))
+    sizes = {}
+    for name, table in (("empty", empty), ("filled", filled)):
+        with Spill(1, schema, tmp_path) as spill:
+            spill.add(table, np.zeros(rows, np.int64))
+            spill.close_writers()
+            sizes[name] = sum(path.stat().st_size for path in spill.directory.glob("*.arrow"))
+            read = spill.read(0)
+            assert read.schema.equals(schema)
+            assert read.equals(table)
+    assert sizes["filled"] - sizes["empty"] >= 4 * rows + rows  # its offsets and its text
+    # A column empty in one write and not in another: each read back in the spill's type.
+    with Spill(1, schema, tmp_path) as spill:
+        for table in (empty, filled, empty):
+            spill.add(table, np.zeros(rows, np.int64))
+        spill.close_writers()
+        read = spill.read(0)
+        assert read.schema.equals(schema)
+        assert read.column("note").to_pylist() == [None] * rows + ["n"] * rows + [None] * rows
+        assert read.combine_chunks().equals(pa.concat_tables([empty, filled, empty]))
 
 
 @pytest.mark.parametrize("partitions", [16, 500])
