@@ -174,7 +174,7 @@ most); at 4, 259 at most at 50M and 281 at 10M, and the split pass no slower (tw
 the tasks, each 0.1 s against 0.16-0.24)."""
 MAX_PIECES = 128
 """The most pieces a member or claim-index partition is read in: every batch read goes
-to every partition, so a partition comes in a piece a batch (two a 32 MB span: 88 at
+to every partition, so a partition comes in a piece a batch (one a 16 MB span: 88 at
 10M lines, 440 at 50M), and a task reading it holds Arrow's objects for each piece
 (~15 KB a piece of 30 columns). Past this many batches, a pass of its own gathers each
 partition into one piece first: at 50M lines a decide task's peak 335 MiB against 344

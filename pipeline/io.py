@@ -296,8 +296,13 @@ def lacked_by_all(paths: Sequence[str], columns: Sequence[str]) -> list[str]:
     return [name for name in columns if name not in present]
 
 
-SPAN_BYTES = 32 << 20
-"""A plain CSV file is read in spans of about this many bytes, side by side in workers."""
+SPAN_BYTES = 16 << 20
+"""A plain CSV file is read in spans of about this many bytes, side by side in workers.
+A span is mapped while it is read, and its lines are scattered a batch (``STREAM_ROWS``)
+at a time: 16 MB is some 114,000 of the benchmark's lines, one batch, where a 32 MB
+span was two and its task held the mapped span and the larger batch at once (a reading
+task's peak 251 MiB against 310, median, at 10M lines; the same pieces a partition, 88;
+README, Performance)."""
 
 
 @dataclass(frozen=True)
