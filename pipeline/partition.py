@@ -169,8 +169,8 @@ def empty_columns(rows: int, types: Sequence[pa.DataType]) -> list[pa.Array]:
 def _sparse(table: pa.Table) -> pa.Table:
     """``table`` with each column that holds no value as Arrow's null type, which a
     spill file stores as nothing: an empty column of text is otherwise stored as its
-    offsets, 4 bytes a row (25 of the output's 66 columns in the benchmark's lines,
-    some 100 of the 366 bytes of a spilled decided line). See :func:`_dense`."""
+    offsets, 4 bytes a row (a file with every contract column, 25 of them empty: some
+    100 bytes a line in each of the two spills of its lines). See :func:`_dense`."""
     rows = table.num_rows
     empty = [i for i, column in enumerate(table.columns) if column.null_count == rows > 0]
     if not empty:
