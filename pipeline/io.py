@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
+from pipeline.partition import empty_columns
 
 SOURCE_FILE = "source_file"
 SOURCE_ROW = "source_row"
@@ -476,6 +477,9 @@ def text_batches(
     first_row = 1
     for table in batches:
         rows = table.num_rows
+        present = {*table.column_names, *LINEAGE_COLUMNS}
+        lacked = sum(name not in present for name in schema.names)
+        empty = iter(empty_columns(rows, [pa.string()] * lacked))  # another file's columns
         columns = []
         for field in schema:
             if field.name == SOURCE_FILE:
@@ -490,6 +494,6 @@ def text_batches(
                     else column
                 )
             else:
-                columns.append(pa.nulls(rows, pa.string()))
+                columns.append(next(empty))
         first_row += rows
         yield pa.table(columns, schema=schema)
