@@ -588,7 +588,7 @@ def test_empty_columns_are_nulls_of_their_types_on_one_buffer_of_zeros() -> None
     assert empty_columns(0, [pa.string()])[0].to_pylist() == []
 
 
-def test_columns_the_files_lack_take_no_memory_of_arrows_a_column(tmp_path: Path) -> None:
+def test_columns_the_files_lack_take_no_memory_of_arrows_a_column() -> None:
     # The output's 25 columns the benchmark's files lack, added to each partition's and
     # each range's lines: with pa.nulls, 4 bytes a row each, allocated and zeroed.
     lacked = [pa.field(f"diagnosis_code_{i}", pa.string()) for i in range(3, 26)]
