@@ -172,6 +172,14 @@ takes some 60-70 bytes a row: at 8, a split task's peak reached 363 MiB at 50M l
 (partitions of 1.6M rows, against 1.4M at 10M), above every decide task's (346 at
 most); at 4, 259 at most at 50M and 281 at 10M, and the split pass no slower (twice
 the tasks, each 0.1 s against 0.16-0.24)."""
+REGISTER_SHARE = 2
+"""The register's partitions hold this many times fewer rows than the claims' (by
+``authorization_id``; validated in the workers ahead of the claims' reading). A
+register task's peak follows its partition, and a worker keeps some of it through the
+passes after: at as many rows as the claims' (192,000 at 50M lines, 167,000 at 10M,
+where the count rounds lower), the register's tasks reached 262 MiB at 50M against
+239, and the decide tasks after them 315 against 310 (medians); at half, 209 and
+196.5, and the decide tasks 312 at both sizes (README, Performance)."""
 MAX_PIECES = 128
 """The most pieces a member or claim-index partition is read in: every batch read goes
 to every partition, so a partition comes in a piece a batch (one a 16 MB span: 88 at
@@ -414,7 +422,7 @@ def execute(
         with (
             _spill_root(directory) as where,
             Spill(
-                partition_count([authorizations], rows_per_partition),
+                partition_count([authorizations], rows_per_partition // REGISTER_SHARE),
                 register_schema,
                 where,
             ) as by_key,
