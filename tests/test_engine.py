@@ -589,7 +589,7 @@ def test_empty_columns_are_nulls_of_their_types_on_one_buffer_of_zeros() -> None
 
 
 def test_columns_the_files_lack_take_no_memory_of_arrows_a_column() -> None:
-    # The output's 25 columns the benchmark's files lack, added to each partition's and
+    # Columns the files lack (the benchmark's lack 25), added to each partition's and
     # each range's lines: with pa.nulls, 4 bytes a row each, allocated and zeroed.
     lacked = [pa.field(f"diagnosis_code_{i}", pa.string()) for i in range(3, 26)]
     schema = pa.schema([pa.field("claim_id", pa.string()), *lacked, ("code", CODED_TEXT)])
