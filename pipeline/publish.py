@@ -5,12 +5,18 @@ only when all of them are complete and flushed, so the target appears whole
 or not at all, and a killed run leaves nothing that blocks the next one. What
 a killed run leaves (its staging directory, spill files included) is swept by
 the next run to the same target, once the process that made it is gone.
+
+A staging directory's name says whose it is (``.DIR.HOST-PID.XXXXXXXX.partial``),
+so that no moment leaves one that cannot be told: a mark written into the directory
+after it was made was missing when a run was killed between the two, and a sweep
+killed halfway could delete the mark before the rest.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -21,8 +27,6 @@ from pathlib import Path
 from pipeline.errors import PublishError
 
 STAGING_SUFFIX = ".partial"
-OWNER_FILE = ".owner"
-"""In a staging directory: the host and process id of the run writing it."""
 
 
 def refuse_existing(target: Path) -> None:
@@ -54,15 +58,16 @@ def publishing(target: Path) -> Iterator[Path]:
     refuse_existing(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_abandoned(target)
+    owner = f"{_host()}-{os.getpid()}"
     staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=STAGING_SUFFIX, dir=target.parent)
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.{owner}.", suffix=STAGING_SUFFIX, dir=target.parent
+        )
     )
     try:
         # mkdtemp makes a private directory (0700); a published run is read by others.
         os.chmod(staging, 0o777 & ~_umask())
-        (staging / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         yield staging
-        (staging / OWNER_FILE).unlink()
         _fsync_tree(staging)
         refuse_existing(target)
         os.rename(staging, target)
@@ -76,15 +81,20 @@ def sweep_abandoned(target: Path) -> list[Path]:
     """Delete the staging directories of earlier runs to ``target`` whose process, on
     this host, is gone (killed runs); what cannot be told to be abandoned is kept."""
     swept = []
-    for staging in target.parent.glob(f".{glob.escape(target.name)}.*{STAGING_SUFFIX}"):
-        try:
-            host, pid = (staging / OWNER_FILE).read_text().split()
-        except (OSError, ValueError):
-            continue
-        if host == socket.gethostname() and not _alive(int(pid)):
+    prefix = f".{target.name}."
+    for staging in target.parent.glob(f"{glob.escape(prefix)}*{STAGING_SUFFIX}"):
+        # HOST-PID.XXXXXXXX: mkdtemp's part has no dot, a host name may have some
+        owner = staging.name[len(prefix) : -len(STAGING_SUFFIX)].rpartition(".")[0]
+        host, _, pid = owner.rpartition("-")
+        if host == _host() and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(staging, ignore_errors=True)
             swept.append(staging)
     return swept
+
+
+def _host() -> str:
+    """This host's name as a staging directory's name carries it."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
 
 
 def _alive(pid: int) -> bool:

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.publish import OWNER_FILE, STAGING_SUFFIX, sweep_abandoned
+from pipeline.publish import STAGING_SUFFIX, publishing, sweep_abandoned
 from tests.policy_helpers import NPI_A, NPI_B, auth, line
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -378,18 +378,28 @@ def test_only_abandoned_staging_directories_are_swept(tmp_path: Path) -> None:
     target = tmp_path / "out[1]"  # a name with glob characters
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
+    host = socket.gethostname()
     owners = {
-        "killed": f"{socket.gethostname()} {dead.pid}",
-        "running": f"{socket.gethostname()} {os.getpid()}",
-        "elsewhere": f"another-host {dead.pid}",
-        "unmarked": None,
+        "killed": f"{host}-{dead.pid}",
+        "running": f"{host}-{os.getpid()}",
+        "elsewhere": f"another-host-{dead.pid}",
+        "unmarked": "",
     }
     for name, owner in owners.items():
-        staging = tmp_path / f".{target.name}.{name}{STAGING_SUFFIX}"
+        staging = tmp_path / f".{target.name}.{owner}.{name}{STAGING_SUFFIX}"
         staging.mkdir()
-        if owner is not None:
-            (staging / OWNER_FILE).write_text(owner)
+        # A run killed as it wrote, or a sweep killed halfway: no file says whose it is.
+        (staging / "rejects.parquet").write_bytes(b"PAR1")
+    (tmp_path / f".{target.name}.{host}-{dead.pid}.empty{STAGING_SUFFIX}").mkdir()
+    (tmp_path / f".out.{host}-{dead.pid}.another{STAGING_SUFFIX}").mkdir()  # another target's
     swept = sweep_abandoned(target)
-    assert [p.name for p in swept] == [f".{target.name}.killed{STAGING_SUFFIX}"]
-    left = sorted(p.name.split(".")[2] for p in tmp_path.iterdir())
-    assert left == ["elsewhere", "running", "unmarked"]
+    assert sorted(p.name.split(".")[-2] for p in swept) == ["empty", "killed"]
+    left = sorted(p.name.split(".")[-2] for p in tmp_path.iterdir())
+    assert left == ["another", "elsewhere", "running", "unmarked"]
+
+
+def test_a_staging_directory_is_named_for_its_run(tmp_path: Path) -> None:
+    with publishing(tmp_path / "out") as staging:
+        assert staging.name.startswith(f".out.{socket.gethostname()}-{os.getpid()}.")
+        assert not sweep_abandoned(tmp_path / "out"), "a running run's directory is kept"
+    assert (tmp_path / "out").is_dir()
