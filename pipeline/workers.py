@@ -16,6 +16,8 @@ from __future__ import annotations
 import gzip
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -48,6 +50,8 @@ ROWS_PER_PARTITION = 200_000
 it, the output does not."""
 HEAD_BYTES = 1 << 20
 """How much of a CSV file, after its header, is read to measure its lines' size."""
+PARENT_CHECK_SECONDS = 0.1
+"""How often a worker looks whether the run that started it is still there."""
 PARQUET_BYTES_PER_ROW = 25
 """A Parquet claim line's size, about (the benchmark's lines: 25 bytes with Arrow's
 default compression, 19 with zstd): a guess made before pyarrow is loaded; the engine
@@ -82,7 +86,10 @@ def rows_by_size(path: str) -> int:
 def start(count: int) -> ProcessPoolExecutor:
     """``count`` workers, each starting at once to import the engine."""
     pool = ProcessPoolExecutor(
-        max_workers=count, mp_context=multiprocessing.get_context("spawn"), initializer=_prepared
+        max_workers=count,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_prepared,
+        initargs=(os.getpid(),),
     )
     for _ in range(count):  # the pool starts a process for a task no idle one can take
         pool.submit(_started)
@@ -119,13 +126,30 @@ def take(count: int) -> ProcessPoolExecutor:
     return _early.pop(count, None) or start(count)
 
 
-def _prepared() -> None:
-    """A worker's start: the engine imported, then what that made set aside
-    (:func:`pipeline.memory.prepare_process`)."""
+def _prepared(parent: int) -> None:
+    """A worker's start: bound to the run's process (:func:`_bound_to`), the engine
+    imported, then what that made set aside (:func:`pipeline.memory.prepare_process`)."""
+    _bound_to(parent)
     import pipeline.engine  # noqa: F401  (imported for its tasks, before the freeze)
     from pipeline.memory import prepare_process
 
     prepare_process()
+
+
+def _bound_to(parent: int) -> None:
+    """End this worker once ``parent``, the run that started it, is gone, however it
+    went: a run killed with SIGKILL runs no code to stop its workers, which then waited
+    for tasks for ever (two interpreters of ~150 MiB for each killed run) and could go on
+    writing into the staging directory the next run sweeps. A thread, not the kernel's
+    parent-death signal, which follows the thread that started the worker, not the
+    process."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _started() -> None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import gzip
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from benchmarks.generate import generate_tables, write_table
 from pipeline import workers
@@ -127,3 +131,41 @@ def test_a_parquet_files_rows_are_guessed_by_its_size(tmp_path: Path) -> None:
     claims = tmp_path / "claims.parquet"
     write_table(generate_tables(100_000, seed=5)[0], claims)
     assert 50_000 <= workers.rows_by_size(str(claims)) <= 200_000
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_workers_end_when_their_run_is_killed(tmp_path: Path) -> None:
+    # A run killed with SIGKILL runs no code to stop its workers: they must see it gone.
+    script = (
+        "import multiprocessing, os, signal\n"
+        "from pipeline import workers\n"
+        "pool = workers.start(2)\n"
+        "pool.submit(abs, -1).result()\n"
+        "print(*(p.pid for p in multiprocessing.active_children()), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    printed = tmp_path / "pids"  # a file, not a pipe: workers left behind would hold a pipe open
+    with printed.open("w") as stdout:
+        run = subprocess.run(
+            [sys.executable, "-c", script], check=False, stdout=stdout, cwd=REPO, timeout=120
+        )
+    pids = [int(pid) for pid in printed.read_text().split()]
+    assert run.returncode == -signal.SIGKILL and len(pids) == 2
+    try:
+        end = time.monotonic() + 10
+        while any(_running(pid) for pid in pids) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not [pid for pid in pids if _running(pid)], "a worker outlived its run"
+    finally:
+        for pid in pids:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
