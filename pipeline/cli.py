@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,7 +26,7 @@ from typing import Any, TextIO
 import click
 
 from pipeline import __version__
-from pipeline.errors import Held, PipelineError
+from pipeline.errors import Held, PipelineError, Stopped
 from pipeline.progress import JsonLog, Observer, Silent, TerminalProgress
 from pipeline.publish import refuse_existing
 from pipeline.report import write_report
@@ -57,6 +61,25 @@ def parse_as_of(text: str, fail: Any) -> datetime:
 def now_utc() -> datetime:
     """The run's default ``--as-of``: this second, UTC."""
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+@contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """Within: SIGTERM (a scheduler's stop or timeout) raises :class:`Stopped`, so the
+    run removes its staging directory and spill files and stops its workers, as a
+    failed run does, where the signal's default would end it on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Stopped()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -221,7 +244,7 @@ def run(
     started_at = now_utc()
     try:
         refuse_existing(out)
-        with started_early(workers, claims, partition_rows):
+        with _sigterm_stops(), started_early(workers, claims, partition_rows):
             # The engine is imported now, while the workers import it too.
             from pipeline.rules import load_rules
             from pipeline.run import RunOptions, publish_run
@@ -250,6 +273,12 @@ def run(
         raise SystemExit(HELD) from held
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
+    except Stopped as stopped:
+        if not out.exists():
+            click.echo(f"stopped (SIGTERM); nothing was published to {out}", err=True)
+            raise SystemExit(1) from stopped
+        click.echo(f"stopped (SIGTERM) after {out} was published", err=True)
+        return
     if quiet:
         return
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -269,9 +298,13 @@ def verify_command(directory: Path) -> None:
     from pipeline.verify import verify
 
     try:
-        verdict = verify(directory)
+        with _sigterm_stops():  # the rerun's scratch directory is removed
+            verdict = verify(directory)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
+    except Stopped as stopped:
+        click.echo(f"{directory}: stopped (SIGTERM) before the rerun was done", err=True)
+        raise SystemExit(1) from stopped
     if verdict.identical:
         click.echo(f"{directory}: run {verdict.run_id} reproduced; every output is byte-identical")
         return

@@ -1072,7 +1072,12 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
             return pool.map(_call, calls, chunksize=1)
 
         yield parallel
-    finally:
+    except BaseException:
+        # A failed or stopped run: its staging directory is removed next, so the tasks
+        # the workers are in are waited for, lest they write into it as it goes.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    else:
         # Not waited for: the workers end (0.1-0.2 s: their interpreters shut down) while
         # this process writes the rest of the run's files.
         pool.shutdown(wait=False, cancel_futures=True)

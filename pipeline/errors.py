@@ -24,3 +24,8 @@ class Held(PipelineError):
     def __init__(self, reasons: list[str]) -> None:
         super().__init__("; ".join(reasons))
         self.reasons = reasons
+
+
+class Stopped(BaseException):
+    """The run was told to stop (SIGTERM): it ends as a failed run does, publishing
+    nothing. Not an ``Exception``, so that no handler for those takes it for one."""

@@ -374,6 +374,64 @@ def test_sigkill_at_random_moments_leaves_no_directory(
     assert os.listdir(out)
 
 
+def _stopped_by_sigterm(command: list[str], after: float, temporary: Path) -> tuple[int, str]:
+    """Run ``command`` (its temporary directory ``temporary``), send it SIGTERM ``after``
+    seconds in, and return its exit code and what it printed on stderr. Its workers
+    inherit the stderr pipe, so this returns only once they have ended too."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temporary)},
+    )
+    time.sleep(after)
+    process.send_signal(signal.SIGTERM)
+    _, printed = process.communicate(timeout=120)
+    return process.returncode, printed
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_and_a_rerun_leaving_nothing(
+    tmp_path: Path, big_inputs: tuple[Path, Path]
+) -> None:
+    claims, register = big_inputs
+    command = [
+        *(sys.executable, "-m", "pipeline", "run", "--claims", str(claims)),
+        *("--authorizations", str(register), "--as-of", AS_OF, "--force"),
+        *("--workers", "2", "--partition-rows", "20000"),  # six partitions, two workers
+    ]
+    started = time.monotonic()
+    subprocess.run([*command, "--out", str(tmp_path / "done")], check=True, capture_output=True)
+    duration = time.monotonic() - started
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    out = tmp_path / "out"
+    stopped = 0
+    for share in (0.4, 0.6, 0.8):
+        code, printed = _stopped_by_sigterm(
+            [*command, "--out", str(out)], duration * share, temporary
+        )
+        if code == 0:  # it finished first: then it is whole
+            assert (out / "manifest.json").is_file()
+            shutil.rmtree(out)
+            continue
+        assert code == 1, printed
+        assert f"stopped (SIGTERM); nothing was published to {out}" in printed
+        assert not out.exists()
+        # The stopped run removed its staging directory and spill files itself.
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+        assert not list(temporary.iterdir())
+        stopped += 1
+    assert stopped, "no run was stopped before it finished"
+    # The auditor's rerun: its scratch directory (a whole run's files) is removed too.
+    rerun = [sys.executable, "-m", "pipeline", "verify", str(tmp_path / "done")]
+    code, printed = _stopped_by_sigterm(rerun, duration * 0.5, temporary)
+    assert code == 1, printed
+    assert "stopped (SIGTERM) before the rerun was done" in printed
+    assert not list(temporary.iterdir())
+
+
 def test_only_abandoned_staging_directories_are_swept(tmp_path: Path) -> None:
     target = tmp_path / "out[1]"  # a name with glob characters
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
