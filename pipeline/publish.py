@@ -58,13 +58,9 @@ def publishing(target: Path) -> Iterator[Path]:
     refuse_existing(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_abandoned(target)
-    owner = f"{_host()}-{os.getpid()}"
-    staging = Path(
-        tempfile.mkdtemp(
-            prefix=f".{target.name}.{owner}.", suffix=STAGING_SUFFIX, dir=target.parent
-        )
-    )
+    prefix = f".{target.name}.{_host()}-{os.getpid()}."
     try:
+        staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=STAGING_SUFFIX, dir=target.parent))
         # mkdtemp makes a private directory (0700); a published run is read by others.
         os.chmod(staging, 0o777 & ~_umask())
         yield staging
@@ -73,7 +69,10 @@ def publishing(target: Path) -> Iterator[Path]:
         os.rename(staging, target)
         _fsync_directory(target.parent)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        # Found by its name, not by ``staging``: a stop (SIGTERM) can land inside mkdtemp,
+        # the directory made and its name not yet returned.
+        for mine in target.parent.glob(f"{glob.escape(prefix)}*{STAGING_SUFFIX}"):
+            shutil.rmtree(mine, ignore_errors=True)
         raise
 
 
