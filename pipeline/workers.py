@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -127,9 +128,17 @@ def take(count: int) -> ProcessPoolExecutor:
 
 
 def _prepared(parent: int) -> None:
-    """A worker's start: bound to the run's process (:func:`_bound_to`), the engine
-    imported, then what that made set aside (:func:`pipeline.memory.prepare_process`)."""
+    """A worker's start: bound to the run's process (:func:`_bound_to`), deaf to SIGTERM
+    and SIGINT, the engine imported, then what that made set aside
+    (:func:`pipeline.memory.prepare_process`).
+
+    A scheduler's stop may reach a run's whole process group, a terminal's Ctrl-C does:
+    the run's process stops its workers itself (their tasks waited for, the rest
+    cancelled), where workers ending on their own break the pool under it (seen once, a
+    run stopped while profiled: a traceback from the pool's manager thread)."""
     _bound_to(parent)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import pipeline.engine  # noqa: F401  (imported for its tasks, before the freeze)
     from pipeline.memory import prepare_process
 
