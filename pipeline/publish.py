@@ -66,7 +66,12 @@ def publishing(target: Path) -> Iterator[Path]:
         yield staging
         _fsync_tree(staging)
         refuse_existing(target)
-        os.rename(staging, target)
+        try:
+            os.rename(staging, target)
+        except OSError as error:  # another run published ``target`` since the line above
+            raise PublishError(
+                f"{target} cannot be published ({error.strerror}); nothing was published"
+            ) from error
         _fsync_directory(target.parent)
     except BaseException:
         # Found by its name, not by ``staging``: a stop (SIGTERM) can land inside mkdtemp,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -22,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.errors import Stopped
+from pipeline.errors import PublishError, Stopped
 from pipeline.publish import STAGING_SUFFIX, publishing, sweep_abandoned
 from tests.policy_helpers import NPI_A, NPI_B, auth, line
 
@@ -488,6 +489,21 @@ def test_a_stop_inside_mkdtemp_leaves_no_staging_directory(
 
     monkeypatch.setattr(tempfile, "mkdtemp", stopped_as_made)
     with pytest.raises(Stopped), publishing(tmp_path / "out"):
+        pass
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_target_that_appears_at_the_rename_is_a_publish_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another run to the same DIR publishing between the last check and the rename.
+    target = tmp_path / "out"
+
+    def published_meanwhile(source: str, destination: str) -> None:
+        raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY))
+
+    monkeypatch.setattr(os, "rename", published_meanwhile)
+    with pytest.raises(PublishError, match="cannot be published"), publishing(target):
         pass
     assert not list(tmp_path.iterdir())
 
