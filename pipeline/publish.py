@@ -58,7 +58,7 @@ def publishing(target: Path) -> Iterator[Path]:
     refuse_existing(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_abandoned(target)
-    prefix = f".{target.name}.{_host()}-{os.getpid()}."
+    prefix = f"{_this_host(target)}{os.getpid()}."
     try:
         staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=STAGING_SUFFIX, dir=target.parent))
         # mkdtemp makes a private directory (0700); a published run is read by others.
@@ -76,7 +76,7 @@ def publishing(target: Path) -> Iterator[Path]:
     except BaseException:
         # Found by its name, not by ``staging``: a stop (SIGTERM) can land inside mkdtemp,
         # the directory made and its name not yet returned.
-        for mine in target.parent.glob(f"{glob.escape(prefix)}*{STAGING_SUFFIX}"):
+        for mine in _staged(target, prefix):
             shutil.rmtree(mine, ignore_errors=True)
         raise
 
@@ -85,20 +85,24 @@ def sweep_abandoned(target: Path) -> list[Path]:
     """Delete the staging directories of earlier runs to ``target`` whose process, on
     this host, is gone (killed runs); what cannot be told to be abandoned is kept."""
     swept = []
-    prefix = f".{target.name}."
-    for staging in target.parent.glob(f"{glob.escape(prefix)}*{STAGING_SUFFIX}"):
-        # HOST-PID.XXXXXXXX: mkdtemp's part has no dot, a host name may have some
-        owner = staging.name[len(prefix) : -len(STAGING_SUFFIX)].rpartition(".")[0]
-        host, _, pid = owner.rpartition("-")
-        if host == _host() and pid.isdigit() and not _alive(int(pid)):
+    prefix = _this_host(target)
+    for staging in _staged(target, prefix):
+        pid = staging.name[len(prefix) :].partition(".")[0]  # PID.XXXXXXXX.partial
+        if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(staging, ignore_errors=True)
             swept.append(staging)
     return swept
 
 
-def _host() -> str:
-    """This host's name as a staging directory's name carries it."""
-    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
+def _this_host(target: Path) -> str:
+    """How the names of this host's staging directories for ``target`` begin
+    (``.DIR.HOST-``), the process id next."""
+    return f".{target.name}.{re.sub(r'[^A-Za-z0-9.-]', '_', socket.gethostname())}-"
+
+
+def _staged(target: Path, prefix: str) -> list[Path]:
+    """The staging directories beside ``target`` whose names begin with ``prefix``."""
+    return list(target.parent.glob(f"{glob.escape(prefix)}*{STAGING_SUFFIX}"))
 
 
 def _alive(pid: int) -> bool:
