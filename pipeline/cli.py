@@ -6,8 +6,8 @@ Only counts and check names reach the terminal: member ids and NPIs go to the
 output files, never to stdout, stderr or logs.
 
 The engine (pandas, pandera) is imported by the commands that use it, as they run;
-``run`` starts its worker processes first, which import it beside this process instead
-of after it (``pipeline.workers``).
+``run`` and ``verify`` start their worker processes first, which import it beside this
+process instead of after it (``pipeline.workers``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pipeline import __version__
 from pipeline.errors import Held, PipelineError, Stopped
 from pipeline.progress import JsonLog, Observer, Silent, TerminalProgress
 from pipeline.publish import refuse_existing
-from pipeline.report import write_report
+from pipeline.report import MANIFEST, write_report
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS, started_early
 from schemas.values import PLAN_TYPES
 
@@ -295,10 +295,12 @@ def run(
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def verify_command(directory: Path) -> None:
     """Recompute DIR from the inputs its manifest names; exit 0 only if byte-identical."""
-    from pipeline.verify import verify
-
     try:
-        with _sigterm_stops():  # the rerun's scratch directory is removed
+        # The rerun's scratch directory is removed on a stop; its workers start first,
+        # as run's do, and import the engine while this process checks the inputs.
+        with _sigterm_stops(), started_early(WORKERS, _claims_of(directory), ROWS_PER_PARTITION):
+            from pipeline.verify import verify
+
             verdict = verify(directory)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
@@ -312,6 +314,18 @@ def verify_command(directory: Path) -> None:
     for line in verdict.differences:
         click.echo(f"  {line}", err=True)
     raise SystemExit(1)
+
+
+def _claims_of(directory: Path) -> list[str]:
+    """The claims files the manifest in ``directory`` names, as the rerun will find them
+    (relative to the run's working directory); none where the manifest cannot be read
+    (``verify`` says why)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        where = Path(manifest["working_directory"])
+        return [str(where / i["path"]) for i in manifest["inputs"] if i["source"] == "claims"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 @main.command("report")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,12 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+import pipeline.cli
+import pipeline.verify
 from pipeline.cli import main
 from pipeline.errors import PublishError, Stopped
 from pipeline.publish import STAGING_SUFFIX, publishing, sweep_abandoned
+from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 from tests.policy_helpers import NPI_A, NPI_B, auth, line
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -111,6 +116,46 @@ def test_verify_passes_an_untouched_run(tmp_path: Path) -> None:
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 0, output
     assert "byte-identical" in output
+
+
+def test_verify_starts_its_workers_before_it_checks_the_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run names its claims relative to where it ran; verify runs from elsewhere.
+    monkeypatch.chdir(SAMPLES.parent)
+    code, output = run_cli(
+        "run",
+        "--claims",
+        "samples/claims.csv",
+        "--authorizations",
+        "samples/authorizations.csv",
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(tmp_path / "out"),
+        *LENIENT,
+    )
+    assert code == 0, output
+    monkeypatch.chdir(tmp_path)
+    events: list[object] = []
+
+    @contextlib.contextmanager
+    def started_early(count: int, claims: list[str], rows: int) -> Iterator[None]:
+        events.append(("workers", count, claims, rows))
+        yield
+
+    verify = pipeline.verify.verify
+
+    def verified(directory: Path) -> pipeline.verify.Verdict:
+        events.append("verify")
+        return verify(directory)
+
+    monkeypatch.setattr(pipeline.cli, "started_early", started_early)
+    monkeypatch.setattr(pipeline.verify, "verify", verified)
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 0, output
+    claims = str(SAMPLES / "claims.csv")
+    assert events == [("workers", WORKERS, [claims], ROWS_PER_PARTITION), "verify"]
 
 
 def test_verify_catches_one_flipped_byte(tmp_path: Path) -> None:
