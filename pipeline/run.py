@@ -31,7 +31,7 @@ from pipeline.ledger import (
 from pipeline.memory import use_jemalloc
 from pipeline.progress import Observer
 from pipeline.publish import publishing
-from pipeline.report import write_report
+from pipeline.report import MANIFEST, write_report
 from pipeline.rules import Rules
 from pipeline.validate import (
     FileCounts,
@@ -128,7 +128,6 @@ def publish_validation(result: ValidationResult, out: Path) -> None:
 # --- the nightly run ------------------------------------------------------------
 
 UNITS_FILE = "units.parquet"
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)

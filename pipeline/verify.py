@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 from pipeline.errors import PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
+from pipeline.report import MANIFEST
 from pipeline.rules import load_rules
-from pipeline.run import MANIFEST, RunOptions, run_into
+from pipeline.run import RunOptions, run_into
 
 
 class VerifyRefused(PipelineError):
