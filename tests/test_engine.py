@@ -21,13 +21,17 @@ from pipeline import engine, io
 from pipeline import partition as partition_module
 from pipeline.engine import (
     CODED,
+    SAMPLE_EVERY,
+    SAMPLED_LINES,
     SPAN,
     _add_rejects,
+    _range_bounds,
     _range_of,
     _sort_keys,
     execute,
     parquet_writer,
     partition_count,
+    sample_every,
 )
 from pipeline.memory import use_jemalloc
 from pipeline.partition import (
@@ -305,6 +309,62 @@ def test_each_row_group_holds_whole_claims_in_order(
         ids = file.read_row_group(index, columns=["claim_id"]).column(0).to_pylist()
         assert ids == sorted(ids) and (last is None or last < ids[0])  # no claim split
         last = ids[-1]
+
+
+def test_the_ranges_bounds_are_the_sorted_distinct_sample_cut_evenly() -> None:
+    chooser = np.random.default_rng(5)
+    for _ in range(30):
+        ids = [f"C{n:0{int(chooser.integers(1, 4))}d}" for n in chooser.integers(0, 500, 900)]
+        cuts = sorted(chooser.integers(0, len(ids), int(chooser.integers(0, 6))).tolist())
+        chunks = [
+            pa.array(ids[a:b], pa.string())
+            for a, b in zip([0, *cuts], [*cuts, len(ids)], strict=True)
+        ]  # duplicates within and across chunks; some chunks empty
+        ranges = int(chooser.integers(1, 40))
+        distinct = sorted(set(ids))
+        picks = sorted({int(len(distinct) * i / ranges) for i in range(1, ranges)})
+        expected = list(dict.fromkeys(distinct[i] for i in picks))
+        assert _range_bounds(chunks, ranges).to_pylist() == expected
+    assert _range_bounds([pa.array([], pa.string())], 5).to_pylist() == []
+
+
+def test_the_sample_thins_past_its_size_so_it_stays_the_same() -> None:
+    assert sample_every(1) == sample_every(SAMPLED_LINES * SAMPLE_EVERY) == SAMPLE_EVERY
+    assert sample_every(SAMPLED_LINES * SAMPLE_EVERY + 1) == 2 * SAMPLE_EVERY
+    for lines in (10**8, 10**9, 10**10, 10**11):
+        assert SAMPLED_LINES / 2 <= lines / sample_every(lines) <= SAMPLED_LINES
+
+
+def test_a_thinner_sample_still_cuts_the_output_between_claims(
+    generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims, register = generated
+    monkeypatch.setattr(engine, "ROWS_PER_GROUP", 2_000)
+    # 30,000 lines: one claim in 256 sampled, where 64 would be.
+    monkeypatch.setattr(engine, "SAMPLED_LINES", 140)  # 30,000 / (140 * 64): 3.3, so 4
+    samples: list[list[str]] = []
+
+    def recorded(sample: list[pa.Array], ranges: int) -> pa.Array:
+        samples.append(pa.chunked_array(sample, pa.string()).to_pylist())
+        return _range_bounds(sample, ranges)
+
+    monkeypatch.setattr(engine, "_range_bounds", recorded)
+    execute([claims], register, AS_OF, load_rules(), tmp_path, rows_per_partition=4_000)
+    (sample,) = samples
+    read = pacsv.ConvertOptions(
+        include_columns=["claim_id"], column_types={"claim_id": pa.string()}
+    )
+    claim_ids = len(set(pacsv.read_csv(claims, convert_options=read).column(0).to_pylist()))
+    # Each claim once (a claim's lines on both sides of a span's edge: twice at most).
+    assert len(sample) - len(set(sample)) <= 2
+    assert claim_ids / 256 / 2 < len(set(sample)) < claim_ids / 256 * 2
+    file = pq.ParquetFile(tmp_path / "adjudicated.parquet")
+    last = None
+    for index in range(file.num_row_groups):
+        ids = file.read_row_group(index, columns=["claim_id"]).column(0).to_pylist()
+        assert ids == sorted(ids) and (last is None or last < ids[0])  # no claim split
+        last = ids[-1]
+    assert file.num_row_groups > 1
 
 
 def test_the_output_encodes_each_column_as_its_values_need(tmp_path: Path) -> None:
