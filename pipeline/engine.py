@@ -382,8 +382,8 @@ def _range_bounds(sample: list[pa.Array], ranges: int) -> pa.Array:
     ordered = pa.concat_arrays(
         [ordered.slice(0, 1), rest.filter(pc.not_equal(rest, ordered.slice(0, len(rest))))]
     )
-    picks = [int(len(ordered) * i / ranges) for i in range(1, ranges)]
-    return pc.unique(pc.take(ordered, pa.array(sorted(set(picks)), pa.int64())))
+    picks = sorted({int(len(ordered) * i / ranges) for i in range(1, ranges)})
+    return pc.take(ordered, pa.array(picks, pa.int64()))  # distinct places of distinct ids
 
 
 def execute(
