@@ -86,6 +86,7 @@ from pipeline.memory import prepare_process
 from pipeline.partition import (
     Spill,
     empty_columns,
+    let_go_of_read_files,
     partition_of,
     release_writers,
     stable_hash,
@@ -1134,6 +1135,7 @@ def _hand_back() -> None:
     last one's freed pages, which the task then reuses. The call stays for the other
     pools."""
     forget()
+    let_go_of_read_files()  # the spill files read, no longer mapped
     pa.default_memory_pool().release_unused()
     _malloc_trim()
 

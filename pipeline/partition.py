@@ -11,8 +11,10 @@ not the input size.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -219,6 +221,49 @@ def release_writers(keep: Sequence[Spill] = ()) -> None:
         _PROCESS_WRITERS.pop(directory).close_writers()
 
 
+_READ_AND_DELETED: list[int] = []
+"""Descriptors of the spill files this process read and deleted, held open until the
+task that read them is done (:func:`let_go_of_read_files`)."""
+
+_CLOSING: queue.SimpleQueue[list[int]] | None = None
+
+
+def _delete_read(path: Path) -> None:
+    """Delete a spill file just read, its last close left to :func:`let_go_of_read_files`.
+
+    Freeing a file's disk can block: on a file system mounted with ``discard``, the
+    process that drops a deleted file's last reference waits while the device is told
+    of its blocks (sampled every 50 ms over a 10M run: the run's processes so blocked
+    some 5 s in all, a core idle meanwhile). A table read from a file maps it, and the
+    mapping was the last reference, dropped with the table in the middle of a task;
+    held open here, the file's last reference is this descriptor, closed in a thread
+    of its own (10M by turns: 39.3 s against 42.4, the same output)."""
+    _READ_AND_DELETED.append(os.open(path, os.O_RDONLY))
+    path.unlink()
+
+
+def let_go_of_read_files() -> None:
+    """Close the spill files read and deleted (:func:`_delete_read`), in a thread of
+    their own, once the tables read from them are dropped (at the end of a task): what
+    freeing them costs then overlaps the next task's work."""
+    global _CLOSING  # noqa: PLW0603 (one closing thread per process, started once)
+    if not _READ_AND_DELETED:
+        return
+    if _CLOSING is None:
+        _CLOSING = queue.SimpleQueue()
+        threading.Thread(
+            target=_close_each, args=(_CLOSING,), name="spill-closing", daemon=True
+        ).start()
+    _CLOSING.put(_READ_AND_DELETED.copy())
+    _READ_AND_DELETED.clear()
+
+
+def _close_each(descriptors: queue.SimpleQueue[list[int]]) -> None:
+    while True:
+        for descriptor in descriptors.get():
+            os.close(descriptor)
+
+
 class Spill:
     """Arrow IPC files per partition in a directory of their own.
 
@@ -335,7 +380,8 @@ class Spill:
         """One partition's rows: each writer's in the order added, writers in order.
 
         Each partition is read once: its files are deleted as they are read (the
-        table maps them; the disk space is freed when it is dropped).
+        table maps them; the disk space is freed once the task is done, see
+        :func:`let_go_of_read_files`).
 
         ``combine_every``: the files are read into memory rather than mapped, and
         each run of this many pieces (a piece a write), and the last run, is combined
@@ -362,7 +408,7 @@ class Spill:
                 if len(tables) == combine_every:
                     combine()
             file.close()
-            path.unlink()
+            _delete_read(path)
         combine()
         if not combined and not tables:
             return self.schema.empty_table()

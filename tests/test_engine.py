@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from pipeline.partition import (
     Spill,
     empty_columns,
     filter_rows,
+    let_go_of_read_files,
     partition_of,
     stable_hash,
     take_rows,
@@ -592,6 +595,35 @@ def test_a_spill_keeps_each_partitions_rows_in_their_order(
             assert spill.read(index).column("claim_id").to_pylist() == expected
 
 
+def _soon(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """Whether ``condition`` holds within ``seconds`` (a thread's work, awaited)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc")
+def test_a_spill_file_read_is_deleted_at_once_and_let_go_of_by_a_thread_after_the_task(
+    tmp_path: Path,
+) -> None:
+    schema = pa.schema([pa.field("claim_id", pa.string())])
+    with Spill(2, schema, tmp_path) as spill:
+        spill.add(pa.table({"claim_id": ["C1", "C2", "C3"]}, schema), np.array([0, 1, 0]))
+        spill.close_writers()
+        assert spill.read(0).column("claim_id").to_pylist() == ["C1", "C3"]  # then dropped
+        assert not list(spill.directory.glob("00000-*")), "deleted as it is read"
+        # Its last reference is held: freeing its disk can block (``discard``), and is
+        # left to a thread once the task that read it is done.
+        [held] = _open_files_under(spill.directory)
+        assert held.endswith(" (deleted)")
+        let_go_of_read_files()
+        assert _soon(lambda: _open_files_under(spill.directory) == [])
+        let_go_of_read_files()  # nothing held: nothing to do
+
+
 def test_a_partition_gathered_is_one_piece_of_the_same_rows_in_their_order(
     tmp_path: Path,
 ) -> None:
@@ -747,6 +779,8 @@ def test_a_pass_lets_go_of_the_files_the_last_pass_wrote(tmp_path: Path) -> None
         spill.writer().add(pa.table({"claim_id": ["C1", "C2"]}, schema), np.array([0, 1]))
         later.writer(beside=[spill]).add(pa.table({"claim_id": ["C3"]}, schema), np.array([1]))
         assert spill.read(0).num_rows == 1
+        let_go_of_read_files()  # the reader's own hold on what it read, as its task ends
+        assert _soon(lambda: len(_open_files_under(spill.directory)) == 2)
         held = _open_files_under(spill.directory)
         assert len(held) == 2 and any(path.endswith("(deleted)") for path in held)
         partition_module.release_writers(keep=[later])
