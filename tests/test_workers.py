@@ -91,6 +91,28 @@ def test_workers_no_run_took_are_stopped(tmp_path: Path) -> None:
     assert _children_gone()
 
 
+def test_workers_start_with_malloc_asking_for_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    pool = workers.start(2)
+    try:
+        seen = {pool.submit(os.getenv, "GLIBC_TUNABLES").result(timeout=60) for _ in range(4)}
+    finally:
+        pool.shutdown(wait=True)
+    assert seen == {workers.HUGE_PAGES}
+    assert "GLIBC_TUNABLES" not in os.environ  # the run's own environment is left as it was
+
+
+def test_the_environments_own_tunables_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    with workers._tunable(workers.HUGE_PAGES):
+        assert os.environ["GLIBC_TUNABLES"] == f"glibc.malloc.arena_max=2:{workers.HUGE_PAGES}"
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
+    # The operator's own setting of the same tunable wins.
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")
+    with workers._tunable(workers.HUGE_PAGES):
+        assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+
+
 def test_rows_are_counted_by_the_lines_own_width(tmp_path: Path) -> None:
     # Past the first MiB the rows are estimated from the lines measured there, so a
     # partition holds about the rows asked for whatever the lines' width.
