@@ -18,6 +18,7 @@ import gzip
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -86,51 +87,46 @@ def rows_by_size(path: str) -> int:
 
 
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
-"""The glibc tunable a worker starts with: malloc asks the kernel for transparent huge
+"""The glibc tunable the workers start with: malloc asks the kernel for transparent huge
 pages (``madvise(MADV_HUGEPAGE)``) for the memory it maps and the heap it grows, where a
 system gives them only when asked (``madvise`` in
 ``/sys/kernel/mm/transparent_hugepage/enabled``, as here). A worker takes each task's
 memory afresh (see :func:`pipeline.engine._hand_back`), a page fault for every 4 KiB of
 it. At 10M lines, nine runs each by turns: 1.1-1.4 million page faults a run against
 2.5-2.7 million, 9.5-11.5 s of system CPU against 12.3-15.0, 47.4 s against 50.1
-(medians; paired 0.95), the same output, peaks 806-823 MiB against 807-820. The dynamic
-loader reads it as a process starts, so it is set for the workers as they are spawned;
-the run's own process, started before, does little of the work. A glibc before 2.35,
-and other C libraries, ignore it."""
+(medians; paired 0.95), the same output, peaks 806-823 MiB against 807-820.
+
+The dynamic loader reads ``GLIBC_TUNABLES`` as a process starts, so it is put in this
+process's environment as this module is imported, before a run starts any thread, for
+the processes it starts (its workers); the run's own process, started before, does
+little of the work. A value the environment gives the same tunable stands. A glibc
+before 2.35, and other C libraries, ignore it."""
+
+
+def with_tunable(tunables: str | None, setting: str) -> str:
+    """A ``GLIBC_TUNABLES`` value, ``tunables`` with ``setting`` (``name=value``) added
+    unless they name that tunable already."""
+    named = [item for item in (tunables or "").split(":") if item]
+    if any(item.split("=", 1)[0] == setting.split("=", 1)[0] for item in named):
+        return ":".join(named)
+    return ":".join([*named, setting])
+
+
+if sys.platform.startswith("linux"):
+    os.environ["GLIBC_TUNABLES"] = with_tunable(os.environ.get("GLIBC_TUNABLES"), HUGE_PAGES)
 
 
 def start(count: int) -> ProcessPoolExecutor:
     """``count`` workers, each starting at once to import the engine."""
-    with _tunable(HUGE_PAGES):
-        pool = ProcessPoolExecutor(
-            max_workers=count,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_prepared,
-            initargs=(os.getpid(),),
-        )
-        for _ in range(count):  # the pool starts a process for a task no idle one can take
-            pool.submit(_started)
+    pool = ProcessPoolExecutor(
+        max_workers=count,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_prepared,
+        initargs=(os.getpid(),),
+    )
+    for _ in range(count):  # the pool starts a process for a task no idle one can take
+        pool.submit(_started)
     return pool
-
-
-@contextmanager
-def _tunable(setting: str) -> Iterator[None]:
-    """``GLIBC_TUNABLES`` with ``setting`` added, for the processes started within; the
-    environment's own value for the same tunable stays (the operator's choice)."""
-    name = setting.split("=", 1)[0]
-    before = os.environ.get("GLIBC_TUNABLES")
-    named = [item for item in (before or "").split(":") if item]
-    if any(item.split("=", 1)[0] == name for item in named):
-        yield
-        return
-    os.environ["GLIBC_TUNABLES"] = ":".join([*named, setting])
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["GLIBC_TUNABLES"]
-        else:
-            os.environ["GLIBC_TUNABLES"] = before
 
 
 _early: dict[int, ProcessPoolExecutor] = {}
