@@ -31,6 +31,7 @@ from pipeline.errors import PublishError, Stopped
 from pipeline.publish import STAGING_SUFFIX, publishing, sweep_abandoned
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 from tests.policy_helpers import NPI_A, NPI_B, auth, line
+from tests.waiting import soon
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 AS_OF = "2026-06-30"
@@ -439,10 +440,9 @@ def _stopped_by_sigterm(
         env={**os.environ, "TMPDIR": str(temporary)},
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while not list(begun.parent.glob(begun.name)) and process.poll() is None:
-        assert time.monotonic() < deadline, f"no {begun.name} appeared"
-        time.sleep(0.01)
+    assert soon(
+        lambda: list(begun.parent.glob(begun.name)) or process.poll() is not None, seconds=60
+    ), f"no {begun.name} appeared"
     time.sleep(after)
     if group:
         os.killpg(process.pid, signal.SIGTERM)

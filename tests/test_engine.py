@@ -6,8 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -47,6 +45,7 @@ from pipeline.partition import (
 )
 from pipeline.rules import load_rules
 from schemas.outputs import empty_rejects
+from tests.waiting import soon
 
 AS_OF = datetime(2026, 6, 30, 23, 59, 59)
 REPO = Path(__file__).resolve().parents[1]
@@ -595,16 +594,6 @@ def test_a_spill_keeps_each_partitions_rows_in_their_order(
             assert spill.read(index).column("claim_id").to_pylist() == expected
 
 
-def _soon(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    """Whether ``condition`` holds within ``seconds`` (a thread's work, awaited)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc")
 def test_a_spill_file_read_is_deleted_at_once_and_let_go_of_by_a_thread_after_the_task(
     tmp_path: Path,
@@ -620,7 +609,7 @@ def test_a_spill_file_read_is_deleted_at_once_and_let_go_of_by_a_thread_after_th
         [held] = _open_files_under(spill.directory)
         assert held.endswith(" (deleted)")
         let_go_of_read_files()
-        assert _soon(lambda: _open_files_under(spill.directory) == [])
+        assert soon(lambda: _open_files_under(spill.directory) == [])
         let_go_of_read_files()  # nothing held: nothing to do
 
 
@@ -780,7 +769,7 @@ def test_a_pass_lets_go_of_the_files_the_last_pass_wrote(tmp_path: Path) -> None
         later.writer(beside=[spill]).add(pa.table({"claim_id": ["C3"]}, schema), np.array([1]))
         assert spill.read(0).num_rows == 1
         let_go_of_read_files()  # the reader's own hold on what it read, as its task ends
-        assert _soon(lambda: len(_open_files_under(spill.directory)) == 2)
+        assert soon(lambda: len(_open_files_under(spill.directory)) == 2)
         held = _open_files_under(spill.directory)
         assert len(held) == 2 and any(path.endswith("(deleted)") for path in held)
         partition_module.release_writers(keep=[later])

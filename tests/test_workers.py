@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks.generate import generate_tables, write_table
 from pipeline import workers
+from tests.waiting import soon
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,13 +25,8 @@ def _claims_of(path: Path, rows: int, width: int = 150) -> str:
     return str(path)
 
 
-def _children_gone(timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while multiprocessing.active_children():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.1)
-    return True
+def _children_gone() -> bool:
+    return soon(lambda: not multiprocessing.active_children(), seconds=60, every=0.1)
 
 
 def test_the_command_line_loads_no_engine_before_its_workers_start() -> None:
@@ -184,10 +179,9 @@ def test_workers_end_when_their_run_is_killed(tmp_path: Path) -> None:
     pids = [int(pid) for pid in printed.read_text().split()]
     assert run.returncode == -signal.SIGKILL and len(pids) == 2
     try:
-        end = time.monotonic() + 10
-        while any(_running(pid) for pid in pids) and time.monotonic() < end:
-            time.sleep(0.1)
-        assert not [pid for pid in pids if _running(pid)], "a worker outlived its run"
+        assert soon(lambda: not any(_running(pid) for pid in pids), every=0.1), (
+            "a worker outlived its run"
+        )
     finally:
         for pid in pids:
             if _running(pid):
