@@ -107,9 +107,9 @@ def with_tunable(tunables: str | None, setting: str) -> str:
     """A ``GLIBC_TUNABLES`` value, ``tunables`` with ``setting`` (``name=value``) added
     unless they name that tunable already."""
     named = [item for item in (tunables or "").split(":") if item]
-    if any(item.split("=", 1)[0] == setting.split("=", 1)[0] for item in named):
-        return ":".join(named)
-    return ":".join([*named, setting])
+    if setting.split("=", 1)[0] not in {item.split("=", 1)[0] for item in named}:
+        named.append(setting)
+    return ":".join(named)
 
 
 if sys.platform.startswith("linux"):

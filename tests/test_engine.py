@@ -610,7 +610,6 @@ def test_a_spill_file_read_is_deleted_at_once_and_let_go_of_by_a_thread_after_th
         assert held.endswith(" (deleted)")
         let_go_of_read_files()
         assert soon(lambda: _open_files_under(spill.directory) == [])
-        let_go_of_read_files()  # nothing held: nothing to do
 
 
 def test_a_partition_gathered_is_one_piece_of_the_same_rows_in_their_order(
