@@ -503,12 +503,16 @@ def execute(
                 split_ids.close_writers()
                 observer.finish("validating")
                 # Lines of claims across members, set aside: partitions of the usual size.
-                with Spill(
+                # Its directory is removed with the spill root's, as the run ends: removed
+                # here, between passes, the workers would wait while the disk is told of
+                # its blocks behind the discards of the files just read.
+                split_lines = Spill(
                     max(1, math.ceil(split_rows / rows_per_partition)), schema, where
-                ) as split_lines:
-                    parts, units = _decide_pass(
-                        pool, replace(context, split_lines=split_lines), files, rejects, observer
-                    )
+                )
+                parts, units = _decide_pass(
+                    pool, replace(context, split_lines=split_lines), files, rejects, observer
+                )
+                split_lines.close_writers()
                 by_range.close_writers()
                 adjudicated_rows, adjudicated_digest = _write_pass(
                     pool, context, directory / "adjudicated.parquet", observer

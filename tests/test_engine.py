@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -610,6 +611,43 @@ def test_a_spill_file_read_is_deleted_at_once_and_let_go_of_by_a_thread_after_th
         assert held.endswith(" (deleted)")
         let_go_of_read_files()
         assert soon(lambda: _open_files_under(spill.directory) == [])
+
+
+def test_no_spill_directory_is_removed_before_the_output_is_written(
+    generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Removing a directory frees its blocks, which on a file system mounted with
+    # ``discard`` waits behind the discards of the spill files deleted before it: done
+    # between two passes, the workers would wait for it.
+    claims, register = generated
+    events: list[str] = []
+    remove = shutil.rmtree
+
+    def recorded(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        events.append("removed")
+        remove(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    class Stages:
+        def advance(self, stage: str, rows: int) -> None:
+            events.append(stage)
+
+        def finish(self, stage: str, counts: dict[str, int] | None = None) -> None:
+            pass
+
+    monkeypatch.setattr(shutil, "rmtree", recorded)
+    execute(
+        [claims],
+        register,
+        AS_OF,
+        load_rules(),
+        tmp_path,
+        rows_per_partition=4_000,
+        observer=Stages(),
+    )
+    assert "deciding" in events and "writing" in events and "removed" in events
+    last_written = max(at for at, event in enumerate(events) if event == "writing")
+    assert events.index("removed") > last_written
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".spill-")]
 
 
 def test_a_partition_gathered_is_one_piece_of_the_same_rows_in_their_order(
