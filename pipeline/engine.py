@@ -512,7 +512,6 @@ def execute(
                 parts, units = _decide_pass(
                     pool, replace(context, split_lines=split_lines), files, rejects, observer
                 )
-                split_lines.close_writers()
                 by_range.close_writers()
                 adjudicated_rows, adjudicated_digest = _write_pass(
                     pool, context, directory / "adjudicated.parquet", observer

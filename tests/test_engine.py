@@ -44,6 +44,7 @@ from pipeline.partition import (
     stable_hash,
     take_rows,
 )
+from pipeline.progress import Silent
 from pipeline.rules import load_rules
 from schemas.outputs import empty_rejects
 from tests.waiting import soon
@@ -627,12 +628,9 @@ def test_no_spill_directory_is_removed_before_the_output_is_written(
         events.append("removed")
         remove(path, ignore_errors=ignore_errors)
 
-    class Stages:
+    class Stages(Silent):
         def advance(self, stage: str, rows: int) -> None:
             events.append(stage)
-
-        def finish(self, stage: str, counts: dict[str, int] | None = None) -> None:
-            pass
 
     monkeypatch.setattr(shutil, "rmtree", recorded)
     execute(
