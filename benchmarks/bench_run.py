@@ -6,8 +6,9 @@
 For each size: generate (once, seeded, under benchmarks/work/) a claims CSV and a register;
 run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB peer
 (``benchmarks/duckdb_peer.py``: the core rules) each in a fresh process under
-``/usr/bin/time -v``, taking turns (see :func:`measure`); print each run's wall seconds,
-then median wall seconds, median peak RSS, the ratio of the medians ours / peer and the
+``/usr/bin/time -v``, taking turns (see :func:`measure`); print each run's wall seconds
+and the machine's disk waits and host steal meanwhile (:func:`timed`), then median wall
+seconds, median peak RSS, the ratio of the medians ours / peer and the
 median of each of our runs' ratio to the peer's run beside it;
 then check that the two agree on every line where the core rules decide (voids and lines
 whose units ran out are the only ones the peer cannot judge). ``--no-peer`` runs ours alone;
@@ -30,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -85,12 +87,51 @@ def _tree_rss_kib(root: int) -> int:
     return sum(rss.get(pid, 0) for pid in tree)
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one command and its worker processes.
+class Run(NamedTuple):
+    """One run: wall seconds, peak RSS (MiB), and the machine's cores' seconds waiting on
+    the disk (``iowait``) and taken by the host (``steal``) meanwhile (NaN where
+    ``/proc/stat`` is not there)."""
+
+    wall: float
+    rss: float
+    waited: float
+    stolen: float
+
+
+def cpu_ticks() -> list[int] | None:
+    """The machine's CPU time by kind, in ticks (``/proc/stat``'s first line)."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(n) for n in stat.readline().split()[1:]]
+    except OSError:
+        return None
+
+
+TICKS = 100
+"""``/proc/stat``'s ticks a second (USER_HZ, 100 on Linux)."""
+IOWAIT, STEAL = 4, 7
+"""Where ``/proc/stat``'s CPU line counts the time waiting on the disk and the time the
+host took (after user, nice, system, idle; iowait, irq, softirq, steal)."""
+
+
+def host_seconds(before: list[int] | None, after: list[int] | None) -> tuple[float, float]:
+    """The cores' seconds waiting on the disk and taken by the host between two readings
+    of :func:`cpu_ticks` (NaN without both)."""
+    if before is None or after is None or min(len(before), len(after)) <= STEAL:
+        return math.nan, math.nan
+    return (after[IOWAIT] - before[IOWAIT]) / TICKS, (after[STEAL] - before[STEAL]) / TICKS
+
+
+def timed(command: list[str]) -> Run:
+    """Wall seconds and peak RSS (MiB) of one command and its worker processes, and the
+    disk waits and the host's steal on the machine meanwhile.
 
     The peak is the larger of ``/usr/bin/time -v``'s figure (one process) and the
-    sum over the process tree sampled every 50 ms (workers run side by side).
+    sum over the process tree sampled every 50 ms (workers run side by side). Where the
+    spill's writeback runs, the host takes some of the cores' time (10M lines: 4.1-6.5
+    core-s stolen and 0.5-9.2 waiting, the peer's 0.4 and 0.3; README, Performance).
     """
+    before = cpu_ticks()
     process = subprocess.Popen(
         ["/usr/bin/time", "-v", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -106,7 +147,8 @@ def timed(command: list[str]) -> tuple[float, float]:
     assert wall and rss, stderr
     parts = [float(p) for p in wall.group(1).split(":")]
     seconds = sum(p * 60**i for i, p in enumerate(reversed(parts)))
-    return seconds, max(int(rss.group(1)), peak_tree) / 1024
+    waited, stolen = host_seconds(before, cpu_ticks())
+    return Run(seconds, max(int(rss.group(1)), peak_tree) / 1024, waited, stolen)
 
 
 def ours(
@@ -153,15 +195,13 @@ Command = tuple[Callable[[Path, Path], list[str]], Path]
 """What makes a command line from the inputs' folder and its output, and that output."""
 
 
-def measure(
-    commands: dict[str, Command], folder: Path, repeats: int
-) -> dict[str, list[tuple[float, float]]]:
-    """Each command's runs (wall seconds, peak MiB), ``repeats`` each, taking turns and
+def measure(commands: dict[str, Command], folder: Path, repeats: int) -> dict[str, list[Run]]:
+    """Each command's runs (:class:`Run`), ``repeats`` each, taking turns and
     turning the order round every repeat (A B, B A, A B...): the machine's slower and
     faster spells fall on both alike, where all of one then all of the other set each
     against a different spell (10M lines, consecutive runs of the same code: 31.6 s and
     35.7 s)."""
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    runs: dict[str, list[Run]] = {name: [] for name in commands}
     for repeat in range(repeats):
         turn = list(commands)
         for name in turn if repeat % 2 == 0 else reversed(turn):
@@ -190,13 +230,13 @@ def flatness(sizes: list[int], repeats: int, make: Callable[[Path, Path], list[s
     commands: dict[str, Command] = {f"{n:,}": (on(generated(n)), out) for n in sizes}
     runs = measure(commands, WORK, repeats)
     for name, mine in runs.items():
-        peaks = " ".join(f"{rss:.0f}" for _, rss in mine)
-        walls = " ".join(f"{wall:.1f}" for wall, _ in mine)
+        peaks = " ".join(f"{run.rss:.0f}" for run in mine)
+        walls = " ".join(f"{run.wall:.1f}" for run in mine)
         wall, rss = medians(mine)
         print(f"{name} lines: peaks (MiB) {peaks}, median {rss:.0f}; ", end="")
         print(f"runs (s) {walls}, median {wall:.1f}", flush=True)
     small, large = runs[f"{min(sizes):,}"], runs[f"{max(sizes):,}"]
-    paired = statistics.median(b[1] / a[1] for a, b in zip(small, large, strict=True))
+    paired = statistics.median(b.rss / a.rss for a, b in zip(small, large, strict=True))
     print(
         f"peak memory {max(sizes):,} lines / {min(sizes):,} lines: "
         f"{medians(large)[1] / medians(small)[1]:.3f} (medians of {repeats} runs each, "
@@ -204,9 +244,9 @@ def flatness(sizes: list[int], repeats: int, make: Callable[[Path, Path], list[s
     )
 
 
-def medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+def medians(runs: list[Run]) -> tuple[float, float]:
     """Median wall seconds and median peak MiB of some runs."""
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    return statistics.median(r.wall for r in runs), statistics.median(r.rss for r in runs)
 
 
 def _members_short_of_units(mine: pd.DataFrame, register: Path) -> set[str]:
@@ -286,15 +326,17 @@ def main() -> None:
         commands["ours"] = (make, ours_out)
         runs = measure(commands, folder, repeats)
         for name, mine in runs.items():
-            walls = " ".join(f"{wall:.2f}" for wall, _ in mine)
+            walls = " ".join(f"{run.wall:.2f}" for run in mine)
+            host = " ".join(f"{run.waited:.1f}/{run.stolen:.1f}" for run in mine)
             print(f"{lines:,} lines, {name} runs (s): {walls}", flush=True)
+            print(f"  the cores' disk waits / host steal (core-s): {host}", flush=True)
         our_wall, our_rss = medians(runs["ours"])
         peer_wall = peer_rss = paired = math.nan
         if not args.no_peer:
             peer_wall, peer_rss = medians(runs["duckdb"])
             # Each of ours against the peer's run beside it (same spell of the machine).
             paired = statistics.median(
-                o[0] / p[0] for o, p in zip(runs["ours"], runs["duckdb"], strict=True)
+                o.wall / p.wall for o, p in zip(runs["ours"], runs["duckdb"], strict=True)
             )
         judged = differ = 0
         if not args.no_peer:

@@ -1,0 +1,33 @@
+"""The whole-run benchmark's reading of the machine's disk waits and the host's steal."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench_run import cpu_ticks, host_seconds
+
+
+def test_the_disk_waits_and_the_steal_are_read_from_their_own_fields() -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice, in ticks
+    before = [100, 0, 50, 900, 20, 0, 1, 30, 0, 0]
+    after = [700, 0, 90, 950, 520, 0, 3, 330, 0, 0]
+    assert host_seconds(before, after) == (5.0, 3.0)
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [(None, [0] * 10), ([0] * 10, None), ([0] * 7, [1] * 7)],
+)
+def test_without_both_readings_there_is_no_figure(
+    before: list[int] | None, after: list[int] | None
+) -> None:
+    assert all(math.isnan(x) for x in host_seconds(before, after))
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="no /proc/stat here")
+def test_this_machine_reports_both() -> None:
+    ticks = cpu_ticks()
+    assert ticks is not None and len(ticks) > 7
