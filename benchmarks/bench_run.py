@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import re
 import shutil
 import statistics
@@ -107,8 +108,6 @@ def cpu_ticks() -> list[int] | None:
         return None
 
 
-TICKS = 100
-"""``/proc/stat``'s ticks a second (USER_HZ, 100 on Linux)."""
 IOWAIT, STEAL = 4, 7
 """Where ``/proc/stat``'s CPU line counts the time waiting on the disk and the time the
 host took (after user, nice, system, idle; iowait, irq, softirq, steal)."""
@@ -119,7 +118,8 @@ def host_seconds(before: list[int] | None, after: list[int] | None) -> tuple[flo
     of :func:`cpu_ticks` (NaN without both)."""
     if before is None or after is None or min(len(before), len(after)) <= STEAL:
         return math.nan, math.nan
-    return (after[IOWAIT] - before[IOWAIT]) / TICKS, (after[STEAL] - before[STEAL]) / TICKS
+    ticks = os.sysconf("SC_CLK_TCK")  # /proc/stat's ticks a second
+    return (after[IOWAIT] - before[IOWAIT]) / ticks, (after[STEAL] - before[STEAL]) / ticks
 
 
 def timed(command: list[str]) -> Run:
