@@ -127,9 +127,9 @@ def timed(command: list[str]) -> Run:
     disk waits and the host's steal on the machine meanwhile.
 
     The peak is the larger of ``/usr/bin/time -v``'s figure (one process) and the
-    sum over the process tree sampled every 50 ms (workers run side by side). Where the
-    spill's writeback runs, the host takes some of the cores' time (10M lines: 4.1-6.5
-    core-s stolen and 0.5-9.2 waiting, the peer's 0.4 and 0.3; README, Performance).
+    sum over the process tree sampled every 50 ms (workers run side by side). The waits
+    and the steal are the whole machine's: where the spill's writeback runs, the host
+    takes some of the cores' time (README, Performance, has the figures).
     """
     before = cpu_ticks()
     process = subprocess.Popen(
