@@ -64,10 +64,8 @@ from pipeline.errors import PipelineError
 from pipeline.io import (
     SOURCE_FILE,
     SOURCE_ROW,
-    Span,
     lacked_by_all,
     sha256_of,
-    spans_of,
     text_batches,
     text_schema,
     to_frame,
@@ -95,6 +93,7 @@ from pipeline.partition import (
 from pipeline.progress import Observer, Silent
 from pipeline.rowgroups import JoinedParquet
 from pipeline.rules import Rules
+from pipeline.spans import Span, spans_of
 from pipeline.summary import SummaryParts
 from pipeline.validate import (
     FileCounts,
@@ -105,7 +104,7 @@ from pipeline.validate import (
     validate_authorizations,
     validate_claims,
 )
-from pipeline.workers import ROWS_PER_PARTITION, WORKERS, rows_by_size, take
+from pipeline.workers import ROWS_PER_PARTITION, WORKERS, cut_early, rows_by_size, take
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import fixed_width, forget
@@ -421,17 +420,16 @@ def execute(
     partitions = partition_count(claims, rows_per_partition)
     workers = workers if partitions > 1 else 1
     partitions = math.ceil(partitions / workers) * workers  # no worker left to finish alone
-    # Digests and spans (each reads the files once) beside the register's reading.
+    # Spans and digests (each reads the files once) beside the register's reading: the
+    # spans first, the reading waits for them (the command may have cut them already).
     with ThreadPoolExecutor(max_workers=2) as beside:
+        cut = beside.submit(
+            lambda: [(n, span) for n, path in enumerate(claims) for span in _spans(path, workers)]
+        )
         digests: dict[str, Future[str]] = {
             path: beside.submit(sha256_of, path)
             for path in dict.fromkeys([*claims, authorizations])
         }
-        cut = beside.submit(
-            lambda: [
-                (n, span) for n, path in enumerate(claims) for span in spans_of(path, ways=workers)
-            ]
-        )
         index_partitions = math.ceil(partitions / INDEX_SHARE)
         ranges = partition_count(claims, ROWS_PER_GROUP)  # about: the lines are not counted yet
         _allow_open_files(partitions + index_partitions + ranges + OPEN_FILES_MARGIN)
@@ -455,28 +453,18 @@ def execute(
             Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
             _workers(workers) as pool,
         ):
-            _scatter_register(authorizations, register_schema, by_key, register_file)
-            by_key.close_writers()
-            _hand_back()  # what reading the register took, before the workers' passes
             context = _Context(
                 as_of,
                 rules,
                 partitions,
                 by_member,
                 claims_schema=schema,
+                spans=cut.result(),
                 claim_index=claim_index,
                 sampled=sampled,
                 sample_every=sample_every(ranges * ROWS_PER_GROUP),
                 split_ids=split_ids,
-                register_by_key=by_key,
                 state_by_member=state_by_member,
-            )
-            # The register's partitions are validated first, beside the claims' reading
-            # (its tasks are queued ahead of the reading's; their results are taken after).
-            registered = pool(_register_task, context, by_key.partitions)
-            context = replace(
-                context,
-                spans=cut.result(),
                 ledger_state=ledger_state,
                 ledger_partition=None
                 if ledger_state is None
@@ -485,7 +473,19 @@ def execute(
                     partitions,
                 ),
             )
-            context, bounds, batches = _read_pass(pool, context, files, observer)
+            # The claims' reading is queued first, so that the workers start on it as
+            # soon as they are ready, while this process scatters the register (queued
+            # behind the register's scatter and tasks, the reading had started 2-4 s
+            # later at 10M lines: README, Partitions). The register's tasks follow the
+            # reading. The reading's tasks are handed a context without the register's
+            # spill, which is being written as they are handed over.
+            reading = pool(_read_task, context, len(context.spans))
+            _scatter_register(authorizations, register_schema, by_key, register_file)
+            by_key.close_writers()
+            _hand_back()  # what scattering the register took
+            context = replace(context, register_by_key=by_key)
+            registered = pool(_register_task, context, by_key.partitions)
+            context, bounds, batches = _read_pass(reading, context, files, observer)
             _close_reading(pool, context, batches)
             inputs, run_id = _identity(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
@@ -493,15 +493,15 @@ def execute(
             rejects: list[pd.DataFrame] = []
             with Spill(len(bounds) + 1, _coded(_without(output_schema, lacked)), where) as by_range:
                 context = replace(context, by_range=by_range, bounds=bounds, run_id=run_id)
-                context, register_valid_rows = _register_pass(
-                    registered, context, register_file, rejects
+                context, register_valid_rows, split_rows = _split_pass(
+                    pool,
+                    context,
+                    index_partitions,
+                    registered=registered,
+                    register_file=register_file,
+                    rejects=rejects,
+                    observer=observer,
                 )
-                split_rows = 0
-                for indexed, split in pool(_split_task, context, index_partitions):
-                    split_rows += split
-                    observer.advance("validating", indexed)
-                split_ids.close_writers()
-                observer.finish("validating")
                 # Lines of claims across members, set aside: partitions of the usual size.
                 # Its directory is removed with the spill root's, as the run ends: removed
                 # here, between passes, the workers would wait while the disk is told of
@@ -636,6 +636,36 @@ def _register_pass(
     return replace(context, invalid_members=frozenset(invalid_members)), valid
 
 
+def _split_pass(
+    pool: _Runner[Any],
+    context: _Context,
+    index_partitions: int,
+    *,
+    registered: Iterator[tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]],
+    register_file: FileCounts,
+    rejects: list[pd.DataFrame],
+    observer: Observer,
+) -> tuple[_Context, int, int]:
+    """Pass 2 over the claim index (:func:`_split_task`), and the register's results
+    taken meanwhile (:func:`_register_pass`): the context with the register's invalid
+    members, the register's valid rows, and how many lines are of claims across members.
+
+    The index's tasks are queued before the register's results are taken: a worker done
+    with the reading goes on to the index while the other validates the register (at 1M
+    lines one task, which had run alone)."""
+    split_ids = context.split_ids
+    assert split_ids is not None
+    splitting = pool(_split_task, context, index_partitions)
+    context, register_valid_rows = _register_pass(registered, context, register_file, rejects)
+    split_rows = 0
+    for indexed, split in splitting:
+        split_rows += split
+        observer.advance("validating", indexed)
+    split_ids.close_writers()
+    observer.finish("validating")
+    return context, register_valid_rows, split_rows
+
+
 def _add_rejects(rejects: list[pd.DataFrame], found: pd.DataFrame) -> None:
     """A partition's rejects to the run's: a partition with none adds nothing but the
     first (which gives the columns), where an empty frame a partition kept ~18 KB held
@@ -675,9 +705,13 @@ def _decide_pass(
 
 
 def _read_pass(
-    pool: _Runner[Any], context: _Context, files: dict[str, FileCounts], observer: Observer
+    reading: Iterator[tuple[int, int]],
+    context: _Context,
+    files: dict[str, FileCounts],
+    observer: Observer,
 ) -> tuple[_Context, pa.Array, int]:
-    """Pass 1, span by span: the context with where each span's rows start in its file,
+    """Pass 1, span by span (``reading``: the results of :func:`_read_task`, in the
+    order of ``context.spans``): the context with where each span's rows start in its file,
     the claim ids that split the output into ranges (from a sample of them: one claim
     in 64, each once, about 6 MB of ids at 50M lines and no more past 134M
     (:func:`sample_every`), spilled by the reading tasks and read here once they are
@@ -687,7 +721,7 @@ def _read_pass(
     rows_before = np.zeros(len(context.spans), dtype=np.int64)
     in_file: dict[int, int] = {}
     batches = 0
-    for index, (rows, read) in enumerate(pool(_read_task, context, len(context.spans))):
+    for index, (rows, read) in enumerate(reading):
         ordinal, span = context.spans[index]
         rows_before[index] = in_file.get(ordinal, 0)
         in_file[ordinal] = rows_before[index] + rows
@@ -815,6 +849,13 @@ def _gather_task(index: int) -> None:
     if index < context.claim_index.partitions:
         context.claim_index.gather(index)
     context.by_member.gather(index)
+
+
+def _spans(path: str, ways: int) -> list[Span]:
+    """``path``'s spans for ``ways`` readers: those the command cut as it started, else
+    cut now."""
+    early = cut_early(path, ways)
+    return early if early is not None else spans_of(path, ways=ways)
 
 
 def _without(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:

@@ -22,9 +22,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.spans import Span
 
 
 def _cores() -> int:
@@ -139,19 +143,58 @@ def started_early(count: int, claims: Sequence[str], rows_per_partition: int) ->
     """Start ``count`` workers now for the run made within, if its claims files look
     to hold more than one partition by their size (a run of one partition is made in
     this process; the engine counts a Parquet file's rows, and starts the workers
-    itself where this guess fell short); those no run took are stopped on leaving."""
+    itself where this guess fell short); those no run took are stopped on leaving.
+    The claims files are then cut into spans for ``count`` readers (:func:`cut_early`),
+    beside the imports."""
     try:
         rows = sum(rows_by_size(path) for path in claims)
     except OSError:  # the run says what is wrong with the file
         rows = 0
     if count > 1 and rows > rows_per_partition:
         _early[count] = start(count)
+        _cut(claims, count)
     try:
         yield
     finally:
         pool = _early.pop(count, None)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        for path in claims:
+            _early_cuts.pop((path, count), None)
+
+
+_early_cuts: dict[tuple[str, int], Future[list[Span]]] = {}
+"""The spans of the claims files of a run whose workers were started early, by path and
+the readers they were cut for, while the run is made (:func:`started_early`)."""
+
+
+def _cut(paths: Sequence[str], ways: int) -> None:
+    """Cut ``paths`` into spans for ``ways`` readers (:func:`pipeline.spans.spans_of`) in a
+    thread, while this process and its workers import the engine: the cutting reads
+    every claims file once (about a second a GB), and the reading could not start
+    before it was done. A file that cannot be cut keeps its error for the run, which
+    then says what is wrong with it as it would have."""
+    cuts = {path: _early_cuts.setdefault((path, ways), Future()) for path in paths}
+
+    def cut() -> None:
+        from pipeline.spans import spans_of
+
+        for path, future in cuts.items():
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(spans_of(path, ways=ways))
+                except BaseException as error:  # handed to the run, raised where it asks
+                    future.set_exception(error)
+
+    # A daemon: a run stopped meanwhile does not wait for a file's reading to end.
+    threading.Thread(target=cut, name="cut-early", daemon=True).start()
+
+
+def cut_early(path: str, ways: int) -> list[Span] | None:
+    """``path``'s spans for ``ways`` readers as cut while the command started (waiting
+    for them if they are being cut), or None where they were not."""
+    future = _early_cuts.get((path, ways))
+    return None if future is None else future.result()
 
 
 def take(count: int) -> ProcessPoolExecutor:

@@ -7,8 +7,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.generate import generate
-from pipeline import engine, io
+from pipeline import engine, io, spans
 from pipeline import partition as partition_module
 from pipeline.engine import (
     CODED,
@@ -166,8 +169,8 @@ def test_workers_side_by_side_write_the_same_bytes(
     monkeypatch.setattr(engine, "ROWS_PER_GROUP", 2_000)  # several row groups joined
     for workers in (1, 2):
         # One worker reads the file whole; two read it in 28 spans side by side.
-        monkeypatch.setattr(io, "SPAN_BYTES", 10_000_000 if workers == 1 else 200_000)
-        assert len(io.spans_of(claims)) == (1 if workers == 1 else 28)
+        monkeypatch.setattr(spans, "SPAN_BYTES", 10_000_000 if workers == 1 else 200_000)
+        assert len(spans.spans_of(claims)) == (1 if workers == 1 else 28)
         _run_generated(generated, tmp_path, f"workers-{workers}", workers)
     # With two workers a partition's rows arrive in whichever order the workers wrote them,
     # numbered within their spans until the spans before them are counted.
@@ -201,7 +204,7 @@ def _assert_same_outputs(one: Path, other: Path) -> None:
 def test_partitions_written_in_many_pieces_are_gathered_first_to_the_same_bytes(
     generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(io, "SPAN_BYTES", 200_000)  # 28 spans: a piece of each a partition
+    monkeypatch.setattr(spans, "SPAN_BYTES", 200_000)  # 28 spans: a piece of each a partition
     read = Spill.read
     pieces: dict[int, list[int]] = {}
     range_pieces: dict[int, list[int]] = {}
@@ -519,8 +522,8 @@ def test_a_file_given_twice_is_numbered_twice_from_one(
     samples = REPO / "data" / "samples"
     claims, register = str(samples / "claims.csv"), str(samples / "authorizations.csv")
     for span_bytes in (10_000_000, 3_000):
-        monkeypatch.setattr(io, "SPAN_BYTES", span_bytes)
-        assert (len(io.spans_of(claims)) > 3) == (span_bytes == 3_000)
+        monkeypatch.setattr(spans, "SPAN_BYTES", span_bytes)
+        assert (len(spans.spans_of(claims)) > 3) == (span_bytes == 3_000)
         out = tmp_path / f"span-{span_bytes}"
         out.mkdir()
         execute([claims, claims], register, AS_OF, load_rules(), out)
@@ -544,8 +547,8 @@ def test_each_line_names_the_file_and_row_it_came_from(
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     first.write_text("".join(lines[:cut]))
     second.write_text(lines[0] + "".join(lines[cut:]))
-    monkeypatch.setattr(io, "SPAN_BYTES", 2_000)
-    assert len(io.spans_of(str(first))) > 2 and len(io.spans_of(str(second))) > 1
+    monkeypatch.setattr(spans, "SPAN_BYTES", 2_000)
+    assert len(spans.spans_of(str(first))) > 2 and len(spans.spans_of(str(second))) > 1
     out = tmp_path / "out"
     out.mkdir()
     execute(
@@ -646,6 +649,36 @@ def test_no_spill_directory_is_removed_before_the_output_is_written(
     last_written = max(at for at, event in enumerate(events) if event == "writing")
     assert events.index("removed") > last_written
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".spill-")]
+
+
+def test_the_claims_reading_is_queued_before_the_register_is_scattered(
+    generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers start on the claims as soon as they are ready, while this process
+    # scatters the register; the register's tasks are queued behind the reading.
+    claims, register = generated
+    events: list[str] = []
+    workers_of = engine._workers
+    scatter = engine._scatter_register
+
+    @contextmanager
+    def recorded_workers(count: int) -> Iterator[Callable[..., Iterator[Any]]]:
+        with workers_of(count) as pool:
+
+            def queued(task: Callable[[int], Any], context: Any, partitions: int) -> Iterator[Any]:
+                events.append(task.__name__)
+                return pool(task, context, partitions)
+
+            yield queued
+
+    def recorded_scatter(*args: Any) -> None:
+        events.append("scatter")
+        scatter(*args)
+
+    monkeypatch.setattr(engine, "_workers", recorded_workers)
+    monkeypatch.setattr(engine, "_scatter_register", recorded_scatter)
+    execute([claims], register, AS_OF, load_rules(), tmp_path, rows_per_partition=4_000)
+    assert events[:3] == ["_read_task", "scatter", "_register_task"]
 
 
 def test_a_partition_gathered_is_one_piece_of_the_same_rows_in_their_order(

@@ -8,7 +8,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline import io
-from pipeline.io import SOURCE_ROW, Span, spans_of, text_batches, text_schema
+from pipeline import spans as spans_module
+from pipeline.io import SOURCE_ROW, text_batches, text_schema
+from pipeline.spans import Span, spans_of
 from schemas import claims as claims_contract
 
 HEADER = "claim_id,member_id,note\n"
@@ -107,7 +109,7 @@ def test_a_line_break_in_a_quoted_value_may_fall_at_a_block_end(
 
 def test_claims_schema_reads_a_span(monkeypatch: pytest.MonkeyPatch) -> None:
     # The engine reads with the claims contract; spans follow SPAN_BYTES when it changes.
-    monkeypatch.setattr(io, "SPAN_BYTES", 10_000)
+    monkeypatch.setattr(spans_module, "SPAN_BYTES", 10_000)
     samples = str(Path(__file__).resolve().parents[1] / "data" / "samples" / "claims.csv")
     schema = text_schema(
         [samples],

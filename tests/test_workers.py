@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.generate import generate_tables, write_table
-from pipeline import workers
+from pipeline import spans, workers
 from tests.waiting import soon
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +84,31 @@ def test_workers_no_run_took_are_stopped(tmp_path: Path) -> None:
         finally:
             pool.shutdown(wait=True)
     assert _children_gone()
+
+
+def test_claims_are_cut_early_for_the_readers_the_workers_start_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spans, "SPAN_BYTES", 10_000)
+    claims = _claims_of(tmp_path / "claims.csv", rows=1_000)
+    with workers.started_early(2, [claims], rows_per_partition=500):
+        early = workers.cut_early(claims, 2)
+        assert early == spans.spans_of(claims, ways=2) and len(early) > 10
+        assert workers.cut_early(claims, 3) is None  # cut for two readers only
+    assert workers.cut_early(claims, 2) is None
+    with workers.started_early(1, [claims], rows_per_partition=500):
+        assert workers.cut_early(claims, 1) is None  # one worker: no early start, no cut
+    assert _children_gone()
+
+
+def test_a_file_the_early_cut_cannot_read_keeps_its_error_for_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "_early_cuts", {})
+    missing = str(tmp_path / "gone.csv")
+    workers._cut([missing], 2)
+    with pytest.raises(FileNotFoundError):
+        workers.cut_early(missing, 2)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a glibc tunable")
