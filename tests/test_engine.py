@@ -675,10 +675,18 @@ def test_the_claims_reading_is_queued_before_the_register_is_scattered(
         events.append("scatter")
         scatter(*args)
 
+    def recorded_register_pass(*args: Any) -> Any:
+        events.append("register's results")
+        return register_pass(*args)
+
+    register_pass = engine._register_pass
     monkeypatch.setattr(engine, "_workers", recorded_workers)
     monkeypatch.setattr(engine, "_scatter_register", recorded_scatter)
+    monkeypatch.setattr(engine, "_register_pass", recorded_register_pass)
     execute([claims], register, AS_OF, load_rules(), tmp_path, rows_per_partition=4_000)
     assert events[:3] == ["_read_task", "scatter", "_register_task"]
+    # The claim index's tasks are queued before the register's results are waited for.
+    assert events.index("_split_task") < events.index("register's results")
 
 
 def test_a_partition_gathered_is_one_piece_of_the_same_rows_in_their_order(
