@@ -1,7 +1,8 @@
 """Reading input files as text with their lineage, and writing outputs.
 
-Only this module and the publisher touch files. Every value is read as text:
-a reader that guesses types turns place of service ``02`` into ``2``.
+Only this module, :mod:`pipeline.spans` (where a CSV file may be cut) and the
+publisher touch the inputs and outputs. Every value is read as text: a reader
+that guesses types turns place of service ``02`` into ``2``.
 """
 
 from __future__ import annotations
