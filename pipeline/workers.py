@@ -174,17 +174,17 @@ def _cut(paths: Sequence[str], ways: int) -> None:
     every claims file once (about a second a GB), and the reading could not start
     before it was done. A file that cannot be cut keeps its error for the run, which
     then says what is wrong with it as it would have."""
-    cuts = {path: _early_cuts.setdefault((path, ways), Future()) for path in paths}
+    cuts: dict[str, Future[list[Span]]] = {path: Future() for path in paths}
+    _early_cuts.update({(path, ways): future for path, future in cuts.items()})
 
     def cut() -> None:
         from pipeline.spans import spans_of
 
         for path, future in cuts.items():
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(spans_of(path, ways=ways))
-                except BaseException as error:  # handed to the run, raised where it asks
-                    future.set_exception(error)
+            try:
+                future.set_result(spans_of(path, ways=ways))
+            except BaseException as error:  # handed to the run, raised where it asks
+                future.set_exception(error)
 
     # A daemon: a run stopped meanwhile does not wait for a file's reading to end.
     threading.Thread(target=cut, name="cut-early", daemon=True).start()
