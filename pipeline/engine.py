@@ -983,7 +983,8 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     state = pa.Table.from_pandas(
         register_state(validated.valid, context.as_of), schema=STATE_SCHEMA, preserve_index=False
     )
-    # A worker reads claims between register tasks, its task writers open on other spills.
+    # A worker reads or indexes claims between register tasks, its task writers open on
+    # other spills.
     context.state_by_member.add_as(
         index, state, partition_of(state.column("member_id"), context.partitions)
     )

@@ -311,7 +311,8 @@ class Spill:
         A process's task writers write into one pass's spills at a time, so asking for
         this spill's writer closes the files of any other but those written ``beside``
         it in the same pass. A task that runs beside another pass's (the register's,
-        beside the claims' reading) writes with :meth:`add_as` instead.
+        beside the claims' reading and the claim index's) writes with :meth:`add_as`
+        instead.
         """
         release_writers(keep=[self, *beside])
         writer = _PROCESS_WRITERS.get(self.directory)

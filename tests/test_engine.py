@@ -617,6 +617,16 @@ def test_a_spill_file_read_is_deleted_at_once_and_let_go_of_by_a_thread_after_th
         assert soon(lambda: _open_files_under(spill.directory) == [])
 
 
+def _recorded(events: list[str], name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, noting ``name`` in ``events`` as each call starts."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        events.append(name)
+        return function(*args, **kwargs)
+
+    return call
+
+
 def test_no_spill_directory_is_removed_before_the_output_is_written(
     generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -625,17 +635,12 @@ def test_no_spill_directory_is_removed_before_the_output_is_written(
     # between two passes, the workers would wait for it.
     claims, register = generated
     events: list[str] = []
-    remove = shutil.rmtree
-
-    def recorded(path: str | os.PathLike[str], ignore_errors: bool = False) -> None:
-        events.append("removed")
-        remove(path, ignore_errors=ignore_errors)
 
     class Stages(Silent):
         def advance(self, stage: str, rows: int) -> None:
             events.append(stage)
 
-    monkeypatch.setattr(shutil, "rmtree", recorded)
+    monkeypatch.setattr(shutil, "rmtree", _recorded(events, "removed", shutil.rmtree))
     execute(
         [claims],
         register,
@@ -659,7 +664,6 @@ def test_the_claims_reading_is_queued_before_the_register_is_scattered(
     claims, register = generated
     events: list[str] = []
     workers_of = engine._workers
-    scatter = engine._scatter_register
 
     @contextmanager
     def recorded_workers(count: int) -> Iterator[Callable[..., Iterator[Any]]]:
@@ -671,18 +675,11 @@ def test_the_claims_reading_is_queued_before_the_register_is_scattered(
 
             yield queued
 
-    def recorded_scatter(*args: Any) -> None:
-        events.append("scatter")
-        scatter(*args)
-
-    def recorded_register_pass(*args: Any) -> Any:
-        events.append("register's results")
-        return register_pass(*args)
-
-    register_pass = engine._register_pass
     monkeypatch.setattr(engine, "_workers", recorded_workers)
-    monkeypatch.setattr(engine, "_scatter_register", recorded_scatter)
-    monkeypatch.setattr(engine, "_register_pass", recorded_register_pass)
+    scatter = _recorded(events, "scatter", engine._scatter_register)
+    monkeypatch.setattr(engine, "_scatter_register", scatter)
+    register_pass = _recorded(events, "register's results", engine._register_pass)
+    monkeypatch.setattr(engine, "_register_pass", register_pass)
     execute([claims], register, AS_OF, load_rules(), tmp_path, rows_per_partition=4_000)
     assert events[:3] == ["_read_task", "scatter", "_register_task"]
     # The claim index's tasks are queued before the register's results are waited for.
