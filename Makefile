@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_validate.py
 	$(BIN)/python benchmarks/bench_run.py --repeats 9
+	$(BIN)/python benchmarks/bench_run.py --lines 10000000 --repeats 9 --peer-memory-limit 2GiB
 	$(BIN)/python benchmarks/bench_run.py --flat --lines 10000000 50000000 --repeats 3
 
 docs: setup

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_run.py [--lines 1000000 10000000] [--repeats 3] [--workers 2]
                                    [--partition-rows 200000] [--no-peer | --flat]
+                                   [--peer-memory-limit 2GiB]
 
 For each size: generate (once, seeded, under benchmarks/work/) a claims CSV and a register;
 run ``adjudicate run`` (full validation, every rule, Parquet out) and the DuckDB peer
@@ -15,7 +16,8 @@ whose units ran out are the only ones the peer cannot judge). ``--no-peer`` runs
 ``--flat`` runs ours alone at every size given, the sizes taking turns, and sets the largest
 size's peak memory against the smallest's (:func:`flatness`: ``make bench`` gives it 10M and
 50M lines). ``--workers`` and ``--partition-rows`` are passed to ours (defaults: the job's
-own).
+own); ``--peer-memory-limit`` to the peer as DuckDB's ``memory_limit`` (default: DuckDB's
+own, 80% of the machine's memory): the peer held to the memory ours is held to.
 """
 
 from __future__ import annotations
@@ -176,7 +178,8 @@ def ours(
     ]
 
 
-def peer(folder: Path, out: Path) -> list[str]:
+def peer(folder: Path, out: Path, memory_limit: str | None = None) -> list[str]:
+    limit = [] if memory_limit is None else ["--memory-limit", memory_limit]
     return [
         sys.executable,
         str(HERE / "duckdb_peer.py"),
@@ -188,6 +191,7 @@ def peer(folder: Path, out: Path) -> list[str]:
         AS_OF,
         "--out",
         str(out),
+        *limit,
     ]
 
 
@@ -305,6 +309,9 @@ def main() -> None:
     )
     parser.add_argument("--no-peer", action="store_true", help="run ours alone")
     parser.add_argument(
+        "--peer-memory-limit", help="the peer's DuckDB memory_limit, e.g. 2GiB (default: its own)"
+    )
+    parser.add_argument(
         "--flat",
         action="store_true",
         help="ours alone, the sizes by turns: peak memory of the largest against the smallest",
@@ -322,7 +329,10 @@ def main() -> None:
         # The peer runs first, as it always has: its turn, then ours, then ours, then its.
         commands: dict[str, Command] = {}
         if not args.no_peer:
-            commands["duckdb"] = (peer, peer_out)
+            commands["duckdb"] = (
+                functools.partial(peer, memory_limit=args.peer_memory_limit),
+                peer_out,
+            )
         commands["ours"] = (make, ours_out)
         runs = measure(commands, folder, repeats)
         for name, mine in runs.items():
@@ -355,7 +365,8 @@ def main() -> None:
         )
     print(
         f"medians of the runs, ours and the peer's taking turns; ours with --workers "
-        f"{args.workers} --partition-rows {args.partition_rows:,}; ratio = ours / duckdb "
+        f"{args.workers} --partition-rows {args.partition_rows:,}; duckdb's memory_limit "
+        f"{args.peer_memory_limit or 'its default'}; ratio = ours / duckdb "
         "median wall time, paired = the median of each run's ratio to the peer's run beside "
         "it; same files, same process tree"
     )

@@ -1,4 +1,5 @@
-"""The whole-run benchmark's reading of the machine's disk waits and the host's steal."""
+"""The whole-run benchmark's reading of the machine's disk waits and the host's steal, and
+the peer's command line."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_run import cpu_ticks, host_seconds
+from benchmarks.bench_run import cpu_ticks, host_seconds, peer
 
 
 def test_the_disk_waits_and_the_steal_are_read_from_their_own_fields() -> None:
@@ -33,3 +34,11 @@ def test_without_both_readings_there_is_no_figure(
 def test_this_machine_reports_both() -> None:
     ticks = cpu_ticks()
     assert ticks is not None and len(ticks) > 7
+
+
+def test_the_peer_is_given_a_memory_limit_only_when_asked() -> None:
+    folder, out = Path("inputs"), Path("peer.parquet")
+    default = peer(folder, out)
+    limited = peer(folder, out, memory_limit="2GiB")
+    assert "--memory-limit" not in default
+    assert limited == [*default, "--memory-limit", "2GiB"]
