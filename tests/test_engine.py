@@ -210,7 +210,9 @@ def test_partitions_written_in_many_pieces_are_gathered_first_to_the_same_bytes(
     range_pieces: dict[int, list[int]] = {}
     for most in (10_000, 4):
         monkeypatch.setattr(engine, "MAX_PIECES", most)
-        seen, seen_ranges = pieces[most], range_pieces[most] = [], []
+        seen: list[int] = []
+        seen_ranges: list[int] = []
+        pieces[most], range_pieces[most] = seen, seen_ranges
 
         def counted(
             spill: Spill,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -547,6 +548,7 @@ def test_the_register_state_is_each_rows_latest_version_as_of_the_run() -> None:
             }
         ).astype(pd.ArrowDtype(pa.string()))
         latest: dict[tuple[str, str], tuple[str, int]] = {}
+        row: Any  # a row of text (pandas' stubs type its fields as any scalar)
         for n, row in enumerate(rows.itertuples()):
             key = (row.authorization_id, row.hcpcs_code)
             if row.recorded_at <= "2026-06-30T00:00:00Z" and (
@@ -566,7 +568,7 @@ def test_a_lines_pairs_come_in_preference_order_whatever_the_states_order() -> N
     # The line reports A5; then exact codes before family ones, each by earliest
     # valid_from (a missing one last), then authorization_id, then the row's code.
     def text(*values: str | None) -> pd.Series:
-        return pd.Series(pd.array(list(values), dtype=pd.ArrowDtype(pa.string())))
+        return pd.Series(list(values), dtype=pd.ArrowDtype(pa.string()))
 
     need = pd.DataFrame(
         {
@@ -596,7 +598,9 @@ def test_a_lines_pairs_come_in_preference_order_whatever_the_states_order() -> N
             "member_id": text(*(["M1"] * len(rows)), "M2"),
             "hcpcs_code": text(*(r[1] for r in rows), "70553"),
             "status": text(*(["APPROVED"] * (len(rows) + 1))),
-            "valid_from": pd.to_datetime([r[2] for r in rows] + ["2026-01-01"]).astype("M8[s]"),
+            "valid_from": pd.to_datetime(
+                [r[2] for r in rows] + ["2026-01-01"]  # type: ignore[arg-type]  # stubs: no None
+            ).astype("M8[s]"),
             "valid_to": pd.to_datetime(["2026-12-31"] * (len(rows) + 1)).astype("M8[s]"),
             "units_approved": np.ones(len(rows) + 1),
             "provider_npi": text(*([None] * (len(rows) + 1))),

@@ -21,7 +21,7 @@ def _lines(rows: int) -> pa.Table:
         {
             "claim_id": [f"C{n:07d}" for n in range(rows)],
             "claim_line_number": [str(n % 4 + 1) for n in range(rows)],
-            "decision": chooser.choice(["AUTHORIZED", "DENIED", "PEND", None], rows),
+            "decision": chooser.choice(np.array(["AUTHORIZED", "DENIED", "PEND", None]), rows),
             "charge_amount": [f"{n * 1.25:.2f}" for n in range(rows)],
             "source_row": pa.array(np.arange(1, rows + 1), pa.int64()),
             "empty": pa.nulls(rows, pa.string()),
@@ -112,7 +112,7 @@ def test_a_part_holding_more_than_its_column_chunks_is_refused(
 ) -> None:
     table = _lines(100)
     part = tmp_path / "part.parquet"
-    pq.write_table(table, part, **settings)  # type: ignore[arg-type]
+    pq.write_table(table, part, **settings)
     with JoinedParquet(tmp_path / "joined.parquet") as out:
         with pytest.raises(ValueError, match="holds"):
             out.add(part)

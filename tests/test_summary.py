@@ -6,6 +6,7 @@ import random
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -56,6 +57,7 @@ def _by_hand(frame: pd.DataFrame) -> dict[str, object]:
     modalities: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     weeks: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     files: Counter[str] = Counter()
+    row: Any  # pandas' stubs type a row's fields as any scalar
     for row in frame.astype(object).itertuples():
         reason = "" if pd.isna(row.reason) else str(row.reason)
         reasons[(str(row.decision), reason)] += 1

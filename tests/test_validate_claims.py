@@ -12,6 +12,7 @@ import csv
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -581,6 +582,7 @@ def test_messages_quote_the_value_as_read(run: Run) -> None:
 
 
 def test_empty_required_value_says_so(run: Run) -> None:
+    reject: Any  # pandas' stubs type a row's fields as any scalar
     (reject,) = rejects_of(run, run.cases["member_id empty"][0]).itertuples()
     assert reject.message == "member_id is required and is empty"
     assert pd.isna(reject.value)
@@ -634,7 +636,7 @@ def test_valid_lines_keep_their_text(run: Run) -> None:
     """Trimmed and case-normalised, nothing else: no number or date conversion."""
     valid = run.result.valid.set_index(SOURCE_ROW)
 
-    def value(case_id: str, column: str, index: int = 0) -> object:
+    def value(case_id: str, column: str, index: int = 0) -> Any:
         return valid.loc[run.cases[case_id][index], column]
 
     assert value("bill type 0131", "bill_type_code") == "0131"
