@@ -13,11 +13,12 @@ seconds, median peak RSS, the ratio of the medians ours / peer and the
 median of each of our runs' ratio to the peer's run beside it;
 then check that the two agree on every line where the core rules decide (voids and lines
 whose units ran out are the only ones the peer cannot judge). ``--no-peer`` runs ours alone;
-``--flat`` runs ours alone at every size given, the sizes taking turns, and sets the largest
-size's peak memory against the smallest's (:func:`flatness`: ``make bench`` gives it 10M and
-50M lines). ``--workers`` and ``--partition-rows`` are passed to ours (defaults: the job's
-own); ``--peer-memory-limit`` to the peer as DuckDB's ``memory_limit`` (default: DuckDB's
-own, 80% of the machine's memory): the peer held to the memory ours is held to.
+``--flat`` runs ours alone at every size given, the sizes taking turns, prints each run's
+peak, wall seconds, disk waits and host steal, and sets the largest size's peak memory
+against the smallest's (:func:`flatness`: ``make bench`` gives it 10M and 50M lines).
+``--workers`` and ``--partition-rows`` are passed to ours (defaults: the job's own);
+``--peer-memory-limit`` to the peer as DuckDB's ``memory_limit`` (default: DuckDB's own,
+80% of the machine's memory): the peer held to the memory ours is held to.
 """
 
 from __future__ import annotations
@@ -239,6 +240,7 @@ def flatness(sizes: list[int], repeats: int, make: Callable[[Path, Path], list[s
         wall, rss = medians(mine)
         print(f"{name} lines: peaks (MiB) {peaks}, median {rss:.0f}; ", end="")
         print(f"runs (s) {walls}, median {wall:.1f}", flush=True)
+        print(host_line(mine), flush=True)
     small, large = runs[f"{min(sizes):,}"], runs[f"{max(sizes):,}"]
     paired = statistics.median(b.rss / a.rss for a, b in zip(small, large, strict=True))
     print(
@@ -246,6 +248,12 @@ def flatness(sizes: list[int], repeats: int, make: Callable[[Path, Path], list[s
         f"{medians(large)[1] / medians(small)[1]:.3f} (medians of {repeats} runs each, "
         f"by turns; paired {paired:.3f})"
     )
+
+
+def host_line(runs: list[Run]) -> str:
+    """The line printed under some runs' times: each run's disk waits and host steal."""
+    figures = " ".join(f"{run.waited:.1f}/{run.stolen:.1f}" for run in runs)
+    return f"  the cores' disk waits / host steal (core-s): {figures}"
 
 
 def medians(runs: list[Run]) -> tuple[float, float]:
@@ -337,9 +345,8 @@ def main() -> None:
         runs = measure(commands, folder, repeats)
         for name, mine in runs.items():
             walls = " ".join(f"{run.wall:.2f}" for run in mine)
-            host = " ".join(f"{run.waited:.1f}/{run.stolen:.1f}" for run in mine)
             print(f"{lines:,} lines, {name} runs (s): {walls}", flush=True)
-            print(f"  the cores' disk waits / host steal (core-s): {host}", flush=True)
+            print(host_line(mine), flush=True)
         our_wall, our_rss = medians(runs["ours"])
         peer_wall = peer_rss = paired = math.nan
         if not args.no_peer:
