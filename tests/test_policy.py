@@ -548,7 +548,7 @@ def test_the_register_state_is_each_rows_latest_version_as_of_the_run() -> None:
             }
         ).astype(pd.ArrowDtype(pa.string()))
         latest: dict[tuple[str, str], tuple[str, int]] = {}
-        row: Any  # a row of text (pandas' stubs type its fields as any scalar)
+        row: Any  # pandas' stubs type a row's fields as any scalar
         for n, row in enumerate(rows.itertuples()):
             key = (row.authorization_id, row.hcpcs_code)
             if row.recorded_at <= "2026-06-30T00:00:00Z" and (
