@@ -226,10 +226,11 @@ def allocate_units(
 
     Each line tries its covering approved rows in preference order. Lines take
     ``units`` each in the order date of service, claim_id, claim_line_number
-    until a row has none left; a line that finds its row spent tries its next
-    row, after the lines that chose that row first. A professional-component
-    read takes no units and needs only a covering approved row. Units taken
-    by earlier runs (``taken_before``) count as taken.
+    while the row has enough left for them: a line asking for more than is left
+    takes nothing and tries its next row, after the lines that chose that row
+    first, and a later line that fits what is left still takes it. A
+    professional-component read takes no units and needs only a covering
+    approved row. Units taken by earlier runs (``taken_before``) count as taken.
 
     Units belong to a register row (``authorization_id`` and its ``hcpcs_code``),
     whichever code of its family a line matched it with. Rows are told apart by
@@ -255,12 +256,9 @@ def allocate_units(
         _, firsts = np.unique(line[open_pairs], return_index=True)
         first = open_pairs[firsts]
         first = first[np.lexsort([*(key[first] for key in reversed(service_order)), row[first]])]
-        running = pd.Series(takes[first]).groupby(row[first], sort=False).cumsum().to_numpy()
-        fits = (running <= remaining[row[first]] + 1e-9) | (takes[first] == 0)
+        fits = _spend(row[first], takes[first], remaining)
         granted = first[fits]
         granted_parts.append(granted)
-        spent = pd.Series(takes[granted]).groupby(row[granted]).sum()
-        remaining[spent.index.to_numpy()] -= spent.to_numpy()
         open_pairs = open_pairs[
             ~np.isin(line[open_pairs], line[granted]) & ~np.isin(open_pairs, first[~fits])
         ]
@@ -277,6 +275,41 @@ def allocate_units(
     ).astype({"authorization_id": "str", "hcpcs_code": "str"})
     took = took[took["units"] > 0]
     return chosen, took[TAKES_COLUMNS].sort_values("line").reset_index(drop=True)
+
+
+_UNITS_TOLERANCE = 1e-9
+"""Units are numbers with decimals: a line fits what is left up to this much over."""
+
+
+def _spend(row: np.ndarray, takes: np.ndarray, remaining: np.ndarray) -> np.ndarray:
+    """Which lines (each asking ``takes`` of register row ``row``, in service order within
+    each row, rows together) fit what their row has left, taken in that order: a line
+    that fits takes its units from ``remaining``; one that does not takes nothing, and
+    the lines after it go on with what is left.
+
+    Computed a stretch at a time: the running sums of the lines not yet settled grant
+    every line before its row's first that does not fit, which is refused; what is left
+    is then known, and every unsettled line asking for more is refused with it. A row
+    settles in as many rounds as there are different amounts left at the lines refused
+    (one, mostly: nothing is left)."""
+    granted = takes == 0  # a professional-component read: a covering row is enough
+    unsettled = ~granted
+    while unsettled.any():
+        open_lines = np.flatnonzero(unsettled)
+        rows = row[open_lines]
+        running = pd.Series(takes[open_lines]).groupby(rows, sort=False).cumsum().to_numpy()
+        over = running > remaining[rows] + _UNITS_TOLERANCE
+        refused_rows, place = np.unique(rows[over], return_index=True)
+        first_refused = np.full(len(remaining), len(row))
+        first_refused[refused_rows] = open_lines[over][place]
+        fit = open_lines[open_lines < first_refused[rows]]
+        granted[fit] = True
+        np.subtract.at(remaining, row[fit], takes[fit])
+        unsettled[fit] = False
+        unsettled[first_refused[refused_rows]] = False
+        still = np.flatnonzero(unsettled)
+        unsettled[still[takes[still] > remaining[row[still]] + _UNITS_TOLERANCE]] = False
+    return granted
 
 
 def _service_order(facts: pd.DataFrame, line: np.ndarray) -> list[np.ndarray]:

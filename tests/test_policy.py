@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline.authorization import candidate_pairs, register_state
+from pipeline.authorization import _spend, candidate_pairs, register_state
 from pipeline.rules import load_rules
 from tests.policy_helpers import NPI_A, NPI_B, NPI_C, NPI_D, adjudicate_rows, auth, line
 
@@ -699,6 +699,46 @@ def test_professional_component_read_still_needs_an_authorization() -> None:
 def test_units_quantity_counts() -> None:
     frame = adjudicate_rows([line(service_unit_quantity="2")], [auth()])
     assert outcome(frame) == ("DENY", "UNITS_EXCEEDED", "A1")
+
+
+def test_a_line_that_asks_for_more_than_is_left_does_not_stop_a_later_line_that_fits() -> None:
+    claims = [
+        line(claim_id="C1", service_unit_quantity="2", claim_line_start_date="2026-03-10"),
+        line(claim_id="C2", claim_line_start_date="2026-03-11"),
+        line(claim_id="C3", claim_line_start_date="2026-03-12"),
+    ]
+    frame = adjudicate_rows(claims, [auth()]).set_index("claim_id")  # one unit
+    assert outcome(frame.loc[["C1"]]) == ("DENY", "UNITS_EXCEEDED", "A1")
+    assert outcome(frame.loc[["C2"]]) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")
+    assert outcome(frame.loc[["C3"]]) == ("DENY", "UNITS_EXCEEDED", "A1")
+
+
+def test_a_line_too_large_for_one_row_is_authorized_by_the_next() -> None:
+    claims = [line(claim_id="C1", service_unit_quantity="2"), line(claim_id="C2")]
+    auths = [auth(authorization_id="A1"), auth(authorization_id="A2", units_approved="2")]
+    frame = adjudicate_rows(claims, auths)
+    assert list(frame["matched_authorization_id"]) == ["A2", "A1"]
+    assert list(frame["decision"].astype(str)) == ["AUTHORIZED", "AUTHORIZED"]
+
+
+def test_units_are_spent_as_a_line_at_a_time_would_spend_them() -> None:
+    """The vectorized spending against a plain loop, over rows with few units and lines
+    asking for 0 to 3 (fractions too)."""
+    draw = np.random.default_rng(20261203)
+    for _ in range(200):
+        lines = int(draw.integers(1, 40))
+        rows = np.sort(draw.integers(0, 5, size=lines))
+        takes = draw.choice([0.0, 0.5, 1.0, 1.0, 2.0, 3.0], size=lines)
+        left = draw.choice([0.0, 1.0, 1.5, 2.0, 4.0, -1.0], size=5)
+        expected_left = left.copy()
+        expected = np.zeros(lines, dtype=bool)
+        for i in range(lines):
+            if takes[i] == 0 or takes[i] <= expected_left[rows[i]] + 1e-9:
+                expected[i] = True
+                expected_left[rows[i]] -= takes[i]
+        remaining = left.copy()
+        assert _spend(rows, takes, remaining).tolist() == expected.tolist()
+        assert remaining.tolist() == pytest.approx(expected_left.tolist())
 
 
 def test_a_line_falls_to_its_next_authorization_when_the_first_is_spent() -> None:
