@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import __version__
 from pipeline.errors import PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
@@ -113,6 +114,13 @@ def verify(directory: Path) -> Verdict:
                 )
             for entry in manifest["outputs"]:
                 differences += compare(directory / entry["path"], Path(scratch) / entry["path"])
+    made_by = manifest.get("program", {}).get("version")
+    if differences and made_by != __version__:
+        differences.append(
+            f"program: the run was made by version {made_by}, this is {__version__}; "
+            "decisions differ where a later version reads the policy otherwise (README, "
+            "Changes to decisions)"
+        )
     return Verdict(run_id=manifest["run_id"], differences=differences)
 
 

@@ -183,6 +183,22 @@ def test_verify_names_the_column_of_a_changed_parquet_value(tmp_path: Path) -> N
     assert "adjudicated.parquet: column liable_npi: 1 rows differ (first at row 4)" in output
 
 
+def test_verify_names_the_program_versions_when_another_made_the_run(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    manifest_path = tmp_path / "out" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["program"]["version"] = "0.0.1"
+    manifest_path.write_text(json.dumps(manifest))
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 0, output  # the same bytes: the version alone is no difference
+    assert "version" not in output
+    summary = tmp_path / "out" / "summary.json"
+    summary.write_text(summary.read_text().replace('"AUTHORIZED": ', '"AUTHORIZED": 9', 1))
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert f"made by version 0.0.1, this is {pipeline.__version__}" in output
+
+
 def pa_table(frame: pd.DataFrame, schema: object) -> object:
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
