@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from pipeline.io import text_at, text_of
 from pipeline.rules import Rules
+from pipeline.validate import Validated, rows_where
 from schemas.checks import arrow, coded, one_array, parse_dates, parse_datetimes
 
 ROW_KEY = ["authorization_id", "hcpcs_code"]
@@ -104,6 +105,50 @@ def register_state(register: pd.DataFrame, as_of: datetime) -> pd.DataFrame:
     last[:-1] = ~same_as_next
     latest = ordered[last]
     return latest[latest["status"].ne("CANCELLED").to_numpy(bool)].reset_index(drop=True)
+
+
+def state_and_invalid_members(
+    validated: Validated, as_of: datetime
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The register's state as of the run (:func:`register_state`) from its validated
+    rows, and the members of its rows that failed validation or whose key's state they
+    leave in doubt (:func:`in_doubt`)."""
+    doubted = in_doubt(validated.checked, validated.passed, as_of)
+    members = validated.checked["member_id"][~validated.passed | doubted].dropna()
+    if not doubted.any():
+        return register_state(validated.valid, as_of), members
+    known = rows_where(validated.checked, validated.passed & ~doubted)
+    return register_state(known, as_of), members
+
+
+def in_doubt(checked: pd.DataFrame, passed: np.ndarray, as_of: datetime) -> np.ndarray:
+    """The valid rows of the keys (``authorization_id``, ``hcpcs_code``) whose state at
+    ``as_of`` a row that failed validation may have changed: a failed row of the key
+    recorded at or before ``as_of`` and not before the key's latest valid version, or
+    recorded at a time that cannot be read.
+
+    Such a key's state is not known: its valid versions are left out of the state
+    (a cancellation written wrongly must not leave the approval before it in force),
+    and its member is one with an invalid record, so that a line it would have
+    decided is ``PEND``/``AUTHORIZATION_RECORD_INVALID`` (POLICY §3: never decide on
+    bad data) unless another row decides it. ``checked`` is the register as
+    validated (text), ``passed`` which of its rows passed.
+    """
+    failed = ~np.asarray(passed, dtype=bool)
+    if not failed.any():
+        return np.zeros(len(checked), dtype=bool)
+    recorded = parse_datetimes(checked["recorded_at"]).to_numpy()
+    unread = np.isnat(recorded)
+    visible = unread | (recorded <= np.datetime64(as_of, "s"))
+    keys = pd.MultiIndex.from_arrays([checked[name].astype("str") for name in ROW_KEY])
+    keyed = np.asarray(checked[ROW_KEY].notna().all(axis=1), dtype=bool)
+    valid = ~failed & keyed & visible & ~unread
+    latest = pd.Series(recorded[valid], index=keys[valid]).groupby(level=[0, 1]).max()
+    doubting = failed & keyed & visible
+    since = latest.reindex(keys[doubting]).to_numpy()
+    after_latest = np.isnat(since) | (recorded[doubting] >= since)
+    doubted = keys[doubting][unread[doubting] | after_latest]
+    return ~failed & keyed & keys.isin(doubted)
 
 
 def candidate_pairs(need: pd.DataFrame, state: pd.DataFrame, rules: Rules) -> pd.DataFrame:

@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.authorization import STATE_SCHEMA, register_state
+from pipeline.authorization import STATE_SCHEMA, state_and_invalid_members
 from pipeline.decide import DECISION_COLUMNS, Partition, decide
 from pipeline.errors import PipelineError
 from pipeline.io import (
@@ -979,10 +979,8 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     )
     if validated is None:
         return empty_rejects(), {}, set(), 0
-    invalid = validated.checked["member_id"][~validated.passed].dropna()
-    state = pa.Table.from_pandas(
-        register_state(validated.valid, context.as_of), schema=STATE_SCHEMA, preserve_index=False
-    )
+    known, invalid = state_and_invalid_members(validated, context.as_of)
+    state = pa.Table.from_pandas(known, schema=STATE_SCHEMA, preserve_index=False)
     # A worker reads or indexes claims between register tasks, its task writers open on
     # other spills.
     context.state_by_member.add_as(

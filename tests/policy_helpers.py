@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.authorization import register_state
+from pipeline.authorization import state_and_invalid_members
 from pipeline.decide import Partition, decide
 from pipeline.io import SOURCE_FILE, SOURCE_ROW
 from pipeline.rules import Rules, load_rules
@@ -79,12 +79,11 @@ def adjudicate_rows(
     register_text = text_frame(list(auths) or [auth()], register_contract.CONTRACT_COLUMNS)
     if not auths:
         register_text = register_text.iloc[0:0]
-    register = validate_authorizations(register_text)
-    invalid = register_text.loc[register_text.index.difference(register.valid.index), "member_id"]
+    state, invalid = state_and_invalid_members(validate_authorizations(register_text), as_of)
     partition = Partition(
         lines=claims.valid.reset_index(drop=True),
-        register=register_state(register.valid, as_of),
-        members_with_invalid_records=frozenset(invalid.dropna()),
+        register=state,
+        members_with_invalid_records=frozenset(invalid),
         units_taken_before=taken_before,
     )
     decisions, _ = decide(partition, rules, run_id="test")

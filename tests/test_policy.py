@@ -789,6 +789,58 @@ def test_invalid_register_row_does_not_touch_an_authorized_line() -> None:
     )
 
 
+def test_a_cancellation_that_failed_validation_leaves_the_approval_before_it_in_doubt() -> None:
+    cancelled = auth(status="CANCELLED", units_approved=None, recorded_at="2026-02-25")
+    assert outcome(adjudicate_rows([line()], [auth(), cancelled])) == (
+        "PEND",
+        "AUTHORIZATION_RECORD_INVALID",
+        None,
+    )
+
+
+def test_two_failed_versions_at_one_time_leave_the_approval_before_them_in_doubt() -> None:
+    both = [auth(status=s, recorded_at="2026-02-25T00:00:00Z") for s in ("CANCELLED", "APPROVED")]
+    assert outcome(adjudicate_rows([line()], [auth(), *both])) == (
+        "PEND",
+        "AUTHORIZATION_RECORD_INVALID",
+        None,
+    )
+
+
+def test_a_failed_version_of_unreadable_time_leaves_its_authorization_in_doubt() -> None:
+    unread = auth(status="CANCELLED", recorded_at="25/02/2026")
+    assert outcome(adjudicate_rows([line()], [auth(), unread]))[:2] == (
+        "PEND",
+        "AUTHORIZATION_RECORD_INVALID",
+    )
+
+
+@pytest.mark.parametrize(
+    "recorded_at",
+    ["2026-02-10", "2026-07-01T00:00:00Z"],
+    ids=["before the approval", "after the as-of"],
+)
+def test_a_failed_version_the_approval_supersedes_or_not_yet_recorded_leaves_it(
+    recorded_at: str,
+) -> None:
+    failed = auth(status="CANCELLED", units_approved=None, recorded_at=recorded_at)
+    assert outcome(adjudicate_rows([line()], [auth(), failed])) == (
+        "AUTHORIZED",
+        "AUTHORIZATION_MATCHED",
+        "A1",
+    )
+
+
+def test_a_failed_version_leaves_the_members_other_authorizations_deciding() -> None:
+    cancelled = auth(status="CANCELLED", units_approved=None, recorded_at="2026-02-25")
+    other = auth(authorization_id="A2")
+    assert outcome(adjudicate_rows([line()], [auth(), cancelled, other])) == (
+        "AUTHORIZED",
+        "AUTHORIZATION_MATCHED",
+        "A2",
+    )
+
+
 def test_invalid_register_row_of_another_member_changes_nothing() -> None:
     auths = [auth(member_id="M9", status="APPROVD")]
     assert outcome(adjudicate_rows([line()], auths)) == ("DENY", "NO_AUTHORIZATION", None)
