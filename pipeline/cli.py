@@ -119,7 +119,7 @@ def _echo_counts(summary: dict[str, Any]) -> None:
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     help="Publish rejects.parquet and summary.json here (must not exist).",
 )
 def validate(
@@ -167,7 +167,7 @@ HELD = 3
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     help="The directory to publish (must not exist).",
 )
 @click.option(

@@ -59,7 +59,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.authorization import STATE_SCHEMA, state_and_invalid_members
-from pipeline.decide import DECISION_COLUMNS, Partition, decide
+from pipeline.decide import ADDED_COLUMNS, DECISION_COLUMNS, Partition, decide
 from pipeline.errors import PipelineError
 from pipeline.io import (
     SOURCE_FILE,
@@ -407,6 +407,7 @@ def execute(
         contract=claims_contract.CONTRACT_COLUMNS,
         required=claims_contract.REQUIRED_COLUMNS,
         one_of=[("claim_line_start_date", "claim_start_date")],
+        reserved=ADDED_COLUMNS,
     )
     register_schema = text_schema(
         [authorizations],
@@ -440,7 +441,7 @@ def execute(
         with (
             _spill_root(directory) as where,
             Spill(
-                partition_count([authorizations], rows_per_partition // REGISTER_SHARE),
+                partition_count([authorizations], max(1, rows_per_partition // REGISTER_SHARE)),
                 register_schema,
                 where,
             ) as by_key,

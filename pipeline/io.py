@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -157,13 +158,16 @@ def read_inputs(
     contract: Sequence[str],
     required: Sequence[str],
     one_of: Iterable[tuple[str, ...]] = (),
+    reserved: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, list[InputFile]]:
     """Read whole files of one table as text, with each row's file and 1-based data row.
 
     The same reading as the engine's, batch by batch (:func:`text_batches`),
     gathered into one frame: for ``validate``, which checks files by hand.
     """
-    schema = text_schema(paths, contract=contract, required=required, one_of=one_of)
+    schema = text_schema(
+        paths, contract=contract, required=required, one_of=one_of, reserved=reserved
+    )
     tables: list[pa.Table] = []
     files: list[InputFile] = []
     for path in paths:
@@ -261,15 +265,26 @@ def text_schema(
     contract: Sequence[str],
     required: Sequence[str],
     one_of: Iterable[tuple[str, ...]] = (),
+    reserved: Sequence[str] = (),
 ) -> pa.Schema:
     """One schema for every file of a table: the contract's columns, the others, lineage.
 
-    Refuses a file that lacks a required column, naming every one it lacks.
+    Refuses a file that lacks a required column, naming every one it lacks; a file
+    with a column named like one of ``reserved`` (the columns the job adds: its
+    values would be lost or clash), naming them; and a file given twice (its rows
+    would be read twice).
     """
+    _refuse_repeats(paths)
     passed: dict[str, None] = {}
     for path in paths:
         names = column_names(path)
         _require_columns(path, names, required, list(one_of))
+        clashing = [name for name in names if name in reserved]
+        if clashing:
+            raise InputError(
+                f"{path} has columns the job writes itself: {', '.join(clashing)}; "
+                "rename them to pass them through"
+            )
         passed.update(
             dict.fromkeys(n for n in names if n not in contract and n not in LINEAGE_COLUMNS)
         )
@@ -277,6 +292,21 @@ def text_schema(
     return pa.schema(
         [*fields, pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_ROW, pa.int64())]
     )
+
+
+def _refuse_repeats(paths: Sequence[str]) -> None:
+    """Refuses a file named twice, by the same path or another to the same file."""
+    seen: dict[tuple[int, int] | str, str] = {}
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            key: tuple[int, int] | str = (stat.st_dev, stat.st_ino)
+        except OSError:
+            key = os.path.abspath(path)  # unreadable: refused by name when it is read
+        if key in seen:
+            twice = path if seen[key] == path else f"{seen[key]} and {path}"
+            raise InputError(f"{twice}: the same file is given twice; give it once")
+        seen[key] = path
 
 
 def lacked_by_all(paths: Sequence[str], columns: Sequence[str]) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import __version__
+from pipeline.decide import ADDED_COLUMNS
 from pipeline.engine import Execution, execute
 from pipeline.errors import Held
 from pipeline.io import (
@@ -73,6 +74,7 @@ def read_claims(paths: Sequence[str]) -> tuple[pd.DataFrame, list[InputFile]]:
         contract=claims_contract.CONTRACT_COLUMNS,
         required=claims_contract.REQUIRED_COLUMNS,
         one_of=[("claim_line_start_date", "claim_start_date")],
+        reserved=ADDED_COLUMNS,
     )
 
 

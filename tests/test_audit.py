@@ -72,9 +72,11 @@ def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
     assert one["outputs"] == two["outputs"]
 
 
-def test_partition_size_and_workers_change_no_byte(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows", ["10", "1"])  # 1: a line a partition, the least allowed
+def test_partition_size_and_workers_change_no_byte(tmp_path: Path, rows: str) -> None:
     assert sample_run(tmp_path / "default")[0] == 0
-    assert sample_run(tmp_path / "small", "--partition-rows", "10", "--workers", "2")[0] == 0
+    code, output = sample_run(tmp_path / "small", "--partition-rows", rows, "--workers", "2")
+    assert code == 0, output
     for name in ("adjudicated.parquet", "rejects.parquet", "summary.json", "report.html"):
         default = (tmp_path / "default" / name).read_bytes()
         assert (tmp_path / "small" / name).read_bytes() == default, name

@@ -298,6 +298,24 @@ def test_out_refuses_an_existing_directory(claims: Path, tmp_path: Path) -> None
     assert result.stdout == ""
 
 
+def test_out_refuses_an_existing_file_as_it_does_a_directory(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.write_text("mine", encoding="utf-8")
+    for command in ("validate", "run"):
+        result = CliRunner().invoke(
+            main,
+            [command, "--claims", str(claims), "--authorizations", str(register)]
+            + ["--as-of", AS_OF, "--out", str(out)],
+        )
+        assert result.exit_code == 1, result.output
+        assert result.stderr.splitlines()[0] == (
+            f"Error: {out} already exists; a run never overwrites a published directory"
+        )
+        assert out.read_text(encoding="utf-8") == "mine"
+
+
 # --- failures ----------------------------------------------------------------------
 
 
@@ -332,6 +350,50 @@ def test_a_file_with_no_date_column_names_both(tmp_path: Path) -> None:
     assert result.stderr.splitlines()[0] == (
         f"Error: {path} is missing required columns: claim_line_start_date or claim_start_date"
     )
+
+
+@pytest.mark.parametrize("column", ["decision", "run_id", "source_row"])
+def test_a_column_named_like_one_the_job_adds_is_refused(
+    column: str, register: Path, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "claims.csv", [*CLAIM_COLUMNS, column], [[*r, "x"] for r in CLAIM_ROWS]
+    )
+    out = tmp_path / "out"
+    for command in ("validate", "run"):
+        result = CliRunner().invoke(
+            main,
+            [command, "--claims", str(path), "--authorizations", str(register)]
+            + ["--as-of", AS_OF, "--out", str(out)],
+        )
+        assert result.exit_code == 1, result.output
+        assert result.stderr.splitlines()[0] == (
+            f"Error: {path} has columns the job writes itself: {column}; "
+            "rename them to pass them through"
+        )
+        assert "Traceback" not in result.output
+        assert not out.exists()
+
+
+def test_a_claims_file_given_twice_is_refused(claims: Path, register: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again.csv"
+    again.symlink_to(claims)
+    out = tmp_path / "out"
+    for twice, named in [
+        ((claims, claims), f"{claims}"),
+        ((claims, again), f"{claims} and {again}"),
+    ]:
+        for command in ("validate", "run"):
+            result = CliRunner().invoke(
+                main,
+                [command, "--claims", str(twice[0]), "--claims", str(twice[1])]
+                + ["--authorizations", str(register), "--as-of", AS_OF, "--out", str(out)],
+            )
+            assert result.exit_code == 1, result.output
+            assert result.stderr.splitlines()[0] == (
+                f"Error: {named}: the same file is given twice; give it once"
+            )
+            assert not out.exists()
 
 
 def test_a_register_missing_columns_fails_the_run(claims: Path, tmp_path: Path) -> None:
