@@ -43,18 +43,30 @@ class InputFile:
     rows: int
 
 
-def _csv_header(path: str) -> list[str]:
-    """The header row of a CSV file, compressed or not."""
+HEAD_BYTES = 1 << 20
+"""How much of a CSV file is read for its header."""
+
+
+def _csv_head(path: str) -> tuple[list[str], bool]:
+    """The header row of a CSV file, compressed or not, and whether the file holds
+    nothing but it (blank lines aside)."""
     try:
         with pa.input_stream(path, compression="detect") as stream:
-            head = stream.read(1 << 20)
+            head = stream.read(HEAD_BYTES)
     except OSError as error:  # a gzip file cut short, or not gzip at all
         raise _unreadable(path, error) from error
     text = head.decode("utf-8-sig", errors="replace")
-    first = next(csv.reader(io.StringIO(text)), None)
+    records = csv.reader(io.StringIO(text))
+    first = next(records, None)
     if not first:
         raise InputError(f"{path}: the file is empty; expected a header row")
-    return [name.strip() for name in first]
+    alone = len(head) < HEAD_BYTES and not any(records)
+    return [name.strip() for name in first], alone
+
+
+def _csv_header(path: str) -> list[str]:
+    """The header row of a CSV file, compressed or not."""
+    return _csv_head(path)[0]
 
 
 def _unreadable(path: str, error: Exception) -> InputError:
@@ -320,6 +332,10 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
     if whole and within:
         raise ValueError("a span is read in batches, not whole")
     header = column_names(path)
+    if not within and _csv_head(path)[1]:
+        # A header and no row: with no line break after it, the reader could not skip
+        # it and would call the file unreadable.
+        return
     read_options = pacsv.ReadOptions(
         column_names=header,
         skip_rows=0 if within else 1,

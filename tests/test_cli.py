@@ -407,6 +407,35 @@ def test_a_register_missing_columns_fails_the_run(claims: Path, tmp_path: Path) 
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "ending", ["", "\n", "\r\n", "\n\n"], ids=["none", "LF", "CRLF", "blank line"]
+)
+@pytest.mark.parametrize("bom", ["", "\ufeff"], ids=["", "BOM"])
+def test_a_file_of_a_header_alone_is_a_file_of_no_rows(
+    tmp_path: Path, ending: str, bom: str
+) -> None:
+    claims = tmp_path / "claims.csv"
+    claims.write_text(bom + ",".join(CLAIM_COLUMNS) + ending, encoding="utf-8")
+    zipped = tmp_path / "more.csv.gz"
+    zipped.write_bytes(gzip.compress(claims.read_bytes()))
+    register = tmp_path / "register.csv"
+    register.write_text(bom + ",".join(REGISTER_COLUMNS) + ending, encoding="utf-8")
+    result = validate("--claims", claims, "--claims", zipped, "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:2] == [
+        f"claims {claims}: 0 rows read, 0 valid, 0 rejected",
+        f"claims {zipped}: 0 rows read, 0 valid, 0 rejected",
+    ]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--claims", str(claims), "--authorizations", str(register)]
+        + ["--as-of", AS_OF, "--out", str(out)],
+    )
+    assert result.exit_code == 3, result.output  # held: the register has no valid rows
+    assert "the authorization register has no valid rows" in result.stderr
+
+
 def test_a_file_that_does_not_exist(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.csv"
     result = validate("--claims", path, "--as-of", AS_OF)
