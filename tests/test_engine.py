@@ -37,6 +37,7 @@ from pipeline.engine import (
     partition_count,
     sample_every,
 )
+from pipeline.errors import InputError
 from pipeline.memory import use_jemalloc
 from pipeline.partition import (
     Spill,
@@ -518,17 +519,31 @@ def test_claims_whose_lines_name_different_members_are_rejected_whole(tmp_path: 
     assert len(adjudicated) + rejects["source_row"].nunique() == len(claims)
 
 
-def test_a_file_given_twice_is_numbered_twice_from_one(
+def test_a_file_given_twice_is_refused_before_any_work(tmp_path: Path) -> None:
+    samples = REPO / "data" / "samples"
+    claims, register = str(samples / "claims.csv"), str(samples / "authorizations.csv")
+    linked = tmp_path / "linked.csv"
+    linked.symlink_to(claims)
+    out = tmp_path / "out"
+    out.mkdir()
+    for twice in ([claims, claims], [claims, str(linked)]):
+        with pytest.raises(InputError, match="the same file is given twice"):
+            execute(twice, register, AS_OF, load_rules(), out)
+    assert list(out.iterdir()) == []
+
+
+def test_two_copies_of_a_file_are_each_numbered_from_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     samples = REPO / "data" / "samples"
     claims, register = str(samples / "claims.csv"), str(samples / "authorizations.csv")
+    copy = str(shutil.copy(claims, tmp_path / "copy.csv"))
     for span_bytes in (10_000_000, 3_000):
         monkeypatch.setattr(spans, "SPAN_BYTES", span_bytes)
         assert (len(spans.spans_of(claims)) > 3) == (span_bytes == 3_000)
         out = tmp_path / f"span-{span_bytes}"
         out.mkdir()
-        execute([claims, claims], register, AS_OF, load_rules(), out)
+        execute([claims, copy], register, AS_OF, load_rules(), out)
     for name in ("adjudicated.parquet", "rejects.parquet", "summary.json"):
         assert (tmp_path / "span-3000" / name).read_bytes() == (
             tmp_path / "span-10000000" / name
