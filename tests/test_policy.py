@@ -290,19 +290,6 @@ def test_observation_switch_exempts_observation() -> None:
     )
 
 
-def test_a_setting_of_a_rules_files_own_reason_exempts() -> None:
-    # A reason the contract does not list is no reason the output can carry; the line
-    # is exempt all the same (the ER setting, renamed).
-    rules = load_rules()
-    renamed = tuple(
-        replace(e, reason="CLINIC_ER") if e.reason == "EMERGENCY_ROOM" else e
-        for e in rules.exemptions
-    )
-    frame = adjudicate_rows(imaging_with("0450"), rules=replace(rules, exemptions=renamed))
-    assert outcome(frame) == ("EXEMPT", None, None)
-    assert outcome(adjudicate_rows(imaging_with("0450"))) == ("EXEMPT", "EMERGENCY_ROOM", None)
-
-
 def test_excepted_plan_types_is_a_setting() -> None:
     rules = replace(load_rules(), excepted_plan_types=frozenset({"PPO", "EPO"}))
     assert outcome(adjudicate_rows([line(plan_type="EPO")], rules=rules)) == (

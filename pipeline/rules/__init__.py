@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline.errors import PipelineError
+from schemas.values import DENIAL_REASONS, PLAN_TYPES, SETTING_REASONS
 
 DEFAULT_RULES = "default.toml"
 CODE_TABLE_COLUMNS = (
@@ -127,6 +128,10 @@ def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, .
         ways = entry.get("when")
         if not isinstance(reason, str) or not isinstance(ways, list) or not ways:
             raise RulesError(f"{where}: each [[exemptions]] needs a reason and a list `when`")
+        if reason not in SETTING_REASONS:
+            raise RulesError(
+                f"{where}: exemption reason {reason} is not one of {', '.join(SETTING_REASONS)}"
+            )
         parsed = []
         for way in ways:
             unknown = set(way) - set(EXEMPTION_CONDITIONS)
@@ -138,6 +143,55 @@ def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, .
             parsed.append({key: frozenset(str(v) for v in values) for key, values in way.items()})
         exemptions.append(Exemption(reason=reason, when=tuple(parsed), switch=entry.get("switch")))
     return tuple(exemptions)
+
+
+def _switch(switches: dict[str, Any], name: str, where: str) -> bool:
+    value = switches[name]
+    if not isinstance(value, bool):
+        raise RulesError(f"{where}: switches.{name} must be true or false, not {value!r}")
+    return value
+
+
+def _plan_types(values: Any, where: str) -> frozenset[str]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise RulesError(f"{where}: switches.excepted_plan_types must be a list of plan types")
+    unknown = sorted({v.upper() for v in values} - set(PLAN_TYPES))
+    if unknown:
+        raise RulesError(
+            f"{where}: switches.excepted_plan_types names plan types the contract does not "
+            f"know: {', '.join(unknown)} (known: {', '.join(PLAN_TYPES)})"
+        )
+    return frozenset(v.upper() for v in values)
+
+
+def _code(value: Any, name: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RulesError(f"{where}: {name} must be a code (text), not {value!r}")
+    return value
+
+
+def _remittance(reasons: dict[str, Any], where: str) -> dict[str, dict[str, str]]:
+    """Every denial reason's remittance codes: a CARC each, a RARC where given."""
+    unknown = sorted(set(reasons) - set(DENIAL_REASONS))
+    lacking = [reason for reason in DENIAL_REASONS if reason not in reasons]
+    if unknown or lacking:
+        raise RulesError(
+            f"{where}: [remittance.reasons] must give the codes of every denial reason, and "
+            f"of no other: lacking {', '.join(lacking) or 'none'}; "
+            f"unknown {', '.join(unknown) or 'none'}"
+        )
+    codes = {}
+    for reason, entry in reasons.items():
+        if not isinstance(entry, dict) or set(entry) - {"carc", "rarc"} or "carc" not in entry:
+            raise RulesError(
+                f"{where}: remittance for {reason} must be {{ carc = ..., rarc = ... }} "
+                "(rarc optional)"
+            )
+        codes[reason] = {
+            name: _code(value, f"remittance {reason} {name}", where)
+            for name, value in entry.items()
+        }
+    return codes
 
 
 def _digest(document: dict[str, Any], code_table: bytes) -> str:
@@ -173,12 +227,12 @@ def parse_rules(text: str, code_table: bytes, where: str) -> Rules:
             professional_component_modifiers=frozenset(
                 program.get("professional_component_modifiers", [])
             ),
-            allow_family_substitution=bool(switches["allow_family_substitution"]),
-            observation_exempt=bool(switches["observation_exempt"]),
-            excepted_plan_types=frozenset(p.upper() for p in switches["excepted_plan_types"]),
+            allow_family_substitution=_switch(switches, "allow_family_substitution", where),
+            observation_exempt=_switch(switches, "observation_exempt", where),
+            excepted_plan_types=_plan_types(switches["excepted_plan_types"], where),
             exemptions=_exemptions(document.get("exemptions", []), where),
-            group_code=str(remittance["group_code"]),
-            remittance={k: dict(v) for k, v in remittance["reasons"].items()},
+            group_code=_code(remittance["group_code"], "remittance group_code", where),
+            remittance=_remittance(remittance["reasons"], where),
             digest=_digest(document, code_table),
             source=where,
         )

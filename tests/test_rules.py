@@ -1,0 +1,91 @@
+"""A rules file that cannot mean what it says is refused when it is loaded (exit 1),
+never read as something else: a switch written as text, a plan type or a reason the
+contract does not know, a denial without its remittance codes."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.rules import DEFAULT_RULES, RulesError, load_rules, parse_rules
+
+DEFAULT = files("pipeline.rules").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
+TABLE_NAME = "advanced_imaging_codes.csv"
+TABLE = files("pipeline.rules").joinpath(TABLE_NAME).read_bytes()
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+def edited(old: str, new: str) -> str:
+    assert DEFAULT.count(old) == 1, old
+    return DEFAULT.replace(old, new)
+
+
+def test_the_built_in_rules_load() -> None:
+    rules = parse_rules(DEFAULT, TABLE, "test")
+    assert rules.digest == load_rules().digest
+    assert rules.allow_family_substitution is True
+    assert rules.remittance["UNITS_EXCEEDED"] == {"carc": "198", "rarc": "N640"}
+
+
+REFUSED = [
+    (
+        "allow_family_substitution = true",
+        'allow_family_substitution = "false"',
+        "switches.allow_family_substitution must be true or false, not 'false'",
+    ),
+    ("observation_exempt = false", "observation_exempt = 0", "switches.observation_exempt"),
+    (
+        'excepted_plan_types = ["PPO"]',
+        'excepted_plan_types = ["PPO", "XYZ"]',
+        "names plan types the contract does not know: XYZ",
+    ),
+    ('excepted_plan_types = ["PPO"]', 'excepted_plan_types = "PPO"', "a list of plan types"),
+    ('reason = "INPATIENT"', 'reason = "FOO"', "exemption reason FOO is not one of"),
+    ('UNITS_EXCEEDED = { carc = "198", rarc = "N640" }\n', "", "lacking UNITS_EXCEEDED"),
+    (
+        'UNITS_EXCEEDED = { carc = "198", rarc = "N640" }\n',
+        'UNITS_EXCEEDED = { carc = "198", rarc = "N640" }\n'
+        'AUTHORIZATION_MATCHED = { carc = "1" }\n',
+        "unknown AUTHORIZATION_MATCHED",
+    ),
+    (
+        'UNITS_EXCEEDED = { carc = "198", rarc = "N640" }',
+        'UNITS_EXCEEDED = { rarc = "N640" }',
+        "remittance for UNITS_EXCEEDED must be",
+    ),
+    (
+        'UNITS_EXCEEDED = { carc = "198", rarc = "N640" }',
+        'UNITS_EXCEEDED = { carc = 198, rarc = "N640" }',
+        "remittance UNITS_EXCEEDED carc must be a code (text), not 198",
+    ),
+    ('group_code = "CO"', 'group_code = ""', "remittance group_code must be a code"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), REFUSED, ids=[r[2][:40] for r in REFUSED])
+def test_a_rules_file_that_cannot_mean_what_it_says_is_refused(
+    old: str, new: str, message: str
+) -> None:
+    with pytest.raises(RulesError, match="^test: ") as refused:
+        parse_rules(edited(old, new), TABLE, "test")
+    assert message in str(refused.value)
+
+
+def test_the_run_refuses_such_rules_before_any_work(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(edited("allow_family_substitution = true", 'allow_family_substitution = "no"'))
+    (tmp_path / TABLE_NAME).write_bytes(TABLE)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--claims", str(SAMPLES / "claims.csv")]
+        + ["--authorizations", str(SAMPLES / "authorizations.csv"), "--as-of", "2026-06-30"]
+        + ["--rules", str(rules), "--out", str(out)],
+    )
+    assert result.exit_code == 1, result.output
+    assert "switches.allow_family_substitution must be true or false" in result.stderr
+    assert not out.exists()
