@@ -108,7 +108,7 @@ from pipeline.workers import ROWS_PER_PARTITION, WORKERS, cut_early, rows_by_siz
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import fixed_width, forget
-from schemas.outputs import REJECT_COLUMNS, empty_rejects
+from schemas.outputs import REJECT_COLUMNS, REJECT_SCHEMA, empty_rejects
 
 _T = TypeVar("_T")
 
@@ -548,7 +548,9 @@ def _write_rejects_and_units(
     written = [
         (
             "rejects.parquet",
-            write_parquet(all_rejects[list(REJECT_COLUMNS)], directory / "rejects.parquet"),
+            write_parquet(
+                all_rejects[list(REJECT_COLUMNS)], directory / "rejects.parquet", REJECT_SCHEMA
+            ),
         )
     ]
     if units is not None:

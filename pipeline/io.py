@@ -216,14 +216,16 @@ def _require_columns(
 
 
 def write_parquet(frame: pd.DataFrame, path: Path, schema: pa.Schema | None = None) -> int:
-    """Write ``frame`` as Parquet with no index and no library metadata; returns rows.
+    """Write ``frame`` as Parquet with no index and no library metadata (neither
+    pandas' nor Arrow's schema: the Parquet schema alone, read back as ``schema``'s
+    text and numbers); returns rows.
 
     The file depends only on the data and the pyarrow version, so reruns are
     byte-identical.
     """
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     table = table.replace_schema_metadata(None)
-    pq.write_table(table, path, compression="zstd", write_statistics=True)
+    pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=False)
     return table.num_rows
 
 

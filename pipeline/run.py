@@ -45,7 +45,7 @@ from pipeline.validate import (
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
-from schemas.outputs import REJECT_COLUMNS
+from schemas.outputs import REJECT_COLUMNS, REJECT_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def validation_summary(result: ValidationResult) -> dict[str, object]:
 def publish_validation(result: ValidationResult, out: Path) -> None:
     """Publish ``rejects.parquet`` and ``summary.json`` atomically in ``out``."""
     with publishing(out) as staging:
-        write_parquet(result.rejects, staging / "rejects.parquet")
+        write_parquet(result.rejects, staging / "rejects.parquet", REJECT_SCHEMA)
         write_json(validation_summary(result), staging / "summary.json")
 
 

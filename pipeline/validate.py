@@ -234,13 +234,14 @@ def _filled(cases: pd.DataFrame, frame: pd.DataFrame, column: str, key: str) -> 
 
 
 def sort_rejects(rejects: pd.DataFrame) -> pd.DataFrame:
-    """Claims before the register, then by claim and line, then by source row and check."""
+    """Claims before the register, then by claim and line (as a number: ``010`` and
+    ``10`` are one line, told apart by where they were read), then by source row and
+    check."""
     keys = pd.DataFrame(
         {
             "source": rejects["source"].ne("claims").astype("int8"),
             "claim_id": rejects["claim_id"],
             "line": pd.to_numeric(rejects["claim_line_number"], errors="coerce"),
-            "claim_line_number": rejects["claim_line_number"],
             "source_file": rejects["source_file"],
             "source_row": rejects["source_row"],
             "column": rejects["column"],

@@ -119,7 +119,7 @@ def verify(directory: Path) -> Verdict:
         differences.append(
             f"program: the run was made by version {made_by}, this is {__version__}; "
             "decisions differ where a later version reads the policy otherwise (README, "
-            "Changes to decisions)"
+            "Changes between versions)"
         )
     return Verdict(run_id=manifest["run_id"], differences=differences)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 from pandera.typing import Series
 
 SOURCES = ("claims", "authorizations")
@@ -57,6 +58,14 @@ class RejectRow(pa.DataFrameModel):
 
 
 REJECT_COLUMNS: tuple[str, ...] = tuple(RejectRow.to_schema().columns)
+REJECT_SCHEMA = pyarrow.schema(
+    [
+        pyarrow.field(name, pyarrow.int64() if name == "source_row" else pyarrow.string())
+        for name in REJECT_COLUMNS
+    ]
+)
+"""rejects.parquet's columns as written, whatever a run's rejects hold: text, and the
+source row as a number (a column with no value at all is still text)."""
 
 
 def empty_rejects() -> pd.DataFrame:

@@ -22,7 +22,7 @@ from pipeline.cli import main
 from pipeline.io import SOURCE_FILE
 from pipeline.run import read_claims
 from pipeline.validate import validate_claims
-from schemas.outputs import REJECT_COLUMNS
+from schemas.outputs import REJECT_COLUMNS, REJECT_SCHEMA
 
 PROJECT = Path(__file__).resolve().parents[1]
 MEMBERS = ("MBR-7Q2X-0001", "MBR-7Q2X-0002", "MBR-7Q2X-0003")
@@ -283,6 +283,35 @@ def test_out_publishes_rejects_and_summary(claims: Path, register: Path, tmp_pat
         ("authorizations", str(register)): (2, 1, 1),
     }
     assert_no_member_ids(result)
+
+
+@pytest.mark.parametrize("rejected", ["none", "one with no value", "one with a value"])
+def test_rejects_parquet_has_one_schema_and_no_library_metadata(
+    claims: Path, register: Path, tmp_path: Path, rejected: str
+) -> None:
+    rows = [CLAIM_ROWS[0]]
+    if rejected != "none":
+        bad = list(CLAIM_ROWS[0])
+        bad[CLAIM_COLUMNS.index("claim_id")] = "P9"
+        at = "plan_type" if rejected == "one with no value" else "place_of_service_code"
+        bad[CLAIM_COLUMNS.index(at)] = "" if rejected == "one with no value" else "2"
+        rows.append(bad)
+    path = write_csv(tmp_path / "few.csv", CLAIM_COLUMNS, rows)
+    out = {command: tmp_path / command for command in ("validate", "run")}
+    for command, where in out.items():
+        result = CliRunner().invoke(
+            main,
+            [command, "--claims", str(path), "--authorizations", str(register)]
+            + ["--as-of", AS_OF, "--out", str(where)]
+            + (["--force"] if command == "run" else []),
+        )
+        assert result.exit_code == 0, result.output
+        written = pq.read_schema(where / "rejects.parquet")
+        assert written.metadata is None
+        assert written == REJECT_SCHEMA
+        rejects = pq.read_table(where / "rejects.parquet")
+        claims_rejects = rejects.filter(pa.compute.equal(rejects["source"], "claims"))
+        assert claims_rejects.num_rows == (0 if rejected == "none" else 1)
 
 
 def test_out_refuses_an_existing_directory(claims: Path, tmp_path: Path) -> None:

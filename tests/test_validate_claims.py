@@ -739,6 +739,22 @@ def test_rejects_are_sorted_by_claim_and_line(run: Run) -> None:
     assert ordered.index.tolist() == list(range(len(rejects)))
 
 
+def test_rejects_of_one_line_written_two_ways_go_by_where_they_were_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "claims.csv"
+    write_claims_csv(
+        path, [prof("D1", claim_line_number="10"), prof("D1", claim_line_number="010")], extra=None
+    )
+    lines, _ = read_claims([str(path)])
+    rejects = validate_claims(lines, AS_OF).rejects
+    assert list(zip(rejects["source_row"], rejects["claim_line_number"], strict=True)) == [
+        (1, "10"),
+        (2, "010"),
+    ]
+    assert set(rejects["check"]) == {"duplicate_claim_line"}
+
+
 @pytest.mark.filterwarnings("error")
 def test_a_file_failing_only_column_checks_raises_no_warning(tmp_path: Path) -> None:
     """No row rule fails here, which once left the reject columns as floats to be filled."""
