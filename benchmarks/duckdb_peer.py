@@ -33,9 +33,18 @@ def _in(values: list[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-def exemption_sql() -> str:
-    """The rules file's exemptions as one CASE over a line and its claim's flags."""
+def exemption_sql() -> tuple[str, str]:
+    """The rules file's exemptions as one CASE over a line's claim, and the claim's flags
+    it reads: one ``bool_or`` over the claim's lines for each condition (the setting is
+    the claim's, whichever line shows it)."""
     rules = tomllib.loads(RULES.read_text())
+    line_facts = {
+        "place_of_service": "place_of_service_code",
+        "bill_type": "bill_class",
+        "revenue_code": "revenue_center_code",
+    }
+    kinds = {"place_of_service": "professional"}
+    flags: dict[str, str] = {}
     branches = []
     for exemption in rules["exemptions"]:
         if exemption.get("switch") and not rules["switches"][exemption["switch"]]:
@@ -43,29 +52,21 @@ def exemption_sql() -> str:
         ways = []
         for way in exemption["when"]:
             parts = []
-            if "place_of_service" in way:
-                parts.append(
-                    f"(l.claim_type = 'professional' AND l.place_of_service_code IN "
-                    f"{_in(way['place_of_service'])})"
-                )
-            if "bill_type" in way:
-                parts.append(
-                    "(l.claim_type = 'institutional' AND substr(regexp_replace("
-                    f"l.bill_type_code, '^0(\\d{{3}})$', '\\1'), 1, 2) IN {_in(way['bill_type'])})"
-                )
-            if "revenue_code" in way:
-                parts.append(
-                    "(l.claim_type = 'institutional' AND list_has_any(c.revenue_codes, "
-                    f"[{', '.join(repr(v) for v in way['revenue_code'])}]))"
-                )
+            for condition, values in way.items():
+                test = f"{line_facts[condition]} IN {_in(values)}"
+                flag = flags.setdefault(test, f"shows_{len(flags)}")
+                kind = kinds.get(condition, "institutional")
+                parts.append(f"(l.claim_type = '{kind}' AND c.{flag})")
             ways.append("(" + " AND ".join(parts) + ")")
         branches.append(f"WHEN {' OR '.join(ways)} THEN '{exemption['reason']}'")
-    return "CASE " + " ".join(branches) + " END"
+    shows = ",\n        ".join(f"bool_or(coalesce({t}, false)) AS {f}" for t, f in flags.items())
+    return "CASE " + " ".join(branches) + " END", shows
 
 
 def peer_sql(claims: str, authorizations: str, as_of: str, out: str) -> str:
     """The whole job as one statement."""
     excepted = tomllib.loads(RULES.read_text())["switches"]["excepted_plan_types"]
+    setting, shows = exemption_sql()
     return f"""
 COPY (
 WITH
@@ -77,8 +78,13 @@ lines AS (
     FROM read_csv('{claims}', all_varchar = true, header = true)
 ),
 claims AS (
-    SELECT claim_id, list(DISTINCT revenue_center_code) AS revenue_codes
-    FROM lines WHERE revenue_center_code IS NOT NULL GROUP BY claim_id
+    SELECT claim_id,
+        {shows}
+    FROM (
+        SELECT claim_id, place_of_service_code, revenue_center_code,
+            substr(regexp_replace(bill_type_code, '^0(\\d{{3}})$', '\\1'), 1, 2) AS bill_class
+        FROM lines
+    ) GROUP BY claim_id
 ),
 codes AS (
     SELECT hcpcs_code, modality, body_region, code_family,
@@ -92,7 +98,7 @@ scoped AS (
         k.hcpcs_code IS NOT NULL
           AND (NOT k.bh_only OR regexp_matches(coalesce(l.diagnosis_code_1, '') || ' ' ||
                coalesce(l.diagnosis_code_2, ''), '(^| )F(0[1-9]|[1-9][0-9])')) AS in_program,
-        {exemption_sql()} AS setting
+        {setting} AS setting
     FROM lines l
     LEFT JOIN codes k ON k.hcpcs_code = l.code
         AND (k.eff_from IS NULL OR k.eff_from <= l.dos)

@@ -45,7 +45,10 @@ class _Lines:
         return np.take(claims, self.claims)
 
     def show(self, way: dict[str, frozenset[str]]) -> np.ndarray:
-        """Whether the line's claim shows one way of a setting (all its conditions).
+        """Whether the line's claim shows one way of a setting (all its conditions), each
+        condition on any line of the claim: the setting is the claim's, not the imaging
+        line's alone (POLICY §2), so a scan billed beside an ER visit line is exempt
+        whatever place of service or type of bill its own line gives.
 
         Place of service is read on professional claims; type of bill and revenue
         codes on institutional ones.
@@ -53,11 +56,11 @@ class _Lines:
         shown = np.ones(len(self.facts), dtype=bool)
         if "place_of_service" in way:
             shown &= ~self.institutional
-            shown &= self.among("place_of_service", way["place_of_service"])
+            shown &= self.on_any_line(self.among("place_of_service", way["place_of_service"]))
         if "bill_type" in way or "revenue_code" in way:
             shown &= self.institutional
         if "bill_type" in way:
-            shown &= self.among("bill_type", way["bill_type"], first=2)
+            shown &= self.on_any_line(self.among("bill_type", way["bill_type"], first=2))
         if "revenue_code" in way:
             shown &= self.on_any_line(self.among("revenue_code", way["revenue_code"]))
         return shown

@@ -259,6 +259,32 @@ def test_er_exemption_does_not_reach_a_later_claim() -> None:
     assert outcome(frame, 2) == ("DENY", "NO_AUTHORIZATION", None)
 
 
+def test_the_setting_is_the_claims_whichever_line_shows_it() -> None:
+    """The setting is a property of the whole claim (POLICY §2): a professional claim
+    whose visit line is in the ER (POS 23) exempts its scan line billed as outpatient
+    hospital (POS 22), and an institutional claim whose lines disagree on the type of
+    bill (111 and 131) is an inpatient claim. A claim with no such line is not exempt."""
+    claims = [
+        line(claim_id="P1", claim_line_number="1", hcpcs_code="99283", place_of_service_code="23"),
+        line(claim_id="P1", claim_line_number="2", place_of_service_code="22"),
+        institutional(
+            "I1", "1", hcpcs_code="99221", revenue_center_code="0120", bill_type_code="111"
+        ),
+        institutional(
+            "I1", "2", hcpcs_code="70450", revenue_center_code="0350", bill_type_code="131"
+        ),
+        line(claim_id="P2", place_of_service_code="22"),
+    ]
+    frame = adjudicate_rows(claims)
+    decided = {
+        f"{row.claim_id}/{row.claim_line_number}": (str(row.decision), row.reason)
+        for row in frame.itertuples()
+    }
+    assert decided["P1/2"] == ("EXEMPT", "EMERGENCY_ROOM")
+    assert decided["I1/2"] == ("EXEMPT", "INPATIENT")
+    assert decided["P2/1"] == ("DENY", "NO_AUTHORIZATION")
+
+
 def test_each_claim_of_a_partition_shows_its_own_setting() -> None:
     """Claims decided together, their lines interleaved: the ER revenue code of each
     claim's other line exempts that claim's scan, and no other claim's."""
