@@ -28,6 +28,7 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     ``lines`` is validated text; the result has the same (positional) index.
     """
     dos = date_of_service(lines)
+    claim = claim_codes(lines["claim_id"])
     modifiers = [lines[c] for c in MODIFIER_COLUMNS if c in lines]
     professional_component = np.zeros(len(lines), dtype=bool)
     for modifier in modifiers:
@@ -48,7 +49,7 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     )
     return pd.DataFrame(
         {
-            "claim": claim_codes(lines["claim_id"]),
+            "claim": claim,
             "claim_id": lines["claim_id"],
             "line_number": _numbers(lines["claim_line_number"], pa.int64()).astype("int64"),
             "claim_type": lines["claim_type"],
@@ -67,11 +68,32 @@ def line_facts(lines: pd.DataFrame, rules: Rules) -> pd.DataFrame:
             "facility_npi": lines["facility_npi"],
             "billing_npi": lines["billing_npi"],
             "rendered_by": rendered_by,
-            "prior_authorization_number": lines["prior_authorization_number"],
+            "prior_authorization_number": reported_numbers(lines, claim),
             "behavioral_health": behavioral_health(lines, rules),
         },
         index=lines.index,
     )
+
+
+def reported_numbers(lines: pd.DataFrame, claim: np.ndarray) -> pd.Series:
+    """The authorization number each line reports: its own, else its claim's, where the
+    claim's lines report one number (POLICY §3: "where the claim reports" one). A claim
+    whose lines report several leaves a line without one to the usual preference.
+    ``claim``: each line's claim code (:func:`claim_codes`)."""
+    own = lines["prior_authorization_number"]
+    given = own.notna().to_numpy(bool)
+    if given.all() or not given.any():
+        return own
+    numbers = pd.DataFrame({"claim": claim[given], "number": own[given].to_numpy()})
+    numbers = numbers.drop_duplicates()
+    alone = numbers[~numbers["claim"].duplicated(keep=False)]
+    place = np.full(int(claim.max()) + 1, -1)
+    place[alone["claim"].to_numpy()] = np.arange(len(alone))
+    claims_number = pa.array(alone["number"].tolist(), pa.string()).take(
+        pa.array(place[claim], mask=place[claim] < 0)
+    )
+    filled = pc.coalesce(arrow(own), claims_number)
+    return pd.Series(pd.arrays.ArrowExtensionArray(filled), index=lines.index)
 
 
 def _numbers(text: pd.Series, kind: pa.DataType) -> pd.Series:

@@ -459,6 +459,38 @@ AUTH_CASES = [
         ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A9"),
     ),
     (
+        "a number reported on another line of the claim is the claim's",
+        [
+            line(claim_line_number="1", hcpcs_code="99213", prior_authorization_number="A9"),
+            line(claim_line_number="2"),
+        ],
+        [auth(authorization_id="A1", valid_from="2026-01-01"), auth(authorization_id="A9")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A9"),
+    ),
+    (
+        "a line's own number before the claim's",
+        [
+            line(claim_line_number="1", hcpcs_code="99213", prior_authorization_number="A9"),
+            line(claim_line_number="2", prior_authorization_number="A1"),
+        ],
+        [auth(authorization_id="A1", valid_from="2026-03-05"), auth(authorization_id="A9")],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
+        "a claim reporting two numbers names neither for a line without one",
+        [
+            line(claim_line_number="1", hcpcs_code="99213", prior_authorization_number="A9"),
+            line(claim_line_number="2", hcpcs_code="99214", prior_authorization_number="A8"),
+            line(claim_line_number="3"),
+        ],
+        [
+            auth(authorization_id="A1", valid_from="2026-01-01"),
+            auth(authorization_id="A8"),
+            auth(authorization_id="A9"),
+        ],
+        ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1"),
+    ),
+    (
         "reported number of another member is ignored",
         [line(prior_authorization_number="B1")],
         [auth(), auth(authorization_id="B1", member_id="M2")],
@@ -521,7 +553,8 @@ AUTH_CASES = [
 def test_authorization_outcomes(
     claims: list[dict[str, object]], auths: list[dict[str, object]], expected: tuple[object, ...]
 ) -> None:
-    assert outcome(adjudicate_rows(claims, auths)) == expected
+    # The last line decides: the scan, where a case's claim has other lines before it.
+    assert outcome(adjudicate_rows(claims, auths), -1) == expected
 
 
 def test_family_substitution_is_flagged() -> None:
