@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline.authorization import _spend, candidate_pairs, register_state
+from pipeline.authorization import _spend, candidate_pairs, in_doubt, register_state
 from pipeline.rules import load_rules
 from tests.policy_helpers import NPI_A, NPI_B, NPI_C, NPI_D, adjudicate_rows, auth, line
 
@@ -875,6 +875,49 @@ def test_a_failed_version_the_approval_supersedes_or_not_yet_recorded_leaves_it(
         "AUTHORIZATION_MATCHED",
         "A1",
     )
+
+
+def test_the_keys_in_doubt_are_those_a_plain_loop_finds() -> None:
+    draw = np.random.default_rng(20261204)
+    times = [f"2026-01-0{d}" for d in range(1, 8)] + ["not a time", "2026-12-01"]
+    for _ in range(100):
+        size = int(draw.integers(1, 30))
+        checked = pd.DataFrame(
+            {
+                "authorization_id": pd.Series(
+                    draw.choice(["A1", "A2", None], size=size), dtype="str"
+                ),
+                "hcpcs_code": pd.Series(draw.choice(["70553", "70551"], size=size), dtype="str"),
+                "recorded_at": pd.Series(draw.choice(times, size=size), dtype="str"),
+            }
+        )
+        passed = draw.random(size) < 0.7
+        as_of = datetime(2026, 6, 30)
+        rows = list(checked.itertuples(index=False))
+        when = [pd.Timestamp(r.recorded_at) if r.recorded_at[0] == "2" else None for r in rows]
+        doubted_keys = set()
+        for i, row in enumerate(rows):
+            key = (row.authorization_id, row.hcpcs_code)
+            if passed[i] or pd.isna(row.authorization_id) or (when[i] and when[i] > as_of):
+                continue
+            latest = max(
+                (
+                    when[j]
+                    for j, other in enumerate(rows)
+                    if passed[j]
+                    and (other.authorization_id, other.hcpcs_code) == key
+                    and when[j] is not None
+                    and when[j] <= as_of
+                ),
+                default=None,
+            )
+            if when[i] is None or latest is None or when[i] >= latest:
+                doubted_keys.add(key)
+        expected = [
+            bool(passed[i]) and (r.authorization_id, r.hcpcs_code) in doubted_keys
+            for i, r in enumerate(rows)
+        ]
+        assert in_doubt(checked, passed, as_of).tolist() == expected
 
 
 def test_a_failed_version_leaves_the_members_other_authorizations_deciding() -> None:
