@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -879,45 +879,46 @@ def test_a_failed_version_the_approval_supersedes_or_not_yet_recorded_leaves_it(
 
 def test_the_keys_in_doubt_are_those_a_plain_loop_finds() -> None:
     draw = np.random.default_rng(20261204)
-    times = [f"2026-01-0{d}" for d in range(1, 8)] + ["not a time", "2026-12-01"]
+    as_of = datetime(2026, 6, 30)
+    ids: list[str | None] = ["A1", "A2", None]
+    days: list[int | None] = [1, 2, 3, 4, 5, 6, 7, None]  # None: a time that cannot be read
     for _ in range(100):
         size = int(draw.integers(1, 30))
+        rows = [
+            (
+                ids[int(draw.integers(len(ids)))],
+                ["70553", "70551"][int(draw.integers(2))],
+                days[int(draw.integers(len(days)))] if draw.random() < 0.9 else 40,  # after
+                bool(draw.random() < 0.7),  # passed
+            )
+            for _ in range(size)
+        ]
+        when = [
+            None if d is None else datetime(2026, 1, 1) + timedelta(days=d) for *_, d, _ in rows
+        ]
+        latest: dict[tuple[str | None, str], datetime] = {}
+        for (aid, code, _, passed), at in zip(rows, when, strict=True):
+            if passed and at is not None and at <= as_of:
+                latest[(aid, code)] = max(at, latest.get((aid, code), at))
+        doubted = set()
+        for (aid, code, _, passed), at in zip(rows, when, strict=True):
+            if passed or aid is None or (at is not None and at > as_of):
+                continue
+            since = latest.get((aid, code))
+            if at is None or since is None or at >= since:
+                doubted.add((aid, code))
         checked = pd.DataFrame(
             {
-                "authorization_id": pd.Series(
-                    draw.choice(["A1", "A2", None], size=size), dtype="str"
+                "authorization_id": pd.Series([r[0] for r in rows], dtype="str"),
+                "hcpcs_code": pd.Series([r[1] for r in rows], dtype="str"),
+                "recorded_at": pd.Series(
+                    ["25/01/2026" if at is None else at.date().isoformat() for at in when],
+                    dtype="str",
                 ),
-                "hcpcs_code": pd.Series(draw.choice(["70553", "70551"], size=size), dtype="str"),
-                "recorded_at": pd.Series(draw.choice(times, size=size), dtype="str"),
             }
         )
-        passed = draw.random(size) < 0.7
-        as_of = datetime(2026, 6, 30)
-        rows = list(checked.itertuples(index=False))
-        when = [pd.Timestamp(r.recorded_at) if r.recorded_at[0] == "2" else None for r in rows]
-        doubted_keys = set()
-        for i, row in enumerate(rows):
-            key = (row.authorization_id, row.hcpcs_code)
-            if passed[i] or pd.isna(row.authorization_id) or (when[i] and when[i] > as_of):
-                continue
-            latest = max(
-                (
-                    when[j]
-                    for j, other in enumerate(rows)
-                    if passed[j]
-                    and (other.authorization_id, other.hcpcs_code) == key
-                    and when[j] is not None
-                    and when[j] <= as_of
-                ),
-                default=None,
-            )
-            if when[i] is None or latest is None or when[i] >= latest:
-                doubted_keys.add(key)
-        expected = [
-            bool(passed[i]) and (r.authorization_id, r.hcpcs_code) in doubted_keys
-            for i, r in enumerate(rows)
-        ]
-        assert in_doubt(checked, passed, as_of).tolist() == expected
+        expected = [r[3] and (r[0], r[1]) in doubted for r in rows]
+        assert in_doubt(checked, np.array([r[3] for r in rows]), as_of).tolist() == expected
 
 
 def test_a_failed_version_leaves_the_members_other_authorizations_deciding() -> None:
