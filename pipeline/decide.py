@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.authorization import AUTHORIZED, NEED_COLUMNS, PENDING, authorization_outcomes
-from pipeline.io import LINEAGE_COLUMNS, categories_of, text_at
+from pipeline.io import LINEAGE_COLUMNS, SPAN_COLUMN, categories_of, text_at
 from pipeline.rules import Rules
 from pipeline.scope import in_program, line_facts, position_in
 from pipeline.setting import PLAN_EXCEPTION, exempt_settings, plan_exception
@@ -40,9 +40,10 @@ DECISION_COLUMNS = (
     "body_region",
     "run_id",
 )
-ADDED_COLUMNS = (*LINEAGE_COLUMNS, *DECISION_COLUMNS)
-"""The columns the job adds to the claim lines it publishes: a claims file with a column
-of one of these names is refused (its values would be replaced or clash)."""
+ADDED_COLUMNS = (*LINEAGE_COLUMNS, *DECISION_COLUMNS, SPAN_COLUMN)
+"""The columns the job adds to the claim lines it publishes, and the one it adds to
+those it spills: a claims file with a column of one of these names is refused (its
+values would be replaced or clash)."""
 MONEY = pd.ArrowDtype(pa.decimal128(18, 2))
 
 

@@ -64,6 +64,7 @@ from pipeline.errors import PipelineError
 from pipeline.io import (
     SOURCE_FILE,
     SOURCE_ROW,
+    SPAN_COLUMN,
     lacked_by_all,
     sha256_of,
     text_batches,
@@ -211,7 +212,7 @@ INDEX_SCHEMA = pa.schema([pa.field("claim_id", pa.string()), pa.field("part", pa
 SPLIT_SCHEMA = pa.schema([pa.field("claim_id", pa.string())])
 """Claim ids alone: the claims whose lines went to several member partitions (pass 2),
 and pass 1's sample of claim ids."""
-SPAN = pa.field("_span", pa.int32())
+SPAN = pa.field(SPAN_COLUMN, pa.int32())
 """Which span of an input a spilled claim line was read from: its rows are numbered
 within the span until the spans before it have been counted."""
 

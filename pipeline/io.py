@@ -33,6 +33,8 @@ from pipeline.spans import Span, file_kind
 SOURCE_FILE = "source_file"
 SOURCE_ROW = "source_row"
 LINEAGE_COLUMNS = (SOURCE_FILE, SOURCE_ROW)
+SPAN_COLUMN = "_span"
+"""The engine's own column on a spilled claim line: which span it was read from."""
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,16 @@ def _csv_head(path: str) -> tuple[list[str], bool]:
             head = stream.read(HEAD_BYTES)
     except OSError as error:  # a gzip file cut short, or not gzip at all
         raise _unreadable(path, error) from error
-    text = head.decode("utf-8-sig", errors="replace")
-    records = csv.reader(io.StringIO(text))
-    first = next(records, None)
+    text = io.StringIO(head.decode("utf-8-sig", errors="replace"))
+    try:
+        first = next(csv.reader(text), None)
+    except csv.Error as error:
+        raise InputError(f"{path}: the header row cannot be read: {error}") from error
     if not first:
         raise InputError(f"{path}: the file is empty; expected a header row")
-    alone = len(head) < HEAD_BYTES and not any(records)
+    # What follows the header, unread as CSV (a long value would exceed the reader's
+    # field limit): nothing but line breaks and blanks means no row.
+    alone = len(head) < HEAD_BYTES and not text.read().strip()
     return [name.strip() for name in first], alone
 
 

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from pipeline.io import categories_of, text_at
 from pipeline.rules import Rules
-from schemas.checks import all_empty, arrow, codes_of
+from schemas.checks import all_empty, arrow, coded, codes_of
 from schemas.claims import DIAGNOSIS_COLUMNS, MODIFIER_COLUMNS, date_of_service
 
 
@@ -84,16 +84,16 @@ def reported_numbers(lines: pd.DataFrame, claim: np.ndarray) -> pd.Series:
     given = own.notna().to_numpy(bool)
     if given.all() or not given.any():
         return own
-    numbers = pd.DataFrame({"claim": claim[given], "number": own[given].to_numpy()})
-    numbers = numbers.drop_duplicates()
-    alone = numbers[~numbers["claim"].duplicated(keep=False)]
-    place = np.full(int(claim.max()) + 1, -1)
-    place[alone["claim"].to_numpy()] = np.arange(len(alone))
-    claims_number = pa.array(alone["number"].tolist(), pa.string()).take(
-        pa.array(place[claim], mask=place[claim] < 0)
-    )
-    filled = pc.coalesce(arrow(own), claims_number)
-    return pd.Series(pd.arrays.ArrowExtensionArray(filled), index=lines.index)
+    numbers, number = coded(arrow(own))  # a missing number: past the end
+    claims = int(claim.max()) + 1
+    # Each claim's number (the last given), none where it gave another too.
+    its_number = np.full(claims, len(numbers))
+    its_number[claim[given]] = number[given]
+    differs = number[given] != its_number[claim[given]]
+    its_number[np.bincount(claim[given][differs], minlength=claims) > 0] = len(numbers)
+    filled = np.where(given, number, its_number[claim])
+    taken = pa.array(filled, mask=filled == len(numbers))
+    return pd.Series(pd.arrays.ArrowExtensionArray(numbers.take(taken)), index=lines.index)
 
 
 def _numbers(text: pd.Series, kind: pa.DataType) -> pd.Series:

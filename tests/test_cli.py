@@ -381,7 +381,7 @@ def test_a_file_with_no_date_column_names_both(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("column", ["decision", "run_id", "source_row"])
+@pytest.mark.parametrize("column", ["decision", "run_id", "source_row", "_span"])
 def test_a_column_named_like_one_the_job_adds_is_refused(
     column: str, register: Path, tmp_path: Path
 ) -> None:
@@ -463,6 +463,18 @@ def test_a_file_of_a_header_alone_is_a_file_of_no_rows(
     )
     assert result.exit_code == 3, result.output  # held: the register has no valid rows
     assert "the authorization register has no valid rows" in result.stderr
+
+
+def test_a_value_longer_than_pythons_csv_field_limit_is_read(tmp_path: Path) -> None:
+    # The header alone is read by Python's csv module, which refuses fields over 131,072
+    # characters; the rows are Arrow's to read.
+    long_note = "x" * 200_000
+    path = write_csv(
+        tmp_path / "claims.csv", [*CLAIM_COLUMNS, "note"], [[*CLAIM_ROWS[0], long_note]]
+    )
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"claims {path}: 1 rows read, 1 valid, 0 rejected"
 
 
 def test_a_file_that_does_not_exist(tmp_path: Path) -> None:

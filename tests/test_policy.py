@@ -881,22 +881,26 @@ def test_the_keys_in_doubt_are_those_a_plain_loop_finds() -> None:
     draw = np.random.default_rng(20261204)
     as_of = datetime(2026, 6, 30)
     ids: list[str | None] = ["A1", "A2", None]
-    days: list[int | None] = [1, 2, 3, 4, 5, 6, 7, None]  # None: a time that cannot be read
-    for _ in range(100):
+    codes: list[str | None] = ["70553", "70551", "70553", "70551", "7O553", None]
+    days: list[int | None] = [1, 2, 3, 4, 5, 6, 7, 200, None]  # 200: after the as-of
+    checked_any_wide = False
+    for _ in range(200):
         size = int(draw.integers(1, 30))
-        rows = [
+        drawn = [
             (
                 ids[int(draw.integers(len(ids)))],
-                ["70553", "70551"][int(draw.integers(2))],
-                days[int(draw.integers(len(days)))] if draw.random() < 0.9 else 40,  # after
-                bool(draw.random() < 0.7),  # passed
+                codes[int(draw.integers(len(codes)))],
+                days[int(draw.integers(len(days)))],  # None: a time that cannot be read
+                bool(draw.random() < 0.7),
             )
             for _ in range(size)
         ]
+        # Passed: a row without an id or a code never does.
+        rows = [(a, c, d, p and a is not None and c in ("70553", "70551")) for a, c, d, p in drawn]
         when = [
             None if d is None else datetime(2026, 1, 1) + timedelta(days=d) for *_, d, _ in rows
         ]
-        latest: dict[tuple[str | None, str], datetime] = {}
+        latest: dict[tuple[str | None, str | None], datetime] = {}
         for (aid, code, _, passed), at in zip(rows, when, strict=True):
             if passed and at is not None and at <= as_of:
                 latest[(aid, code)] = max(at, latest.get((aid, code), at))
@@ -904,9 +908,13 @@ def test_the_keys_in_doubt_are_those_a_plain_loop_finds() -> None:
         for (aid, code, _, passed), at in zip(rows, when, strict=True):
             if passed or aid is None or (at is not None and at > as_of):
                 continue
-            since = latest.get((aid, code))
-            if at is None or since is None or at >= since:
-                doubted.add((aid, code))
+            coded = code in ("70553", "70551")
+            checked_any_wide |= not coded
+            named = [(aid, code)] if coded else [k for k in latest if k[0] == aid]
+            for key in named:
+                since = latest.get(key)
+                if since is not None and (at is None or at >= since):
+                    doubted.add(key)
         checked = pd.DataFrame(
             {
                 "authorization_id": pd.Series([r[0] for r in rows], dtype="str"),
@@ -919,6 +927,29 @@ def test_the_keys_in_doubt_are_those_a_plain_loop_finds() -> None:
         )
         expected = [r[3] and (r[0], r[1]) in doubted for r in rows]
         assert in_doubt(checked, np.array([r[3] for r in rows]), as_of).tolist() == expected
+    assert checked_any_wide
+
+
+@pytest.mark.parametrize("code", [None, "7O553"], ids=["no code", "not a code"])
+def test_a_failed_version_without_its_code_leaves_every_code_of_its_authorization_in_doubt(
+    code: str | None,
+) -> None:
+    cancelled = auth(status="CANCELLED", hcpcs_code=code, recorded_at="2026-02-25")
+    assert outcome(adjudicate_rows([line()], [auth(), cancelled]))[:2] == (
+        "PEND",
+        "AUTHORIZATION_RECORD_INVALID",
+    )
+
+
+def test_a_failed_version_without_its_authorization_id_names_no_authorization() -> None:
+    # Which authorization it meant cannot be told: the approval decides; a denial for
+    # the member would be a PEND (its record is invalid).
+    cancelled = auth(status="CANCELLED", authorization_id=None, recorded_at="2026-02-25")
+    assert outcome(adjudicate_rows([line()], [auth(), cancelled])) == (
+        "AUTHORIZED",
+        "AUTHORIZATION_MATCHED",
+        "A1",
+    )
 
 
 def test_a_failed_version_leaves_the_members_other_authorizations_deciding() -> None:

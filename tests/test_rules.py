@@ -63,6 +63,21 @@ REFUSED = [
         "remittance UNITS_EXCEEDED carc must be a code (text), not 198",
     ),
     ('group_code = "CO"', 'group_code = ""', "remittance group_code must be a code"),
+    (
+        '{ place_of_service = ["23"] }',
+        '{ place_of_service = "23" }',
+        "exemption EMERGENCY_ROOM place_of_service must be a list of codes in quotes, not '23'",
+    ),
+    (
+        '{ revenue_code = ["0490", "0499"] }',
+        "{ revenue_code = [490, 499] }",
+        "exemption AMBULATORY_SURGERY revenue_code must be a list of codes in quotes",
+    ),
+    (
+        'professional_component_modifiers = ["26"]',
+        'professional_component_modifiers = "26"',
+        "program.professional_component_modifiers must be a list of codes in quotes",
+    ),
 ]
 
 

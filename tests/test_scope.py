@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+import numpy as np
 import pandas as pd
 
 from pipeline.rules import DEFAULT_RULES, parse_rules
-from pipeline.scope import code_in_force
+from pipeline.scope import code_in_force, reported_numbers
+from schemas.checks import TEXT_DTYPE
 
 HEADER = (
     b"hcpcs_code,modality,body_region,code_family,records_required,behavioral_health_only,"
@@ -49,3 +51,27 @@ def test_the_first_row_whose_dates_hold_is_in_force() -> None:
         }
     )
     assert code_in_force(facts, rules).tolist() == [row for _, _, row in lines]
+
+
+def test_each_line_reports_its_own_number_else_its_claims_single_one() -> None:
+    draw = np.random.default_rng(20261204)
+    numbers: list[str | None] = ["A1", "A2", None, None]
+    for _ in range(200):
+        size = int(draw.integers(1, 25))
+        claim = draw.integers(0, 6, size=size)
+        own = [numbers[int(draw.integers(len(numbers)))] for _ in range(size)]
+        by_claim: dict[int, set[str]] = {}
+        for c, n in zip(claim.tolist(), own, strict=True):
+            if n is not None:
+                by_claim.setdefault(c, set()).add(n)
+        expected = [
+            n
+            if n is not None
+            else next(iter(by_claim.get(c, ())))
+            if len(by_claim.get(c, ())) == 1
+            else None
+            for c, n in zip(claim.tolist(), own, strict=True)
+        ]
+        lines = pd.DataFrame({"prior_authorization_number": pd.Series(own, dtype=TEXT_DTYPE)})
+        got = reported_numbers(lines, claim)
+        assert [None if pd.isna(v) else v for v in got] == expected

@@ -140,9 +140,22 @@ def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, .
                     f"{where}: exemption {reason} has conditions other than "
                     f"{', '.join(EXEMPTION_CONDITIONS)}: {', '.join(sorted(unknown))}"
                 )
-            parsed.append({key: frozenset(str(v) for v in values) for key, values in way.items()})
+            parsed.append(
+                {
+                    key: _codes(values, f"exemption {reason} {key}", where)
+                    for key, values in way.items()
+                }
+            )
         exemptions.append(Exemption(reason=reason, when=tuple(parsed), switch=entry.get("switch")))
     return tuple(exemptions)
+
+
+def _codes(values: Any, name: str, where: str) -> frozenset[str]:
+    """A list of codes as text: ``"23"`` alone would be read as the codes 2 and 3, and
+    the number 490 never equals the revenue code ``0490``."""
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise RulesError(f"{where}: {name} must be a list of codes in quotes, not {values!r}")
+    return frozenset(values)
 
 
 def _switch(switches: dict[str, Any], name: str, where: str) -> bool:
@@ -218,14 +231,20 @@ def parse_rules(text: str, code_table: bytes, where: str) -> Rules:
         rules = Rules(
             code_table=_read_code_table(code_table, where),
             behavioral_health_diagnosis=pattern,
-            records_with_behavioral_health_modalities=frozenset(
-                program.get("records_with_behavioral_health_modalities", [])
+            records_with_behavioral_health_modalities=_codes(
+                program.get("records_with_behavioral_health_modalities", []),
+                "program.records_with_behavioral_health_modalities",
+                where,
             ),
-            records_with_behavioral_health_families=frozenset(
-                program.get("records_with_behavioral_health_families", [])
+            records_with_behavioral_health_families=_codes(
+                program.get("records_with_behavioral_health_families", []),
+                "program.records_with_behavioral_health_families",
+                where,
             ),
-            professional_component_modifiers=frozenset(
-                program.get("professional_component_modifiers", [])
+            professional_component_modifiers=_codes(
+                program.get("professional_component_modifiers", []),
+                "program.professional_component_modifiers",
+                where,
             ),
             allow_family_substitution=_switch(switches, "allow_family_substitution", where),
             observation_exempt=_switch(switches, "observation_exempt", where),
