@@ -7,25 +7,20 @@ import pandera.pandas as pa
 import pyarrow
 from pandera.typing import Series
 
+from schemas.values import DENIAL_REASONS, SETTING_REASONS
+
 SOURCES = ("claims", "authorizations")
 DECISIONS = ("NOT_APPLICABLE", "EXEMPT", "AUTHORIZED", "PEND", "DENY")
 REASONS = (
-    "EMERGENCY_ROOM",
-    "HOSPITAL_URGENT_CARE",
-    "INPATIENT",
-    "AMBULATORY_SURGERY",
+    *(reason for reason in SETTING_REASONS if reason != "OBSERVATION"),
     "PLAN_EXCEPTION",
     "OBSERVATION",
     "AUTHORIZATION_MATCHED",
     "AUTHORIZATION_PENDING",
     "AUTHORIZATION_RECORD_INVALID",
-    "NO_AUTHORIZATION",
-    "AUTHORIZATION_DENIED",
-    "OUTSIDE_AUTHORIZED_DATES",
-    "CODE_NOT_AUTHORIZED",
-    "PROVIDER_NOT_AUTHORIZED",
-    "UNITS_EXCEEDED",
+    *DENIAL_REASONS,
 )
+"""Every reason, in the order of the output's categories (EMERGENCY_ROOM first)."""
 
 
 class RejectRow(pa.DataFrameModel):

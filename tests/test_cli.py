@@ -183,6 +183,15 @@ def validate(*args: str | Path) -> Result:
     return CliRunner().invoke(main, ["validate", *map(str, args)])
 
 
+def publish(command: str, claims: Path, register: Path, out: Path, *extra: str) -> Result:
+    """``validate`` or ``run`` of one claims file and a register, publishing to ``out``."""
+    return CliRunner().invoke(
+        main,
+        [command, "--claims", str(claims), "--authorizations", str(register)]
+        + ["--as-of", AS_OF, "--out", str(out), *extra],
+    )
+
+
 def assert_no_member_ids(result: Result) -> None:
     for member in MEMBERS:
         assert member not in result.stdout
@@ -299,12 +308,8 @@ def test_rejects_parquet_has_one_schema_and_no_library_metadata(
     path = write_csv(tmp_path / "few.csv", CLAIM_COLUMNS, rows)
     out = {command: tmp_path / command for command in ("validate", "run")}
     for command, where in out.items():
-        result = CliRunner().invoke(
-            main,
-            [command, "--claims", str(path), "--authorizations", str(register)]
-            + ["--as-of", AS_OF, "--out", str(where)]
-            + (["--force"] if command == "run" else []),
-        )
+        extra = ["--force"] if command == "run" else []
+        result = publish(command, path, register, where, *extra)
         assert result.exit_code == 0, result.output
         written = pq.read_schema(where / "rejects.parquet")
         assert written.metadata is None
@@ -333,11 +338,7 @@ def test_out_refuses_an_existing_file_as_it_does_a_directory(
     out = tmp_path / "out"
     out.write_text("mine", encoding="utf-8")
     for command in ("validate", "run"):
-        result = CliRunner().invoke(
-            main,
-            [command, "--claims", str(claims), "--authorizations", str(register)]
-            + ["--as-of", AS_OF, "--out", str(out)],
-        )
+        result = publish(command, claims, register, out)
         assert result.exit_code == 1, result.output
         assert result.stderr.splitlines()[0] == (
             f"Error: {out} already exists; a run never overwrites a published directory"
@@ -390,11 +391,7 @@ def test_a_column_named_like_one_the_job_adds_is_refused(
     )
     out = tmp_path / "out"
     for command in ("validate", "run"):
-        result = CliRunner().invoke(
-            main,
-            [command, "--claims", str(path), "--authorizations", str(register)]
-            + ["--as-of", AS_OF, "--out", str(out)],
-        )
+        result = publish(command, path, register, out)
         assert result.exit_code == 1, result.output
         assert result.stderr.splitlines()[0] == (
             f"Error: {path} has columns the job writes itself: {column}; "
