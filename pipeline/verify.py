@@ -24,7 +24,7 @@ from pipeline.errors import PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
 from pipeline.report import MANIFEST
-from pipeline.rules import load_rules
+from pipeline.rules import RulesError, load_rules
 from pipeline.run import RunOptions, run_into
 
 
@@ -91,7 +91,16 @@ def verify(directory: Path) -> Verdict:
     with contextlib.chdir(manifest["working_directory"]):
         _check_inputs(manifest)
         options = _options(manifest)
-        rules = load_rules(options.rules_path)
+        made_by = manifest.get("program", {}).get("version")
+        try:
+            rules = load_rules(options.rules_path)
+        except RulesError as error:
+            if made_by == __version__:
+                raise
+            raise VerifyRefused(
+                f"{error}; the run was made by version {made_by}, this is {__version__}, "
+                "which checks a rules file more strictly (README, Changes between versions)"
+            ) from error
         if rules.digest != manifest["rules"]["digest"]:
             raise VerifyRefused(
                 f"the rules in force ({options.rules_path or 'built-in'}) are not the ones the "
@@ -114,7 +123,6 @@ def verify(directory: Path) -> Verdict:
                 )
             for entry in manifest["outputs"]:
                 differences += compare(directory / entry["path"], Path(scratch) / entry["path"])
-    made_by = manifest.get("program", {}).get("version")
     if differences and made_by != __version__:
         differences.append(
             f"program: the run was made by version {made_by}, this is {__version__}; "

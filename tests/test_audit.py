@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,33 @@ def test_verify_names_the_program_versions_when_another_made_the_run(tmp_path: P
     summary.write_text(summary.read_text().replace('"AUTHORIZED": ', '"AUTHORIZED": 9', 1))
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 1
+    assert f"made by version 0.0.1, this is {pipeline.__version__}" in output
+
+
+def test_verify_names_the_versions_when_this_one_refuses_the_runs_rules(tmp_path: Path) -> None:
+    rules_dir = files("pipeline.rules")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(rules_dir.joinpath("default.toml").read_text(encoding="utf-8"))
+    table = "advanced_imaging_codes.csv"
+    (tmp_path / table).write_bytes(rules_dir.joinpath(table).read_bytes())
+    assert sample_run(tmp_path / "out", "--rules", str(rules))[0] == 0
+    # As if an earlier version had run with rules this one refuses.
+    rules.write_text(
+        rules.read_text().replace(
+            "allow_family_substitution = true", 'allow_family_substitution = "yes"'
+        )
+    )
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert "switches.allow_family_substitution must be true or false" in output
+    assert "made by version" not in output  # this version made the run: the rules changed
+    manifest_path = tmp_path / "out" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["program"]["version"] = "0.0.1"
+    manifest_path.write_text(json.dumps(manifest))
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert "switches.allow_family_substitution must be true or false" in output
     assert f"made by version 0.0.1, this is {pipeline.__version__}" in output
 
 
