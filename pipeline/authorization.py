@@ -169,22 +169,26 @@ def in_doubt(checked: pd.DataFrame, passed: np.ndarray, as_of: datetime) -> np.n
         }
     )
     visible = unread | (recorded <= np.datetime64(as_of, "s"))
+    # Every valid key, with its latest version at as_of (none where all its versions
+    # were recorded after: a failed row then comes after its latest, and doubts it).
     latest = (
         rows[~bad & visible & ~unread]
         .groupby(ROW_KEY, as_index=False, observed=True)["recorded"]
         .max()
     )
+    keys = rows[~bad][ROW_KEY].drop_duplicates().merge(latest, on=ROW_KEY, how="left")
     doubting = rows[bad & visible]
     named = pd.concat(
         [
-            doubting[doubting["coded"]].merge(latest, on=ROW_KEY, suffixes=("", "_latest")),
+            doubting[doubting["coded"]].merge(keys, on=ROW_KEY, suffixes=("", "_latest")),
             doubting[~doubting["coded"]]
             .drop(columns="hcpcs_code")
-            .merge(latest, on="authorization_id", suffixes=("", "_latest")),
+            .merge(keys, on="authorization_id", suffixes=("", "_latest")),
         ]
     )
     since = named["recorded_latest"].to_numpy()
-    hit = named[np.isnat(named["recorded"].to_numpy()) | (named["recorded"].to_numpy() >= since)]
+    at = named["recorded"].to_numpy()
+    hit = named[np.isnat(at) | np.isnat(since) | (at >= since)]
     in_doubt_keys = pd.MultiIndex.from_frame(hit[ROW_KEY].astype("str"))
     doubted[near] = ~bad & pd.MultiIndex.from_frame(rows[ROW_KEY].astype("str")).isin(in_doubt_keys)
     return doubted

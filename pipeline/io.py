@@ -57,7 +57,7 @@ def _csv_head(path: str) -> tuple[list[str], bool]:
             head = stream.read(HEAD_BYTES)
     except OSError as error:  # a gzip file cut short, or not gzip at all
         raise _unreadable(path, error) from error
-    text = io.StringIO(head.decode("utf-8-sig", errors="replace"))
+    text = io.StringIO(head.decode("utf-8-sig", errors="replace"), newline="")
     try:
         first = next(csv.reader(text), None)
     except csv.Error as error:
@@ -65,8 +65,8 @@ def _csv_head(path: str) -> tuple[list[str], bool]:
     if not first:
         raise InputError(f"{path}: the file is empty; expected a header row")
     # What follows the header, unread as CSV (a long value would exceed the reader's
-    # field limit): nothing but line breaks and blanks means no row.
-    alone = len(head) < HEAD_BYTES and not text.read().strip()
+    # field limit): nothing but line breaks means no row (blanks are a row, and wrong).
+    alone = len(head) < HEAD_BYTES and not text.read().strip("\r\n")
     return [name.strip() for name in first], alone
 
 

@@ -24,7 +24,7 @@ from pipeline.errors import PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
 from pipeline.report import MANIFEST
-from pipeline.rules import RulesError, load_rules
+from pipeline.rules import UnclearRules, load_rules
 from pipeline.run import RunOptions, run_into
 
 
@@ -94,12 +94,13 @@ def verify(directory: Path) -> Verdict:
         made_by = manifest.get("program", {}).get("version")
         try:
             rules = load_rules(options.rules_path)
-        except RulesError as error:
+        except UnclearRules as error:
             if made_by == __version__:
                 raise
             raise VerifyRefused(
-                f"{error}; the run was made by version {made_by}, this is {__version__}, "
-                "which checks a rules file more strictly (README, Changes between versions)"
+                f"{error}; the run was made by version {made_by or 'unknown'}, this is "
+                f"{__version__}, which checks a rules file more strictly (README, Changes "
+                "between versions)"
             ) from error
         if rules.digest != manifest["rules"]["digest"]:
             raise VerifyRefused(

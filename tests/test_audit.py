@@ -194,7 +194,7 @@ def test_verify_names_the_program_versions_when_another_made_the_run(tmp_path: P
     manifest_path.write_text(json.dumps(manifest))
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 0, output  # the same bytes: the version alone is no difference
-    assert "version" not in output
+    assert "made by version" not in output
     summary = tmp_path / "out" / "summary.json"
     summary.write_text(summary.read_text().replace('"AUTHORIZED": ', '"AUTHORIZED": 9', 1))
     code, output = run_cli("verify", str(tmp_path / "out"))
@@ -227,6 +227,11 @@ def test_verify_names_the_versions_when_this_one_refuses_the_runs_rules(tmp_path
     assert code == 1
     assert "switches.allow_family_substitution must be true or false" in output
     assert f"made by version 0.0.1, this is {pipeline.__version__}" in output
+    rules.unlink()  # a rules file gone is no stricter check: no word of versions
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert "cannot be read" in output
+    assert "made by version" not in output
 
 
 def pa_table(frame: pd.DataFrame, schema: object) -> object:

@@ -462,6 +462,23 @@ def test_a_file_of_a_header_alone_is_a_file_of_no_rows(
     assert "the authorization register has no valid rows" in result.stderr
 
 
+def test_a_row_of_blanks_after_the_header_is_a_broken_row_not_no_row(tmp_path: Path) -> None:
+    path = tmp_path / "claims.csv"
+    path.write_text(",".join(CLAIM_COLUMNS) + "\n   \n", encoding="utf-8")
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1, result.output
+    assert "columns, got 1 in a row" in result.stderr
+
+
+def test_a_file_with_old_mac_line_breaks_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "claims.csv"
+    lines = [",".join(CLAIM_COLUMNS), ",".join(CLAIM_ROWS[0])]
+    path.write_bytes(("\r".join(lines) + "\r").encode("utf-8"))
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"claims {path}: 1 rows read, 1 valid, 0 rejected"
+
+
 def test_a_value_longer_than_pythons_csv_field_limit_is_read(tmp_path: Path) -> None:
     # The header alone is read by Python's csv module, which refuses fields over 131,072
     # characters; the rows are Arrow's to read.

@@ -900,6 +900,7 @@ def test_the_keys_in_doubt_are_those_a_plain_loop_finds() -> None:
         when = [
             None if d is None else datetime(2026, 1, 1) + timedelta(days=d) for *_, d, _ in rows
         ]
+        valid = {(aid, code) for aid, code, _, passed in rows if passed}
         latest: dict[tuple[str | None, str | None], datetime] = {}
         for (aid, code, _, passed), at in zip(rows, when, strict=True):
             if passed and at is not None and at <= as_of:
@@ -910,10 +911,10 @@ def test_the_keys_in_doubt_are_those_a_plain_loop_finds() -> None:
                 continue
             coded = code in ("70553", "70551")
             checked_any_wide |= not coded
-            named = [(aid, code)] if coded else [k for k in latest if k[0] == aid]
+            named = [(aid, code)] if coded else [k for k in valid if k[0] == aid]
             for key in named:
-                since = latest.get(key)
-                if since is not None and (at is None or at >= since):
+                since = latest.get(key)  # None: no valid version at the as-of
+                if at is None or since is None or at >= since:
                     doubted.add(key)
         checked = pd.DataFrame(
             {
@@ -938,6 +939,21 @@ def test_a_failed_version_without_its_code_leaves_every_code_of_its_authorizatio
     assert outcome(adjudicate_rows([line()], [auth(), cancelled]))[:2] == (
         "PEND",
         "AUTHORIZATION_RECORD_INVALID",
+    )
+
+
+@pytest.mark.parametrize("code", ["70553", None], ids=["its code", "no code"])
+def test_a_failed_version_before_an_approval_recorded_after_the_as_of_still_pends(
+    code: str | None,
+) -> None:
+    # The failed row comes after every version the run can see (none): its member is
+    # one with an invalid record, though the row itself names no member.
+    later = auth(recorded_at="2026-07-15")
+    failed = auth(member_id=None, hcpcs_code=code, recorded_at="2026-02-25")
+    assert outcome(adjudicate_rows([line()], [later, failed])) == (
+        "PEND",
+        "AUTHORIZATION_RECORD_INVALID",
+        None,
     )
 
 

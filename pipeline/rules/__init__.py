@@ -40,6 +40,12 @@ class RulesError(PipelineError):
     """The rules file or its code table is not usable."""
 
 
+class UnclearRules(RulesError):
+    """A rules file whose settings cannot mean what they say: a switch that is not true
+    or false, a code list that is not a list of quoted codes, a plan type or reason the
+    contract does not know, a denial without its CARC (refused since version 0.2.0)."""
+
+
 @dataclass(frozen=True)
 class Exemption:
     """A setting in which imaging needs no authorization, and the ways it shows on a claim."""
@@ -129,7 +135,7 @@ def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, .
         if not isinstance(reason, str) or not isinstance(ways, list) or not ways:
             raise RulesError(f"{where}: each [[exemptions]] needs a reason and a list `when`")
         if reason not in SETTING_REASONS:
-            raise RulesError(
+            raise UnclearRules(
                 f"{where}: exemption reason {reason} is not one of {', '.join(SETTING_REASONS)}"
             )
         parsed = []
@@ -154,23 +160,23 @@ def _codes(values: Any, name: str, where: str) -> frozenset[str]:
     """A list of codes as text: ``"23"`` alone would be read as the codes 2 and 3, and
     the number 490 never equals the revenue code ``0490``."""
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise RulesError(f"{where}: {name} must be a list of codes in quotes, not {values!r}")
+        raise UnclearRules(f"{where}: {name} must be a list of codes in quotes, not {values!r}")
     return frozenset(values)
 
 
 def _switch(switches: dict[str, Any], name: str, where: str) -> bool:
     value = switches[name]
     if not isinstance(value, bool):
-        raise RulesError(f"{where}: switches.{name} must be true or false, not {value!r}")
+        raise UnclearRules(f"{where}: switches.{name} must be true or false, not {value!r}")
     return value
 
 
 def _plan_types(values: Any, where: str) -> frozenset[str]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise RulesError(f"{where}: switches.excepted_plan_types must be a list of plan types")
+        raise UnclearRules(f"{where}: switches.excepted_plan_types must be a list of plan types")
     unknown = sorted({v.upper() for v in values} - set(PLAN_TYPES))
     if unknown:
-        raise RulesError(
+        raise UnclearRules(
             f"{where}: switches.excepted_plan_types names plan types the contract does not "
             f"know: {', '.join(unknown)} (known: {', '.join(PLAN_TYPES)})"
         )
@@ -179,7 +185,7 @@ def _plan_types(values: Any, where: str) -> frozenset[str]:
 
 def _code(value: Any, name: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise RulesError(f"{where}: {name} must be a code (text), not {value!r}")
+        raise UnclearRules(f"{where}: {name} must be a code (text), not {value!r}")
     return value
 
 
@@ -188,7 +194,7 @@ def _remittance(reasons: dict[str, Any], where: str) -> dict[str, dict[str, str]
     unknown = sorted(set(reasons) - set(DENIAL_REASONS))
     lacking = [reason for reason in DENIAL_REASONS if reason not in reasons]
     if unknown or lacking:
-        raise RulesError(
+        raise UnclearRules(
             f"{where}: [remittance.reasons] must give the codes of every denial reason, and "
             f"of no other: lacking {', '.join(lacking) or 'none'}; "
             f"unknown {', '.join(unknown) or 'none'}"
@@ -196,7 +202,7 @@ def _remittance(reasons: dict[str, Any], where: str) -> dict[str, dict[str, str]
     codes = {}
     for reason, entry in reasons.items():
         if not isinstance(entry, dict) or set(entry) - {"carc", "rarc"} or "carc" not in entry:
-            raise RulesError(
+            raise UnclearRules(
                 f"{where}: remittance for {reason} must be {{ carc = ..., rarc = ... }} "
                 "(rarc optional)"
             )
