@@ -74,6 +74,16 @@ REFUSED = [
         "exemption AMBULATORY_SURGERY revenue_code must be a list of codes in quotes",
     ),
     (
+        '{ revenue_code = ["0490", "0499"] }',
+        '{ revenue_code = ["490", "0499"] }',
+        "exemption AMBULATORY_SURGERY revenue_code has codes no claim can carry: 490",
+    ),
+    (
+        '{ place_of_service = ["23"] }',
+        '{ place_of_service = ["23", "ER"] }',
+        "exemption EMERGENCY_ROOM place_of_service has codes no claim can carry: ER",
+    ),
+    (
         'professional_component_modifiers = ["26"]',
         'professional_component_modifiers = "26"',
         "program.professional_component_modifiers must be a list of codes in quotes",

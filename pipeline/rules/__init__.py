@@ -34,6 +34,13 @@ CODE_TABLE_COLUMNS = (
     "effective_to",
 )
 EXEMPTION_CONDITIONS = ("place_of_service", "bill_type", "revenue_code")
+CONDITION_SHAPES = {
+    "place_of_service": re.compile(r"[0-9]{2}"),
+    "bill_type": re.compile(r"[0-9]{2}"),  # the type of bill's first two digits
+    "revenue_code": re.compile(r"[0-9]{4}"),
+}
+"""What a code of each exemption condition looks like: one of another shape could never
+match a claim (``490`` for the revenue code ``0490``)."""
 
 
 class RulesError(PipelineError):
@@ -148,7 +155,7 @@ def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, .
                 )
             parsed.append(
                 {
-                    key: _codes(values, f"exemption {reason} {key}", where)
+                    key: _codes(values, f"exemption {reason} {key}", where, CONDITION_SHAPES[key])
                     for key, values in way.items()
                 }
             )
@@ -156,11 +163,19 @@ def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, .
     return tuple(exemptions)
 
 
-def _codes(values: Any, name: str, where: str) -> frozenset[str]:
-    """A list of codes as text: ``"23"`` alone would be read as the codes 2 and 3, and
-    the number 490 never equals the revenue code ``0490``."""
+def _codes(
+    values: Any, name: str, where: str, shape: re.Pattern[str] | None = None
+) -> frozenset[str]:
+    """A list of codes as text (of ``shape``, where given): ``"23"`` alone would be read
+    as the codes 2 and 3, and the number 490 never equals the revenue code ``0490``."""
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise UnclearRules(f"{where}: {name} must be a list of codes in quotes, not {values!r}")
+    misshapen = [v for v in values if shape is not None and not shape.fullmatch(v)]
+    if misshapen:
+        raise UnclearRules(
+            f"{where}: {name} has codes no claim can carry: {', '.join(misshapen)} "
+            f"(expected {shape.pattern if shape else ''})"
+        )
     return frozenset(values)
 
 
