@@ -1,5 +1,6 @@
 """Which row of the code table is in force for a line: a code may have several rows,
-one per period, and the first row (in the table's order) whose dates hold wins."""
+one per period, and the first row (in the table's order) whose dates hold wins. And the
+authorization number each line reports: its own, else its claim's single one."""
 
 from __future__ import annotations
 
