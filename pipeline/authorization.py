@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from pipeline.io import text_at, text_of
 from pipeline.rules import Rules
 from pipeline.validate import Validated, rows_where
-from schemas.checks import TEXT_DTYPE, arrow, coded, one_array, parse_dates, parse_datetimes
+from schemas.checks import arrow, coded, one_array, parse_dates, parse_datetimes
 from schemas.claims import HCPCS_SHAPE
 
 ROW_KEY = ["authorization_id", "hcpcs_code"]
@@ -143,7 +143,7 @@ def in_doubt(checked: pd.DataFrame, passed: np.ndarray, as_of: datetime) -> np.n
         return doubted
     # The rows of the failed rows' authorizations, looked at alone: few, where pandas
     # over every row took 1.6 s for a register of 500,000 rows, 1% of them failed.
-    ids = one_array(arrow(checked["authorization_id"].astype(TEXT_DTYPE)))
+    ids = one_array(arrow(checked["authorization_id"]))
     suspects = pc.unique(pc.drop_null(ids.filter(pa.array(failed))))
     near = np.flatnonzero(
         np.asarray(pc.is_in(ids, value_set=suspects).to_numpy(zero_copy_only=False))
@@ -151,7 +151,7 @@ def in_doubt(checked: pd.DataFrame, passed: np.ndarray, as_of: datetime) -> np.n
     if not len(near):
         return doubted
     taken = pa.array(near)
-    codes = one_array(arrow(checked["hcpcs_code"].astype(TEXT_DTYPE))).take(taken)
+    codes = one_array(arrow(checked["hcpcs_code"])).take(taken)
     recorded = parse_datetimes(checked["recorded_at"].iloc[near]).to_numpy()
     unread = np.isnat(recorded)
     bad = failed[near]

@@ -70,11 +70,6 @@ def _csv_head(path: str) -> tuple[list[str], bool]:
     return [name.strip() for name in first], alone
 
 
-def _csv_header(path: str) -> list[str]:
-    """The header row of a CSV file, compressed or not."""
-    return _csv_head(path)[0]
-
-
 def _unreadable(path: str, error: Exception) -> InputError:
     """A CSV file the reader refused (or a gzip file cut short), with the reader's
     complaint without the offending row, which may hold member ids."""
@@ -265,16 +260,22 @@ that spilled partitions are not cut into slivers."""
 
 def column_names(path: str) -> list[str]:
     """The columns a file has, without reading its rows."""
+    return _columns(path)[0]
+
+
+def _columns(path: str) -> tuple[list[str], bool]:
+    """The columns a file has, and whether it is a CSV file of a header alone (see
+    :func:`_csv_head`), from one read of its head."""
     if not Path(path).is_file():
         raise InputError(f"{path}: no such file")
     if file_kind(path) == "csv":
-        header = _csv_header(path)
+        header, alone = _csv_head(path)
         duplicated = sorted({name for name in header if header.count(name) > 1})
         if duplicated:
             raise InputError(f"{path}: the header names a column twice: {', '.join(duplicated)}")
-        return header
+        return header, alone
     try:
-        return list(pq.read_schema(path).names)
+        return list(pq.read_schema(path).names), False
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"{path}: cannot be read as a Parquet file: {error}") from error
 
@@ -339,8 +340,8 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
     within = span is not None and span.end is not None
     if whole and within:
         raise ValueError("a span is read in batches, not whole")
-    header = column_names(path)
-    if not within and _csv_head(path)[1]:
+    header, alone = _columns(path)
+    if alone and not within:
         # A header and no row: with no line break after it, the reader could not skip
         # it and would call the file unreadable.
         return

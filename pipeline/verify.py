@@ -98,9 +98,8 @@ def verify(directory: Path) -> Verdict:
             if made_by == __version__:
                 raise
             raise VerifyRefused(
-                f"{error}; the run was made by version {made_by or 'unknown'}, this is "
-                f"{__version__}, which checks a rules file more strictly (README, Changes "
-                "between versions)"
+                f"{error}; {_versions(made_by)}, which checks a rules file more strictly "
+                "(README, Changes between versions)"
             ) from error
         if rules.digest != manifest["rules"]["digest"]:
             raise VerifyRefused(
@@ -126,11 +125,15 @@ def verify(directory: Path) -> Verdict:
                 differences += compare(directory / entry["path"], Path(scratch) / entry["path"])
     if differences and made_by != __version__:
         differences.append(
-            f"program: the run was made by version {made_by}, this is {__version__}; "
-            "decisions differ where a later version reads the policy otherwise (README, "
-            "Changes between versions)"
+            f"program: {_versions(made_by)}; decisions differ where a later version reads "
+            "the policy otherwise (README, Changes between versions)"
         )
     return Verdict(run_id=manifest["run_id"], differences=differences)
+
+
+def _versions(made_by: str | None) -> str:
+    """Which version of the program made a run, and which is verifying it."""
+    return f"the run was made by version {made_by or 'unknown'}, this is {__version__}"
 
 
 def compare(published: Path, recomputed: Path) -> list[str]:

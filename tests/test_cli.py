@@ -452,12 +452,7 @@ def test_a_file_of_a_header_alone_is_a_file_of_no_rows(
         f"claims {claims}: 0 rows read, 0 valid, 0 rejected",
         f"claims {zipped}: 0 rows read, 0 valid, 0 rejected",
     ]
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main,
-        ["run", "--claims", str(claims), "--authorizations", str(register)]
-        + ["--as-of", AS_OF, "--out", str(out)],
-    )
+    result = publish("run", claims, register, tmp_path / "out")
     assert result.exit_code == 3, result.output  # held: the register has no valid rows
     assert "the authorization register has no valid rows" in result.stderr
 
