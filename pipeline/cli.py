@@ -246,6 +246,7 @@ def run(
         refuse_existing(out)
         with _sigterm_stops(), started_early(workers, claims, partition_rows):
             # The engine is imported now, while the workers import it too.
+            from pipeline.io import sha256_of
             from pipeline.rules import load_rules
             from pipeline.run import RunOptions, publish_run
 
@@ -288,7 +289,10 @@ def run(
     click.echo(f"denied amount: {summary['denied_amount']}")
     for reason in guards:
         click.echo(f"forced past a guard: {reason}")
-    click.echo(f"published {out} (run {execution.run_id})")
+    # The manifest's digest, for the scheduler's log: an auditor's verify prints it too.
+    click.echo(
+        f"published {out} (run {execution.run_id}; manifest sha256 {sha256_of(out / MANIFEST)})"
+    )
 
 
 @main.command("verify")
@@ -299,6 +303,7 @@ def verify_command(directory: Path) -> None:
         # The rerun's scratch directory is removed on a stop; its workers start first,
         # as run's do, and import the engine while this process checks the inputs.
         with _sigterm_stops(), started_early(WORKERS, _claims_of(directory), ROWS_PER_PARTITION):
+            from pipeline.io import sha256_of
             from pipeline.verify import verify
 
             verdict = verify(directory)
@@ -307,6 +312,7 @@ def verify_command(directory: Path) -> None:
     except Stopped as stopped:
         click.echo(f"{directory}: stopped (SIGTERM) before the rerun was done", err=True)
         raise SystemExit(1) from stopped
+    click.echo(f"{directory}: manifest sha256 {sha256_of(directory / MANIFEST)}")
     if verdict.identical:
         click.echo(f"{directory}: run {verdict.run_id} reproduced; every output is byte-identical")
         return

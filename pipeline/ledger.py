@@ -91,6 +91,10 @@ def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:
     """The ledger's entries (or just the ``only`` ones, for an audit), settled first."""
     ledger = Path(ledger)
     if not ledger.exists():
+        if only:
+            raise LedgerError(
+                f"{ledger}: no such ledger; the entries {', '.join(only)} are missing"
+            )
         return LedgerState(entries=(), rows=empty_ledger_rows())
     if not ledger.is_dir():
         raise LedgerError(f"{ledger}: the ledger must be a directory")

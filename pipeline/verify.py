@@ -20,12 +20,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import __version__
+from pipeline.engine import Execution
 from pipeline.errors import PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
 from pipeline.report import MANIFEST
 from pipeline.rules import UnclearRules, load_rules
-from pipeline.run import RunOptions, run_into
+from pipeline.run import RunOptions, run_into, tripped_guards
 
 
 class VerifyRefused(PipelineError):
@@ -85,10 +86,24 @@ def _options(manifest: dict[str, Any]) -> RunOptions:
 
 
 def verify(directory: Path) -> Verdict:
-    """Recompute the run published in ``directory`` and compare every output."""
-    directory = Path(directory)
+    """Recompute the run published in ``directory`` and compare every output.
+
+    Every file in ``directory`` but the manifest is compared with the rerun's outputs
+    (a file the rerun does not make is a difference too), and the manifest's own
+    account of the run (its inputs' and outputs' digests and rows, the guards that
+    tripped and whether it was forced) with the rerun's.
+    """
+    # Absolute before the move into the run's working directory: a relative DIR names
+    # a directory from where the auditor stands.
+    directory = Path(directory).absolute()
     manifest = _manifest(directory)
-    with contextlib.chdir(manifest["working_directory"]):
+    where = Path(manifest["working_directory"])
+    if not where.is_dir():
+        raise VerifyRefused(
+            f"the run's working directory {where} is gone; the inputs' relative paths "
+            "cannot be resolved, so the run cannot be repeated"
+        )
+    with contextlib.chdir(where):
         _check_inputs(manifest)
         options = _options(manifest)
         made_by = manifest.get("program", {}).get("version")
@@ -121,14 +136,41 @@ def verify(directory: Path) -> Verdict:
                 differences.append(
                     f"run_id: published {manifest['run_id']}, recomputed {execution.run_id}"
                 )
-            for entry in manifest["outputs"]:
-                differences += compare(directory / entry["path"], Path(scratch) / entry["path"])
+            made = sorted(path.name for path in Path(scratch).iterdir())
+            for name in made:
+                differences += compare(directory / name, Path(scratch) / name)
+            differences += [
+                f"{path.name}: in the published run, but the run makes no such output"
+                for path in sorted(directory.iterdir())
+                if path.name != MANIFEST and path.name not in made
+            ]
+            differences += _account_differences(manifest, execution, options)
     if differences and made_by != __version__:
         differences.append(
             f"program: {_versions(made_by)}; decisions differ where a later version reads "
             "the policy otherwise (README, Changes between versions)"
         )
     return Verdict(run_id=manifest["run_id"], differences=differences)
+
+
+def _account_differences(
+    manifest: dict[str, Any], execution: Execution, options: RunOptions
+) -> list[str]:
+    """Where the manifest's account of the run is not the rerun's: the inputs' and
+    outputs' digests and rows, the guards that tripped, and whether the run was forced
+    (a published run that tripped a guard was forced past it)."""
+    guards = tripped_guards(execution, options)
+    recomputed = {
+        "inputs": execution.inputs,
+        "outputs": execution.outputs,
+        "guards_tripped": guards,
+        "forced": bool(guards),
+    }
+    return [
+        f"{MANIFEST}: {line}"
+        for key, value in recomputed.items()
+        for line in _walk(manifest.get(key), value, key)
+    ]
 
 
 def _versions(made_by: str | None) -> str:
@@ -182,17 +224,21 @@ def _json_differences(published: Path, recomputed: Path, limit: int = 20) -> lis
     except ValueError:
         return ["bytes differ and the published file is not valid JSON"]
     right = json.loads(recomputed.read_text(encoding="utf-8"))
-    found: list[str] = []
+    return _walk(left, right, "")[:limit] or ["bytes differ but every value is equal (formatting)"]
 
-    def walk(a: Any, b: Any, where: str) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for key in sorted(set(a) | set(b)):
-                walk(a.get(key), b.get(key), f"{where}.{key}" if where else key)
-        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                walk(x, y, f"{where}[{i}]")
-        elif a != b:
-            found.append(f"{where or '(document)'} differs")
 
-    walk(left, right, "")
-    return found[:limit] or ["bytes differ but every value is equal (formatting)"]
+def _walk(a: Any, b: Any, where: str) -> list[str]:
+    """The keys (dotted, with list positions) where two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            line
+            for key in sorted(set(a) | set(b))
+            for line in _walk(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+        ]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            line
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for line in _walk(x, y, f"{where}[{i}]")
+        ]
+    return [] if a == b else [f"{where or '(document)'} differs"]

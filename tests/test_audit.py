@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import random
@@ -116,10 +117,16 @@ def test_an_existing_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_verify_passes_an_untouched_run(tmp_path: Path) -> None:
-    sample_run(tmp_path / "out")
+    code, published = sample_run(tmp_path / "out")
+    assert code == 0, published
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 0, output
     assert "byte-identical" in output
+    # The manifest's digest, as the run printed it for the scheduler's log and as verify
+    # reads it from the published directory.
+    digest = hashlib.sha256((tmp_path / "out" / "manifest.json").read_bytes()).hexdigest()
+    assert published.splitlines()[-1].endswith(f"; manifest sha256 {digest})")
+    assert f"manifest sha256 {digest}" in output
 
 
 def test_verify_starts_its_workers_before_it_checks_the_inputs(
@@ -184,6 +191,114 @@ def test_verify_names_the_column_of_a_changed_parquet_value(tmp_path: Path) -> N
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 1
     assert "adjudicated.parquet: column liable_npi: 1 rows differ (first at row 4)" in output
+
+
+def _flip_denials(path: Path) -> None:
+    """Rewrite ``path`` with every DENY line paid instead."""
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    assert frame["decision"].eq("DENY").any()
+    frame.loc[frame["decision"].eq("DENY"), "decision"] = "AUTHORIZED"
+    pq.write_table(pa_table(frame, table.schema), path, compression="zstd")
+
+
+def test_verify_reads_a_relative_directory_from_where_it_is_called(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample_run(tmp_path / "runs" / "out")
+    shutil.copytree(tmp_path / "runs" / "out", tmp_path / "audit" / "out")
+    _flip_denials(tmp_path / "audit" / "out" / "adjudicated.parquet")
+    monkeypatch.chdir(tmp_path / "audit")
+    code, output = run_cli("verify", "out")
+    assert code == 1, output
+    assert "adjudicated.parquet: column decision:" in output
+    monkeypatch.chdir(tmp_path / "runs")
+    code, output = run_cli("verify", "out")
+    assert code == 0, output
+
+
+def _rewrite_manifest(directory: Path, change: Any) -> None:
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def test_verify_compares_an_output_the_manifest_leaves_out(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+
+    def forget(manifest: dict[str, Any]) -> None:
+        manifest["outputs"] = [o for o in manifest["outputs"] if o["path"] != "adjudicated.parquet"]
+
+    _rewrite_manifest(tmp_path / "out", forget)
+    _flip_denials(tmp_path / "out" / "adjudicated.parquet")
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1, output
+    assert "adjudicated.parquet: column decision:" in output
+    assert "manifest.json: outputs differs" in output
+
+
+def test_verify_names_a_file_the_run_does_not_make(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    (tmp_path / "out" / "adjudicated-fixed.parquet").write_bytes(b"")
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1, output
+    assert "adjudicated-fixed.parquet: in the published run, but the run makes no such" in output
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("outputs", lambda m: m["outputs"][0].update(sha256="0" * 64), "outputs[0].sha256"),
+        ("outputs", lambda m: m["outputs"][0].update(rows=999), "outputs[0].rows"),
+        ("inputs", lambda m: m["inputs"][0].update(rows=12345), "inputs[0].rows"),
+        ("forced", lambda m: m.update(forced=False), "forced"),
+        ("guards_tripped", lambda m: m.update(guards_tripped=[]), "guards_tripped"),
+    ],
+)
+def test_verify_checks_the_manifests_account_of_the_run(
+    tmp_path: Path, key: str, value: Any, says: str
+) -> None:
+    # The sample's rejects trip the reject-rate guard at its default: forced past it.
+    code, output = run_cli(
+        "run",
+        "--claims",
+        str(SAMPLES / "claims.csv"),
+        "--authorizations",
+        str(SAMPLES / "authorizations.csv"),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(tmp_path / "out"),
+        "--force",
+    )
+    assert code == 0, output
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["forced"] is True
+    _rewrite_manifest(tmp_path / "out", value)
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1, output
+    assert f"manifest.json: {says} differs" in output, key
+
+
+def test_verify_refuses_a_run_whose_working_directory_is_gone(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    _rewrite_manifest(
+        tmp_path / "out", lambda m: m.update(working_directory=str(tmp_path / "moved"))
+    )
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert "working directory" in output and "is gone" in output
+
+
+def test_verify_refuses_a_run_whose_ledger_is_gone(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
+    night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)  # counts n1's entry
+    ledger.rename(tmp_path / "ledger-moved")
+    code, output = run_cli("verify", str(tmp_path / "n2"))
+    assert code == 1
+    assert "no such ledger; the entries 000001-" in output
 
 
 def test_verify_names_the_program_versions_when_another_made_the_run(tmp_path: Path) -> None:
