@@ -55,7 +55,7 @@ STATE_SCHEMA = pa.schema(
         pa.field("valid_to", pa.timestamp("s")),
         pa.field("units_approved", pa.float64()),
         pa.field("provider_npi", pa.string()),
-        pa.field("recorded_at", pa.timestamp("s")),
+        pa.field("recorded_at", pa.timestamp("us")),
     ]
 )
 """The register state (:func:`register_state`) as Arrow, for spilling it by member."""
@@ -168,7 +168,7 @@ def in_doubt(checked: pd.DataFrame, passed: np.ndarray, as_of: datetime) -> np.n
             ),
         }
     )
-    visible = unread | (recorded <= np.datetime64(as_of, "s"))
+    visible = unread | (recorded <= np.datetime64(as_of, "us"))
     # Every valid key, with its latest version at as_of (none where all its versions
     # were recorded after: a failed row then comes after its latest, and doubts it).
     latest = (

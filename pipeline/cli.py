@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -51,11 +51,21 @@ def parse_as_of(text: str, fail: Any) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         fail(f"{text!r} is not an ISO date (2026-11-27) or date-time (2026-11-27T06:00:00Z)")
-    if "T" not in text and " " not in text.strip():
-        moment = datetime.combine(moment.date(), time.max.replace(microsecond=0))
+    if _is_date(text.strip()):
+        moment = datetime.combine(moment.date(), time.max)  # the day's last microsecond
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
+
+
+def _is_date(text: str) -> bool:
+    """A date alone (``2026-06-30``, ``20260630``), as ``date.fromisoformat`` reads one; a
+    date-time's ``T`` may be written ``t``, so its letter cannot tell them apart."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def now_utc() -> datetime:

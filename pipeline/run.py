@@ -6,9 +6,11 @@ The only module that wires files to frames; the steps it calls are pure.
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -218,6 +220,7 @@ def manifest_for(
         "run_id": execution.run_id,
         "as_of": options.as_of.isoformat(),
         "program": {"name": "imaging-pa-adjudication", "version": __version__},
+        "environment": environment(),
         "rules": {"source": options.rules_path, "digest": rules.digest},
         "inputs": execution.inputs,
         "outputs": execution.outputs,
@@ -235,6 +238,18 @@ def manifest_for(
         "working_directory": os.getcwd(),
         "started_at": started_at.isoformat(),
         "finished_at": finished_at.isoformat(),
+    }
+
+
+LIBRARIES = ("numpy", "pandas", "pandera", "pyarrow")
+"""The libraries whose versions can change an output's bytes (Parquet's footer names
+pyarrow's, for one) or a check's verdict."""
+
+
+def environment() -> dict[str, str]:
+    """Python's version and :data:`LIBRARIES`', as the manifest records them."""
+    return {"python": platform.python_version()} | {
+        name: metadata.version(name) for name in LIBRARIES
     }
 
 

@@ -26,7 +26,7 @@ from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
 from pipeline.report import MANIFEST
 from pipeline.rules import UnclearRules, load_rules
-from pipeline.run import RunOptions, run_into, tripped_guards
+from pipeline.run import RunOptions, environment, run_into, tripped_guards
 
 
 class VerifyRefused(PipelineError):
@@ -150,6 +150,8 @@ def verify(directory: Path) -> Verdict:
             f"program: {_versions(made_by)}; decisions differ where a later version reads "
             "the policy otherwise (README, Changes between versions)"
         )
+    if differences:
+        differences += _environment_differences(manifest.get("environment"))
     return Verdict(run_id=manifest["run_id"], differences=differences)
 
 
@@ -170,6 +172,20 @@ def _account_differences(
         f"{MANIFEST}: {line}"
         for key, value in recomputed.items()
         for line in _walk(manifest.get(key), value, key)
+    ]
+
+
+def _environment_differences(recorded: dict[str, str] | None) -> list[str]:
+    """Where the run's Python or libraries were not this rerun's: the bytes of an output
+    can differ with them where no value does (Parquet's footer names pyarrow's version)."""
+    if recorded is None:
+        return ["environment: the manifest does not say which libraries made the run"]
+    here = environment()
+    return [
+        f"environment: the run was made with {name} {recorded.get(name, 'unknown')}, "
+        f"this is {version}"
+        for name, version in here.items()
+        if recorded.get(name) != version
     ]
 
 

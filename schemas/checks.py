@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -366,8 +366,14 @@ def _parse_dates(series: pd.Series) -> pd.Series:
     return pd.Series(moments, index=series.index, dtype="datetime64[s]")
 
 
+MOMENT: Final = "datetime64[us]"
+"""A moment (``recorded_at``, ``--as-of``), to the microsecond as Python's datetime holds
+it: a fraction of a second orders two versions of a register row, and sets one recorded
+half a second after ``--as-of`` after it."""
+
+
 def parse_datetimes(series: pd.Series) -> pd.Series:
-    """ISO date or date-time text (UTC) to naive UTC datetime64; anything else NaT.
+    """ISO date or date-time text (UTC) to naive UTC datetime64[us]; anything else NaT.
     Parsed once for the format check and the duplicate versions (the register's 170,000
     rows a partition: 64 ms each)."""
     return remembered(series, "datetimes", _parse_datetimes)
@@ -378,9 +384,16 @@ def _parse_datetimes(series: pd.Series) -> pd.Series:
     shaped = whole_match(text, ISO_DATETIME)
     kept = pd.Series(pc.if_else(shaped, text, pa.scalar(None, pa.string())), dtype=TEXT_DTYPE)
     kept.index = series.index
-    cleaned = kept.str.replace(r"(?:Z|[+-]00:?00)$", "", regex=True).str.replace(" ", "T")
+    cleaned = (
+        kept.str.replace(r"(?:Z|[+-]00:?00)$", "", regex=True)
+        .str.replace(" ", "T")
+        # To the microsecond, as --as-of is read: digits past the sixth are dropped here,
+        # or pandas would read the whole column to the nanosecond, and a year past 2262
+        # elsewhere in it would read as no time at all.
+        .str.replace(r"(\.\d{6})\d+$", r"\1", regex=True)
+    )
     parsed = pd.to_datetime(cleaned.astype("object"), format="ISO8601", errors="coerce")
-    return parsed.astype("datetime64[s]")
+    return parsed.astype(MOMENT)
 
 
 def is_iso_date(series: pd.Series) -> pd.Series:

@@ -104,7 +104,7 @@ def test_manifest_names_every_input_and_output(tmp_path: Path) -> None:
     }
     adjudicated = next(o for o in manifest["outputs"] if o["path"] == "adjudicated.parquet")
     assert adjudicated["rows"] == 67
-    assert manifest["as_of"] == "2026-06-30T23:59:59"
+    assert manifest["as_of"] == "2026-06-30T23:59:59.999999"
     assert manifest["forced"] is False
     assert len(manifest["rules"]["digest"]) == 64
 
@@ -278,6 +278,23 @@ def test_verify_checks_the_manifests_account_of_the_run(
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 1, output
     assert f"manifest.json: {says} differs" in output, key
+
+
+def test_verify_names_the_libraries_that_differ_where_bytes_do(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    here = manifest["environment"]
+    assert set(here) == {"python", "numpy", "pandas", "pandera", "pyarrow"}
+    assert here["pyarrow"] == pa.__version__
+
+    # As a run made with another pyarrow: a Parquet footer names its version.
+    _rewrite_manifest(tmp_path / "out", lambda m: m["environment"].update(pyarrow="25.0.0"))
+    path = tmp_path / "out" / "rejects.parquet"
+    path.write_bytes(path.read_bytes().replace(pa.__version__.encode(), b"25.0.0"))
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1, output
+    assert "rejects.parquet: bytes differ but every value is equal" in output
+    assert f"environment: the run was made with pyarrow 25.0.0, this is {pa.__version__}" in output
 
 
 def test_verify_refuses_a_run_whose_working_directory_is_gone(tmp_path: Path) -> None:

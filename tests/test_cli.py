@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
-from pipeline.cli import main
+from pipeline.cli import main, parse_as_of
 from pipeline.io import SOURCE_FILE
 from pipeline.run import read_claims
 from pipeline.validate import validate_claims
@@ -282,7 +283,7 @@ def test_out_publishes_rejects_and_summary(claims: Path, register: Path, tmp_pat
     assert rejects.loc[0, "value"] == "2"
 
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["as_of"] == "2026-06-30T23:59:59"
+    assert summary["as_of"] == "2026-06-30T23:59:59.999999"
     counts = {
         (e["source"], e["path"]): (e["rows_read"], e["valid"], e["rejected"])
         for e in summary["inputs"]
@@ -531,6 +532,24 @@ def test_a_gzip_file_cut_short_fails_the_run(
         f"Error: {path}: cannot be read as a UTF-8 CSV file: Truncated compressed stream"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2026-06-30", datetime(2026, 6, 30, 23, 59, 59, 999999)),
+        ("20260630", datetime(2026, 6, 30, 23, 59, 59, 999999)),
+        ("2026-06-30T06:00:00Z", datetime(2026, 6, 30, 6)),
+        ("2026-06-30t06:00:00+05:00", datetime(2026, 6, 30, 1)),
+        ("2026-06-30 06:00:00.250", datetime(2026, 6, 30, 6, 0, 0, 250000)),
+    ],
+    ids=["a date", "a date, basic", "a moment", "a lowercase t", "a fraction of a second"],
+)
+def test_as_of_is_a_moment_to_the_microsecond(text: str, moment: datetime) -> None:
+    def fail(message: str) -> None:
+        raise AssertionError(message)
+
+    assert parse_as_of(text, fail) == moment
 
 
 @pytest.mark.parametrize(

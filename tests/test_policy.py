@@ -610,6 +610,50 @@ def test_the_register_state_is_each_rows_latest_version_as_of_the_run() -> None:
         assert state["units_approved"].tolist() == [float(n) for _, n in expected]
 
 
+@pytest.mark.parametrize(
+    ("versions", "expected"),
+    [
+        ([auth(recorded_at="2026-03-10T10:00:00.900Z")], ("DENY", "NO_AUTHORIZATION")),
+        ([auth(recorded_at="2026-03-10T09:59:59.999999999Z")], ("AUTHORIZED", None)),
+        (
+            [auth(), auth(status="CANCELLED", recorded_at="2026-03-10T10:00:00.500Z")],
+            ("AUTHORIZED", None),
+        ),
+        (
+            [
+                auth(status="CANCELLED", recorded_at="2026-03-10T09:59:59.100Z"),
+                auth(recorded_at="2026-03-10T09:59:59.900Z"),
+            ],
+            ("AUTHORIZED", None),
+        ),
+        (
+            [
+                auth(recorded_at="2026-03-10T09:59:59.100Z"),
+                auth(status="CANCELLED", recorded_at="2026-03-10T09:59:59.900Z"),
+            ],
+            ("DENY", "NO_AUTHORIZATION"),
+        ),
+    ],
+    ids=[
+        "recorded half a second after the as-of",
+        "recorded a nanosecond before it",
+        "cancelled half a second after it",
+        "approved after a cancellation in the same second",
+        "cancelled after an approval in the same second",
+    ],
+)
+def test_a_fraction_of_a_second_orders_the_register(
+    versions: list[dict[str, object]], expected: tuple[str, str | None]
+) -> None:
+    # contract: "authorization records recorded after it are invisible"; its latest
+    # version at the as-of is the state. Two versions in one second are two versions.
+    out = adjudicate_rows([line()], versions, as_of=datetime(2026, 3, 10, 10, 0, 0))
+    decided = out.iloc[0]
+    assert decided["decision"] == expected[0]
+    if expected[0] == "DENY":
+        assert decided["reason"] == expected[1]
+
+
 def test_a_lines_pairs_come_in_preference_order_whatever_the_states_order() -> None:
     # The line reports A5; then exact codes before family ones, each by earliest
     # valid_from (a missing one last), then authorization_id, then the row's code.

@@ -175,6 +175,22 @@ CASES: list[Case] = [
         VALID,
     ),
     case(
+        "two versions in one second",
+        [
+            auth("HS1", recorded_at="2026-01-05T14:30:00.250Z", status="PENDING"),
+            auth("HS1", recorded_at="2026-01-05T14:30:00.750Z"),
+        ],
+        VALID,
+    ),
+    case(
+        # Beside the year 2300 below, in the same file: read to the nanosecond, pandas
+        # had made that one unreadable.
+        "recorded_at to the nanosecond",
+        auth("HS2", recorded_at="2026-01-05T14:30:00.123456789Z"),
+        VALID,
+    ),
+    case("recorded_at in the year 2300", auth("HS3", recorded_at="2300-01-01T00:00:00Z"), VALID),
+    case(
         "a history: one code, two moments",
         [auth("HI1", status="PENDING"), auth("HI1", recorded_at="2026-02-21T09:00:00Z")],
         VALID,
