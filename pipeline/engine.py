@@ -256,7 +256,8 @@ class Execution:
 
 
 def run_id_for(parts: Sequence[str]) -> str:
-    """A run's id: a digest of its inputs' content, its as-of, its rules and its ledger."""
+    """A run's id: a digest of its inputs (paths as given, in order, and content), its
+    as-of, its rules and its ledger."""
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode())
@@ -600,9 +601,11 @@ def _identity(
         {"source": f.source, "path": f.path, "sha256": digests[f.path].result(), "rows": f.rows}
         for f in files
     ]
+    # Each input's path as given, in order, beside its content: the lines carry the path
+    # (source_file), and the files' order cuts the row groups.
     run_id = run_id_for(
         [
-            *sorted(str(i["sha256"]) for i in inputs),
+            *(f"{i['source']}:{i['path']}:{i['sha256']}" for i in inputs),
             as_of.isoformat(),
             rules.digest,
             *(f"{n}:{s}" for n, s in (ledger_state.entries if ledger_state else ())),

@@ -74,6 +74,31 @@ def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
     assert one["outputs"] == two["outputs"]
 
 
+def test_one_run_id_is_one_set_of_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files' order and their paths as given change the bytes (the row groups, the
+    lines' source_file), so they change the run_id too."""
+    lines = (SAMPLES / "claims.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "a.csv").write_text("".join(lines[:40]))
+    (tmp_path / "b.csv").write_text("".join([lines[0], *lines[40:]]))
+    monkeypatch.chdir(tmp_path)
+
+    def run(out: str, *claims: str) -> tuple[str, bytes]:
+        args = [a for c in claims for a in ("--claims", c)]
+        register = str(SAMPLES / "authorizations.csv")
+        code, output = run_cli(
+            "run", *args, "--authorizations", register, "--as-of", AS_OF, "--out", out, *LENIENT
+        )
+        assert code == 0, output
+        run_id = json.loads((tmp_path / out / "manifest.json").read_text())["run_id"]
+        return run_id, (tmp_path / out / "adjudicated.parquet").read_bytes()
+
+    first = run("one", "a.csv", "b.csv")
+    assert run("again", "a.csv", "b.csv") == first
+    for other in (run("swapped", "b.csv", "a.csv"), run("spelled", "./a.csv", "b.csv")):
+        assert other[0] != first[0]
+        assert other[1] != first[1]
+
+
 @pytest.mark.parametrize("rows", ["10", "1"])  # 1: a line a partition, the least allowed
 def test_partition_size_and_workers_change_no_byte(tmp_path: Path, rows: str) -> None:
     assert sample_run(tmp_path / "default")[0] == 0

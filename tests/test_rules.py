@@ -114,3 +114,14 @@ def test_the_run_refuses_such_rules_before_any_work(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "switches.allow_family_substitution must be true or false" in result.stderr
     assert not out.exists()
+
+
+def test_a_note_with_a_toml_date_is_digested_not_a_crash() -> None:
+    """A payer's own table beside the settings (a date the rules were approved, say) is
+    read like any other text of the file: it changes the digest, and nothing else."""
+    noted = DEFAULT + "\n[notes]\napproved = 2026-01-01\n"
+    as_text = DEFAULT + '\n[notes]\napproved = "2026-01-01"\n'
+    rules = parse_rules(noted, TABLE, "test")
+    assert rules.allow_family_substitution is True
+    digests = {rules.digest, parse_rules(as_text, TABLE, "test").digest, load_rules().digest}
+    assert len(digests) == 3, "a date, the same text as a string, and no note: three digests"

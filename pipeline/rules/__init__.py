@@ -11,6 +11,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -229,12 +230,22 @@ def _remittance(reasons: dict[str, Any], where: str) -> dict[str, dict[str, str]
 
 
 def _digest(document: dict[str, Any], code_table: bytes) -> str:
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    canonical = json.dumps(
+        document, sort_keys=True, separators=(",", ":"), default=_toml_moment
+    ).encode()
     digest = hashlib.sha256()
     digest.update(canonical)
     digest.update(b"\0")
     digest.update(code_table.replace(b"\r\n", b"\n"))
     return digest.hexdigest()
+
+
+def _toml_moment(value: object) -> object:
+    """A TOML date, time or date-time (which JSON has not) in the digest: its ISO text,
+    marked apart from a string of the same text."""
+    if isinstance(value, date | time):  # a datetime is a date
+        return {"toml": type(value).__name__, "iso": value.isoformat()}
+    raise TypeError(f"{type(value).__name__} in a rules file")
 
 
 def parse_rules(text: str, code_table: bytes, where: str) -> Rules:
