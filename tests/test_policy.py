@@ -818,16 +818,18 @@ def test_units_are_spent_as_a_line_at_a_time_would_spend_them() -> None:
     for _ in range(200):
         lines = int(draw.integers(1, 40))
         rows = np.sort(draw.integers(0, 5, size=lines))
-        takes = draw.choice([0.0, 0.5, 1.0, 1.0, 2.0, 3.0], size=lines)
+        free = draw.random(lines) < 0.15  # professional-component reads
+        takes = np.where(free, 0.0, draw.choice([0.0, 0.5, 1.0, 1.0, 2.0, 3.0], size=lines))
         left = draw.choice([0.0, 1.0, 1.5, 2.0, 4.0, -1.0], size=5)
         expected_left = left.copy()
         expected = np.zeros(lines, dtype=bool)
         for i in range(lines):
-            if takes[i] == 0 or takes[i] <= expected_left[rows[i]] + 1e-9:
+            has = expected_left[rows[i]]
+            if free[i] or (has > 1e-9 and takes[i] <= has + 1e-9):
                 expected[i] = True
                 expected_left[rows[i]] -= takes[i]
         remaining = left.copy()
-        assert _spend(rows, takes, remaining).tolist() == expected.tolist()
+        assert _spend(rows, takes, free, remaining).tolist() == expected.tolist()
         assert remaining.tolist() == pytest.approx(expected_left.tolist())
 
 
@@ -837,6 +839,101 @@ def test_a_line_falls_to_its_next_authorization_when_the_first_is_spent() -> Non
     frame = adjudicate_rows(claims, auths)
     assert list(frame["matched_authorization_id"]) == ["A1", "A2"]
     assert list(frame["decision"].astype(str)) == ["AUTHORIZED", "AUTHORIZED"]
+
+
+def test_lines_choose_their_rows_in_service_order() -> None:
+    # POLICY §3: lines take units "in the order date of service, claim_id,
+    # claim_line_number"; each takes the first covering approved row "with units left".
+    # A1 (70553) and A2 (70551), one unit each, one family. C1 falls to A2 when A1 is
+    # spent, before C2 (70551, a day later) asks for A2.
+    claims = [
+        line(claim_id="C0", claim_line_start_date="2026-03-09"),
+        line(claim_id="C1", claim_line_start_date="2026-03-10"),
+        line(claim_id="C2", claim_line_start_date="2026-03-11", hcpcs_code="70551"),
+    ]
+    auths = [auth(authorization_id="A1"), auth(authorization_id="A2", hcpcs_code="70551")]
+    frame = adjudicate_rows(claims, auths).set_index("claim_id")
+    assert outcome(frame.loc[["C0"]]) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")
+    assert outcome(frame.loc[["C1"]]) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A2")
+    assert bool(frame.loc["C1", "code_substituted"])
+    assert outcome(frame.loc[["C2"]])[:2] == ("DENY", "UNITS_EXCEEDED")
+
+
+def test_a_line_asking_for_no_units_needs_units_left() -> None:
+    # POLICY §3: 1. a covering row "with units left"; 3. one "with no units left":
+    # UNITS_EXCEEDED. Only a professional-component read is excused from units.
+    claims = [
+        line(claim_id="C1", claim_line_start_date="2026-03-10"),
+        line(claim_id="C2", claim_line_start_date="2026-03-12", service_unit_quantity="0"),
+        line(claim_id="C3", claim_line_start_date="2026-03-13", hcpcs_modifier_1="26"),
+    ]
+    frame = adjudicate_rows(claims, [auth()]).set_index("claim_id")  # one unit
+    assert outcome(frame.loc[["C1"]]) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")
+    assert outcome(frame.loc[["C2"]]) == ("DENY", "UNITS_EXCEEDED", "A1")
+    assert outcome(frame.loc[["C3"]]) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")
+    none_approved = adjudicate_rows([line(service_unit_quantity="0")], [auth(units_approved="0")])
+    assert outcome(none_approved) == ("DENY", "UNITS_EXCEEDED", "A1")
+    first = adjudicate_rows([line(service_unit_quantity="0")], [auth()])
+    assert outcome(first) == ("AUTHORIZED", "AUTHORIZATION_MATCHED", "A1")
+
+
+def test_allocation_is_a_line_at_a_time_in_service_order() -> None:
+    """Random members' lines and rows against a plain loop over the lines in service
+    order, each taking its first row (by preference) that fits."""
+    draw = np.random.default_rng(20261204)
+    codes = ["70551", "70552", "70553"]  # one family: any row covers any line
+    for _ in range(40):
+        auths = [
+            auth(
+                authorization_id=f"A{i}",
+                hcpcs_code=str(draw.choice(codes)),
+                units_approved=str(int(draw.integers(0, 3))),
+                valid_from=f"2026-03-{int(draw.integers(1, 9)):02d}",
+            )
+            for i in range(int(draw.integers(1, 4)))
+        ]
+        claims = [
+            line(
+                claim_id=f"C{i:02d}",
+                hcpcs_code=str(draw.choice(codes)),
+                claim_line_start_date=f"2026-03-{int(draw.integers(10, 14)):02d}",
+                service_unit_quantity=str(int(draw.choice([0, 1, 1, 2]))),
+                hcpcs_modifier_1="26" if draw.random() < 0.15 else None,
+            )
+            for i in range(int(draw.integers(1, 9)))
+        ]
+        frame = adjudicate_rows(claims, auths).set_index("claim_id")
+        left = {a["authorization_id"]: float(a["units_approved"]) for a in auths}
+        for c in sorted(claims, key=lambda c: (c["claim_line_start_date"], c["claim_id"])):
+            # preference: an exact code, then the earliest valid_from, then the id
+            ranked = sorted(
+                auths,
+                key=lambda a: (
+                    a["hcpcs_code"] != c["hcpcs_code"],
+                    a["valid_from"],
+                    a["authorization_id"],
+                ),
+            )
+            asked = float(c["service_unit_quantity"])
+            free = c.get("hcpcs_modifier_1") == "26"
+            chosen = next(
+                (
+                    a["authorization_id"]
+                    for a in ranked
+                    if free
+                    or (left[a["authorization_id"]] > 0 and asked <= left[a["authorization_id"]])
+                ),
+                None,
+            )
+            decided = frame.loc[c["claim_id"]]
+            if chosen is None:
+                assert (decided["decision"], decided["reason"]) == ("DENY", "UNITS_EXCEEDED")
+            else:
+                assert (decided["decision"], decided["matched_authorization_id"]) == (
+                    "AUTHORIZED",
+                    chosen,
+                )
+                left[chosen] -= 0 if free else asked
 
 
 def test_units_taken_before_count() -> None:
