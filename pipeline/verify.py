@@ -9,8 +9,12 @@ the account says which file, and for tables which columns and rows.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
+import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -129,16 +133,16 @@ def verify(directory: Path) -> Verdict:
             ):
                 if sha != recorded["sha256"]:
                     raise VerifyRefused(f"ledger entry {name} changed since the run")
-        with tempfile.TemporaryDirectory(prefix="adjudicate-verify-") as scratch:
-            execution = run_into(options, rules, Path(scratch), ledger_entries=entries)
+        with _scratch() as scratch:
+            execution = run_into(options, rules, scratch, ledger_entries=entries)
             differences = []
             if execution.run_id != manifest["run_id"]:
                 differences.append(
                     f"run_id: published {manifest['run_id']}, recomputed {execution.run_id}"
                 )
-            made = sorted(path.name for path in Path(scratch).iterdir())
+            made = sorted(path.name for path in scratch.iterdir())
             for name in made:
-                differences += compare(directory / name, Path(scratch) / name)
+                differences += compare(directory / name, scratch / name)
             differences += [
                 f"{path.name}: in the published run, but the run makes no such output"
                 for path in sorted(directory.iterdir())
@@ -153,6 +157,19 @@ def verify(directory: Path) -> Verdict:
     if differences:
         differences += _environment_differences(manifest.get("environment"))
     return Verdict(run_id=manifest["run_id"], differences=differences)
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """The rerun's scratch directory, removed however the rerun ends. Found by its name
+    (this process's) rather than by what mkdtemp returns: a stop (SIGTERM) can land
+    inside mkdtemp, the directory made and its name not yet returned."""
+    prefix = f"adjudicate-verify-{os.getpid()}-"
+    try:
+        yield Path(tempfile.mkdtemp(prefix=prefix))
+    finally:
+        for mine in Path(tempfile.gettempdir()).glob(f"{glob.escape(prefix)}*"):
+            shutil.rmtree(mine, ignore_errors=True)
 
 
 def _account_differences(

@@ -746,6 +746,26 @@ def test_a_stop_inside_mkdtemp_leaves_no_staging_directory(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_stop_inside_mkdtemp_leaves_no_verify_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As above, for verify's rerun (seen once in a full test run stopped as the scratch
+    # directory appeared).
+    sample_run(tmp_path / "out")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    made = tempfile.mkdtemp
+
+    def stopped_as_made(**options: Any) -> str:
+        made(**options)
+        raise Stopped()
+
+    monkeypatch.setattr(tempfile, "mkdtemp", stopped_as_made)
+    with pytest.raises(Stopped):
+        pipeline.verify.verify(tmp_path / "out")
+    assert not list((tmp_path / "tmp").iterdir())
+
+
 def test_a_target_that_appears_at_the_rename_is_a_publish_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
