@@ -123,11 +123,16 @@ def explain(answer: Answer, service: Service, rules: Rules) -> str:
     """One sentence a provider can act on."""
     code, when = answer.hcpcs_code, answer.date_of_service
     if not answer.in_program:
-        listed = rules.code_table["hcpcs_code"].eq(code).any()
-        bh_only = rules.code_table.loc[
-            rules.code_table["hcpcs_code"].eq(code), "behavioral_health_only"
-        ].any()
-        if listed and bh_only:
+        table = rules.code_table
+        rows = table[table["hcpcs_code"].eq(code)]
+        day = pd.Timestamp(service.date_of_service)
+        in_force = rows[
+            (rows["effective_from"].isna() | (rows["effective_from"] <= day))
+            & (rows["effective_to"].isna() | (rows["effective_to"] >= day))
+        ]
+        listed = not rows.empty
+        # Not in force on the day says more than what a diagnosis would have changed.
+        if not in_force.empty and in_force["behavioral_health_only"].any():
             return (
                 f"{code} is in the program only for behavioral-health indications (an ICD-10-CM "
                 "chapter F diagnosis), and none was given: no prior authorization is needed."
