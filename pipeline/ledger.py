@@ -71,20 +71,27 @@ def empty_ledger_rows() -> pd.DataFrame:
 def _settle_pending(ledger: Path) -> None:
     """Promote pending entries whose run was published; drop the others."""
     for note in sorted(ledger.glob(f".*{PENDING_SUFFIX}")):
-        try:
-            pending = json.loads(note.read_text(encoding="utf-8"))
-            staged = ledger / pending["staged"]
-            published = Path(pending["published_dir"]) / "manifest.json"
-            done = published.is_file() and (
-                json.loads(published.read_text(encoding="utf-8")).get("run_id") == pending["run_id"]
-            )
-        except (OSError, ValueError, KeyError):
-            done, staged = False, None
-        if done and staged is not None and staged.is_file():
-            os.replace(staged, ledger / pending["entry"])
-        elif staged is not None and staged.exists():
-            staged.unlink()
-        note.unlink(missing_ok=True)
+        settle_entry(ledger, note)
+
+
+def settle_entry(ledger: Path, note: Path) -> None:
+    """Promote a pending entry if its run's directory was published (its manifest names
+    the run), else drop it: what a run that stopped, or was killed, between staging
+    the entry and committing it leaves to be settled."""
+    try:
+        pending = json.loads(note.read_text(encoding="utf-8"))
+        staged = ledger / pending["staged"]
+        published = Path(pending["published_dir"]) / "manifest.json"
+        done = published.is_file() and (
+            json.loads(published.read_text(encoding="utf-8")).get("run_id") == pending["run_id"]
+        )
+    except (OSError, ValueError, KeyError):
+        done, staged = False, None
+    if done and staged is not None and staged.is_file():
+        os.replace(staged, ledger / pending["entry"])
+    elif staged is not None and staged.exists():
+        staged.unlink()
+    note.unlink(missing_ok=True)
 
 
 def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:
@@ -228,12 +235,3 @@ def commit_entry(ledger: Path, note: Path) -> str:
     os.replace(ledger / pending["staged"], ledger / pending["entry"])
     note.unlink()
     return str(pending["entry"])
-
-
-def discard_entry(ledger: Path, note: Path) -> None:
-    """Drop a pending entry whose run was not published."""
-    try:
-        pending = json.loads(note.read_text(encoding="utf-8"))
-        (ledger / pending["staged"]).unlink(missing_ok=True)
-    finally:
-        note.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from pipeline.io import (
 )
 from pipeline.ledger import (
     commit_entry,
-    discard_entry,
+    settle_entry,
     stage_entry,
 )
 from pipeline.memory import use_jemalloc
@@ -281,8 +281,10 @@ def publish_run(
             if ledger is not None:
                 note = stage_entry(ledger, execution.run_id, staging / UNITS_FILE, out)
     except BaseException:
+        # Settled, not discarded: a stop (SIGTERM) can land after the rename that
+        # published ``out``, and a published run's units count.
         if ledger is not None and note is not None:
-            discard_entry(ledger, note)
+            settle_entry(ledger, note)
         raise
     if ledger is not None and note is not None:
         commit_entry(ledger, note)

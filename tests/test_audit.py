@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline.cli
+import pipeline.publish
 import pipeline.verify
 from pipeline.cli import main
 from pipeline.errors import PublishError, Stopped
@@ -546,6 +547,29 @@ def test_verify_reads_the_ledger_as_it_stood(tmp_path: Path) -> None:
     assert code == 0, output
     code, output = run_cli("verify", str(tmp_path / "n2"))
     assert code == 0, output
+
+
+def test_a_stop_after_the_rename_keeps_the_published_runs_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGTERM raises where it lands: here, as the published directory's parent is synced.
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+
+    synced = pipeline.publish._fsync_directory
+
+    def stopped(directory: Path) -> None:
+        synced(directory)
+        if (tmp_path / "n1").exists():  # after the rename
+            raise Stopped()
+
+    monkeypatch.setattr(pipeline.publish, "_fsync_directory", stopped)
+    night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
+    assert (tmp_path / "n1" / "manifest.json").is_file()
+    assert [p.name.split("-")[0] for p in ledger.iterdir()] == ["000001"]
+    monkeypatch.undo()
+    second = night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)
+    assert (second.loc["C2", "decision"], second.loc["C2", "reason"]) == ("DENY", "UNITS_EXCEEDED")
 
 
 def test_rerunning_the_same_night_does_not_count_its_own_units(tmp_path: Path) -> None:
