@@ -13,6 +13,7 @@ process instead of after it (``pipeline.workers``).
 from __future__ import annotations
 
 import json
+import math
 import re
 import signal
 import sys
@@ -43,6 +44,25 @@ class AsOf(click.ParamType):
         if isinstance(value, datetime):
             return value
         return parse_as_of(str(value), lambda message: self.fail(message, param, ctx))
+
+
+class Rate(click.FloatRange):
+    """A share from 0 to 1. ``nan`` is refused: no share is above it, so a guard given
+    it would never hold a run."""
+
+    name = "rate"
+
+    def __init__(self) -> None:
+        super().__init__(0, 1)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rate = super().convert(value, param, ctx)
+        if math.isnan(rate):
+            self.fail(f"{value!r} is not a number from 0 to 1", param, ctx)
+        return rate
+
+
+RATE = Rate()
 
 
 def parse_as_of(text: str, fail: Any) -> datetime:
@@ -150,9 +170,22 @@ def validate(
             publish_validation(result, out)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(_system_error(error, out)) from error
     _echo_counts(summary)
     if out is not None:
         click.echo(f"published {out}")
+
+
+def _system_error(error: OSError, out: Path | None) -> str:
+    """A message for what the file system refused (a read-only or full disk, a path
+    through a file), in place of a traceback: the system's words and the path; and,
+    for a command that publishes, whether anything was."""
+    where = f": {error.filename}" if error.filename else ""
+    said = f"{error.strerror}{where}" if error.strerror else str(error)
+    if out is None:
+        return said
+    return f"{said}; nothing was published to {out}" if not out.exists() else said
 
 
 def _observer(log_format: str, quiet: bool) -> Observer:
@@ -196,14 +229,14 @@ HELD = 3
 )
 @click.option(
     "--max-reject-rate",
-    type=click.FloatRange(0, 1),
+    type=RATE,
     default=0.05,
     show_default=True,
     help="Hold the run if more of the claim rows than this are rejected.",
 )
 @click.option(
     "--max-denial-rate",
-    type=click.FloatRange(0, 1),
+    type=RATE,
     default=0.5,
     show_default=True,
     help="Hold the run if more of the lines needing authorization than this are denied.",
@@ -284,6 +317,8 @@ def run(
         raise SystemExit(HELD) from held
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(_system_error(error, out)) from error
     except Stopped as stopped:
         if not out.exists():
             click.echo(f"stopped (SIGTERM); nothing was published to {out}", err=True)
@@ -319,6 +354,8 @@ def verify_command(directory: Path) -> None:
             verdict = verify(directory)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(_system_error(error, None)) from error
     except Stopped as stopped:
         click.echo(f"{directory}: stopped (SIGTERM) before the rerun was done", err=True)
         raise SystemExit(1) from stopped
@@ -357,6 +394,8 @@ def report_command(directory: Path, out: Path | None) -> None:
         written = write_report(directory, out)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(_system_error(error, None)) from error
     click.echo(f"wrote {written}")
 
 

@@ -564,6 +564,32 @@ def test_a_malformed_as_of_is_a_usage_error(claims: Path, as_of: str) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("option", ["--max-reject-rate", "--max-denial-rate"])
+@pytest.mark.parametrize("rate", ["nan", "1.5", "-0.1"])
+def test_a_guard_rate_not_from_0_to_1_is_a_usage_error(
+    claims: Path, register: Path, tmp_path: Path, option: str, rate: str
+) -> None:
+    # nan most of all: no share is above it, so the guard would never hold a run.
+    result = publish("run", claims, register, tmp_path / "out", option, rate)
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_an_out_the_file_system_refuses_is_a_message_not_a_traceback(
+    claims: Path, register: Path, tmp_path: Path, command: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "out"  # through a file: no directory can be made there
+    result = publish(command, claims, register, out, *(["--force"] if command == "run" else []))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: ")
+    assert f"nothing was published to {out}" in result.stderr
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
 def test_claims_are_required(tmp_path: Path) -> None:
     result = validate("--as-of", AS_OF)
     assert result.exit_code == 2
