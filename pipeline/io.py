@@ -269,11 +269,7 @@ def _columns(path: str) -> tuple[list[str], bool]:
     if not Path(path).is_file():
         raise InputError(f"{path}: no such file")
     if file_kind(path) == "csv":
-        header, alone = _csv_head(path)
-        duplicated = sorted({name for name in header if header.count(name) > 1})
-        if duplicated:
-            raise InputError(f"{path}: the header names a column twice: {', '.join(duplicated)}")
-        return header, alone
+        return _csv_head(path)
     try:
         return list(pq.read_schema(path).names), False
     except (pa.ArrowInvalid, OSError) as error:
@@ -300,6 +296,11 @@ def text_schema(
     for path in paths:
         names = column_names(path)
         _require_columns(path, names, required, list(one_of))
+        # Named only once the required columns are there: a file without its header row
+        # would have its first row's values (member ids, NPIs) named as columns.
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise InputError(f"{path}: the header names a column twice: {', '.join(duplicated)}")
         clashing = [name for name in names if name in reserved]
         if clashing:
             raise InputError(

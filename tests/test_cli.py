@@ -590,6 +590,26 @@ def test_an_out_the_file_system_refuses_is_a_message_not_a_traceback(
     assert isinstance(result.exception, SystemExit)
 
 
+def test_a_file_without_its_header_names_no_value(tmp_path: Path) -> None:
+    # Its first row read as the header: a member id twice in it (as member and as payer's
+    # own reference, say) must not be echoed as a column named twice.
+    row = [*CLAIM_ROWS[0][:-1], MEMBERS[0]]
+    assert row.count(MEMBERS[0]) == 2
+    headless = tmp_path / "headless.csv"
+    headless.write_text("\n".join(",".join(r) for r in [row, *CLAIM_ROWS[1:]]) + "\n")
+    result = validate("--claims", headless, "--as-of", AS_OF)
+    assert result.exit_code == 1, result.output
+    assert f"{headless} is missing required columns: claim_id" in result.stderr
+    assert_no_member_ids(result)
+
+
+def test_a_header_naming_a_column_twice_names_it(tmp_path: Path) -> None:
+    doubled = write_csv(tmp_path / "doubled.csv", [*CLAIM_COLUMNS, "payer"], [])
+    result = validate("--claims", doubled, "--as-of", AS_OF)
+    assert result.exit_code == 1, result.output
+    assert f"{doubled}: the header names a column twice: payer" in result.stderr
+
+
 def test_claims_are_required(tmp_path: Path) -> None:
     result = validate("--as-of", AS_OF)
     assert result.exit_code == 2
