@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pyarrow as pa
@@ -91,6 +92,40 @@ def test_a_quoted_value_with_a_line_break_is_never_cut(tmp_path: Path) -> None:
     rows = _rows(path, spans)
     assert rows == _rows(path, [Span(str(path))])
     assert rows[1][2] == 'first line\nsecond "line" 1'
+
+
+NOTES = [
+    "plain",
+    '5" film',  # a quote inside an unquoted value is the value's own
+    'a 12" coil',
+    'x"',
+    '"quoted, with a comma"',
+    '"line one\nline two"',
+    '"he said ""hi"""',
+    '""',
+    '"""quoted"" first"',
+    '"two\r\nbreaks\nhere"',
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_file_reads_the_same_whatever_its_cuts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Stray quotes in unquoted values, and quoted values with quotes and line breaks,
+    in random order: the rows read span by span are the rows read whole, for spans of
+    any size and blocks small enough that runs of quotes meet their edges."""
+    draw = random.Random(seed)
+    monkeypatch.setattr(spans_module, "CUT_BLOCK_BYTES", draw.choice([7, 64, 1000]))
+    path = tmp_path / "claims.csv"
+    notes = [draw.choice(NOTES) for _ in range(400)]
+    path.write_text(HEADER + "".join(f"C{n:04d},M{n % 7},{note}\n" for n, note in enumerate(notes)))
+    whole = _rows(path, [Span(str(path))])
+    assert len(whole) == 400
+    for span_bytes in (30, 97, 500, 2_000):
+        spans = spans_of(str(path), span_bytes=span_bytes)
+        assert len(spans) > 1
+        assert _rows(path, spans) == whole, span_bytes
 
 
 @pytest.mark.parametrize("whole", [True, False])
