@@ -82,8 +82,13 @@ def settle_entry(ledger: Path, note: Path) -> None:
         pending = json.loads(note.read_text(encoding="utf-8"))
         staged = ledger / pending["staged"]
         published = Path(pending["published_dir"]) / "manifest.json"
+        # The manifest's digest, where the note has it: another run of the same inputs
+        # (the same run_id) may have published the directory this one failed to.
         done = published.is_file() and (
-            json.loads(published.read_text(encoding="utf-8")).get("run_id") == pending["run_id"]
+            sha256_of(published) == pending["manifest"]
+            if "manifest" in pending
+            else json.loads(published.read_text(encoding="utf-8")).get("run_id")
+            == pending["run_id"]
         )
     except (OSError, ValueError, KeyError):
         done, staged = False, None
@@ -204,8 +209,11 @@ def sorted_entry(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return frame.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
 
 
-def stage_entry(ledger: Path, run_id: str, units: Path, published_dir: Path) -> Path:
-    """Copy this run's units as a pending entry; it counts once ``published_dir`` is published."""
+def stage_entry(
+    ledger: Path, run_id: str, units: Path, published_dir: Path, *, manifest: str
+) -> Path:
+    """Copy this run's units as a pending entry; it counts once ``published_dir`` is
+    published with this run's manifest (its sha256, ``manifest``)."""
     ledger.mkdir(parents=True, exist_ok=True)
     _settle_pending(ledger)
     sequence = 1 + max(
@@ -222,6 +230,7 @@ def stage_entry(ledger: Path, run_id: str, units: Path, published_dir: Path) -> 
                 "entry": entry,
                 "staged": staged.name,
                 "published_dir": str(Path(published_dir).resolve()),
+                "manifest": manifest,
             }
         ),
         encoding="utf-8",

@@ -279,7 +279,13 @@ def publish_run(
             )
             write_json(manifest, staging / MANIFEST)
             if ledger is not None:
-                note = stage_entry(ledger, execution.run_id, staging / UNITS_FILE, out)
+                note = stage_entry(
+                    ledger,
+                    execution.run_id,
+                    staging / UNITS_FILE,
+                    out,
+                    manifest=sha256_of(staging / MANIFEST),
+                )
     except BaseException:
         # Settled, not discarded: a stop (SIGTERM) can land after the rename that
         # published ``out``, and a published run's units count.

@@ -31,6 +31,7 @@ import pipeline.publish
 import pipeline.verify
 from pipeline.cli import main
 from pipeline.errors import PublishError, Stopped
+from pipeline.ledger import settle_entry, stage_entry
 from pipeline.publish import STAGING_SUFFIX, publishing, sweep_abandoned
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 from tests.policy_helpers import NPI_A, NPI_B, auth, line
@@ -570,6 +571,32 @@ def test_a_stop_after_the_rename_keeps_the_published_runs_units(
     monkeypatch.undo()
     second = night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)
     assert (second.loc["C2", "decision"], second.loc["C2", "reason"]) == ("DENY", "UNITS_EXCEEDED")
+
+
+@pytest.mark.parametrize("published_by_it", [True, False])
+def test_a_pending_entry_counts_only_for_the_run_that_published(
+    tmp_path: Path, published_by_it: bool
+) -> None:
+    """Two runs of the same inputs share a run_id; the one that lost the race to publish
+    DIR (its rename refused) must not count its units on the other's manifest."""
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
+    manifest = tmp_path / "n1" / "manifest.json"
+    run_id = json.loads(manifest.read_text())["run_id"]
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    note = stage_entry(
+        ledger,
+        run_id,
+        tmp_path / "n1" / "units.parquet",
+        tmp_path / "n1",
+        manifest=digest if published_by_it else hashlib.sha256(b"the other run's").hexdigest(),
+    )
+    settle_entry(ledger, note)
+    entries = sorted(p.name for p in ledger.iterdir())
+    assert entries == sorted(
+        [f"000001-{run_id}.parquet", *([f"000002-{run_id}.parquet"] if published_by_it else [])]
+    )
 
 
 def test_rerunning_the_same_night_does_not_count_its_own_units(tmp_path: Path) -> None:
