@@ -384,16 +384,17 @@ def _parse_datetimes(series: pd.Series) -> pd.Series:
     shaped = whole_match(text, ISO_DATETIME)
     kept = pd.Series(pc.if_else(shaped, text, pa.scalar(None, pa.string())), dtype=TEXT_DTYPE)
     kept.index = series.index
-    cleaned = (
-        kept.str.replace(r"(?:Z|[+-]00:?00)$", "", regex=True)
-        .str.replace(" ", "T")
-        # To the microsecond, as --as-of is read: digits past the sixth are dropped here,
-        # or pandas would read the whole column to the nanosecond, and a year past 2262
-        # elsewhere in it would read as no time at all.
-        .str.replace(r"(\.\d{6})\d+$", r"\1", regex=True)
-    )
-    parsed = pd.to_datetime(cleaned.astype("object"), format="ISO8601", errors="coerce")
-    return parsed.astype(MOMENT)
+    cleaned = kept.str.replace(r"(?:Z|[+-]00:?00)$", "", regex=True).str.replace(" ", "T")
+    # To the microsecond, as --as-of is read: digits past the sixth are cut here (or
+    # pandas would read the whole column to the nanosecond, and a year past 2262
+    # elsewhere in it as no time at all), and a moment they put after a microsecond is
+    # taken to the next: recorded after an as-of on that microsecond, it stays after it.
+    later = cleaned.str.contains(r"\.\d{6}\d*[1-9]", regex=True).fillna(False).to_numpy(bool)
+    cut = cleaned.str.replace(r"(\.\d{6})\d+$", r"\1", regex=True)
+    parsed = pd.to_datetime(cut.astype("object"), format="ISO8601", errors="coerce")
+    moments = parsed.astype(MOMENT)
+    moments[later] += pd.Timedelta(microseconds=1)
+    return moments
 
 
 def is_iso_date(series: pd.Series) -> pd.Series:

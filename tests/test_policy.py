@@ -615,6 +615,7 @@ def test_the_register_state_is_each_rows_latest_version_as_of_the_run() -> None:
     [
         ([auth(recorded_at="2026-03-10T10:00:00.900Z")], ("DENY", "NO_AUTHORIZATION")),
         ([auth(recorded_at="2026-03-10T09:59:59.999999999Z")], ("AUTHORIZED", None)),
+        ([auth(recorded_at="2026-03-10T10:00:00.0000001Z")], ("DENY", "NO_AUTHORIZATION")),
         (
             [auth(), auth(status="CANCELLED", recorded_at="2026-03-10T10:00:00.500Z")],
             ("AUTHORIZED", None),
@@ -637,6 +638,7 @@ def test_the_register_state_is_each_rows_latest_version_as_of_the_run() -> None:
     ids=[
         "recorded half a second after the as-of",
         "recorded a nanosecond before it",
+        "recorded a tenth of a microsecond after it",
         "cancelled half a second after it",
         "approved after a cancellation in the same second",
         "cancelled after an approval in the same second",
