@@ -102,12 +102,13 @@ def verify(directory: Path) -> Verdict:
     directory = Path(directory).absolute()
     manifest = _manifest(directory)
     where = Path(manifest["working_directory"])
-    if not where.is_dir():
+    if not where.is_dir() and _relative_paths(manifest):
         raise VerifyRefused(
-            f"the run's working directory {where} is gone; the inputs' relative paths "
-            "cannot be resolved, so the run cannot be repeated"
+            f"the run's working directory {where} is gone; the relative paths "
+            f"{', '.join(_relative_paths(manifest))} cannot be resolved, so the run cannot "
+            "be repeated"
         )
-    with contextlib.chdir(where):
+    with contextlib.chdir(where) if where.is_dir() else contextlib.nullcontext():
         _check_inputs(manifest)
         options = _options(manifest)
         made_by = manifest.get("program", {}).get("version")
@@ -157,6 +158,14 @@ def verify(directory: Path) -> Verdict:
     if differences:
         differences += _environment_differences(manifest.get("environment"))
     return Verdict(run_id=manifest["run_id"], differences=differences)
+
+
+def _relative_paths(manifest: dict[str, Any]) -> list[str]:
+    """The paths the manifest names relative to the run's working directory: its inputs,
+    its rules file and its ledger."""
+    paths = [entry["path"] for entry in manifest["inputs"]]
+    paths += [manifest["rules"]["source"], manifest["options"]["ledger"]]
+    return [path for path in paths if path is not None and not Path(path).is_absolute()]
 
 
 @contextlib.contextmanager

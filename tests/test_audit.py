@@ -324,14 +324,34 @@ def test_verify_names_the_libraries_that_differ_where_bytes_do(tmp_path: Path) -
     assert f"environment: the run was made with pyarrow 25.0.0, this is {pa.__version__}" in output
 
 
-def test_verify_refuses_a_run_whose_working_directory_is_gone(tmp_path: Path) -> None:
-    sample_run(tmp_path / "out")
+def test_verify_refuses_a_run_whose_working_directory_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "night").mkdir()
+    for name in ("claims.csv", "authorizations.csv"):
+        shutil.copy(SAMPLES / name, tmp_path / "night" / name)
+    monkeypatch.chdir(tmp_path / "night")
+    code, output = run_cli(
+        "run",
+        *("--claims", "claims.csv", "--authorizations", "authorizations.csv"),
+        *("--as-of", AS_OF, "--out", str(tmp_path / "out"), *LENIENT),
+    )
+    assert code == 0, output
+    monkeypatch.chdir(tmp_path)
+    shutil.rmtree(tmp_path / "night")
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1
+    assert f"working directory {tmp_path / 'night'} is gone" in output
+    assert "the relative paths claims.csv, authorizations.csv cannot be resolved" in output
+
+
+def test_verify_needs_no_working_directory_for_absolute_paths(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")  # every path absolute
     _rewrite_manifest(
         tmp_path / "out", lambda m: m.update(working_directory=str(tmp_path / "moved"))
     )
     code, output = run_cli("verify", str(tmp_path / "out"))
-    assert code == 1
-    assert "working directory" in output and "is gone" in output
+    assert code == 0, output
 
 
 def test_verify_refuses_a_run_whose_ledger_is_gone(tmp_path: Path) -> None:
