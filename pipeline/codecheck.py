@@ -14,7 +14,7 @@ import pandas as pd
 from pipeline.decide import Partition, decide
 from pipeline.io import SOURCE_FILE, SOURCE_ROW
 from pipeline.rules import Rules
-from pipeline.scope import in_program, line_facts
+from pipeline.scope import code_in_force, in_program, line_facts
 from schemas.claims import CONTRACT_COLUMNS, DIAGNOSIS_COLUMNS
 
 SETTING_WORDS = {
@@ -124,20 +124,15 @@ def explain(answer: Answer, service: Service, rules: Rules) -> str:
     code, when = answer.hcpcs_code, answer.date_of_service
     if not answer.in_program:
         table = rules.code_table
-        rows = table[table["hcpcs_code"].eq(code)]
-        day = pd.Timestamp(service.date_of_service)
-        in_force = rows[
-            (rows["effective_from"].isna() | (rows["effective_from"] <= day))
-            & (rows["effective_to"].isna() | (rows["effective_to"] >= day))
-        ]
-        listed = not rows.empty
-        # Not in force on the day says more than what a diagnosis would have changed.
-        if not in_force.empty and in_force["behavioral_health_only"].any():
+        # The table's row in force on the day, as run finds it: not in force says more
+        # than what a diagnosis would have changed.
+        row = int(code_in_force(line_facts(one_line_claim(service), rules), rules)[0])
+        if row >= 0 and table["behavioral_health_only"].iloc[row]:
             return (
                 f"{code} is in the program only for behavioral-health indications (an ICD-10-CM "
                 "chapter F diagnosis), and none was given: no prior authorization is needed."
             )
-        if listed:
+        if table["hcpcs_code"].eq(code).any():
             return (
                 f"{code} is not in force in the imaging program on {when}: "
                 "no prior authorization is needed."
