@@ -75,9 +75,10 @@ def _settle_pending(ledger: Path) -> None:
 
 
 def settle_entry(ledger: Path, note: Path) -> None:
-    """Promote a pending entry if its run's directory was published (its manifest names
-    the run), else drop it: what a run that stopped, or was killed, between staging
-    the entry and committing it leaves to be settled."""
+    """Promote a pending entry if its run's directory was published with its manifest
+    (the manifest's sha256 in the note; a note without one, from an earlier version:
+    the manifest's run_id), else drop it: what a run that stopped, or was killed,
+    between staging the entry and committing it leaves to be settled."""
     try:
         pending = json.loads(note.read_text(encoding="utf-8"))
         staged = ledger / pending["staged"]

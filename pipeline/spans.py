@@ -112,22 +112,14 @@ def _synced(file: BinaryIO, target: int, size: int) -> int | None:
     the first line's end outside a quoted value is a cut."""
     file.seek(target)
     data = np.frombuffer(_whole_runs(file, file.read(SYNC_BYTES)), np.uint8)
-    quotes = np.flatnonzero(data == _QUOTE)
-    if not len(quotes):
-        return None
-    new = np.ones(len(quotes), dtype=bool)
-    new[1:] = quotes[1:] != quotes[:-1] + 1
-    runs = quotes[new]
-    lengths = np.diff(np.append(np.flatnonzero(new), len(quotes)))
-    previous = data[np.maximum(runs - 1, 0)]
-    at_start = (previous == _COMMA) | (previous == _LF) | (previous == _CR)
+    runs, lengths, at_start = _quote_runs(data, _QUOTE)
     # A run at the window's first byte may go on before it: its length is not known.
     closing = np.flatnonzero((lengths % 2 == 1) & ~at_start & (runs > 0))
     if not len(closing):
         return None
     after = int(runs[closing[0]] + lengths[closing[0]])
     rest = data[after:]
-    cut = _first_outside(rest, _QUOTE, False)
+    cut = _first_outside(rest, *_quoted_after(rest, _QUOTE, False), inside=False)
     if cut is None or target + after + cut >= size:
         return None
     return target + after + cut
@@ -141,23 +133,24 @@ def _scanned(file: BinaryIO, start: int, target: int, size: int) -> int | None:
     file.seek(start)
     while block := _whole_runs(file, file.read(CUT_BLOCK_BYTES)):
         data = np.frombuffer(block, np.uint8)
+        runs, quoted = _quoted_after(data, before, inside)
         if offset + len(block) > target:
             skip = max(target + 1 - offset, 0)  # a cut is a line's end at or after target
-            cut = _first_outside(data, before, inside, skip)
+            cut = _first_outside(data, runs, quoted, inside=inside, skip=skip)
             if cut is not None:
                 return offset + cut if offset + cut < size else None
-        runs, quoted = _quoted_after(data, before, inside)
         inside = bool(quoted[-1]) if len(quoted) else inside
         before = int(data[-1])
         offset += len(block)
     return None
 
 
-def _first_outside(data: np.ndarray, before: int, inside: bool, skip: int = 0) -> int | None:
+def _first_outside(
+    data: np.ndarray, runs: np.ndarray, quoted: np.ndarray, *, inside: bool, skip: int = 0
+) -> int | None:
     """Just after the first line break at or after ``skip`` in ``data`` that is outside
-    any quoted value (``before`` and ``inside`` as for :func:`_quoted_after`); None if
-    there is none."""
-    runs, quoted = _quoted_after(data, before, inside)
+    any quoted value (``runs`` and ``quoted`` from :func:`_quoted_after`, ``inside`` as
+    given to it); None if there is none."""
     ends = np.flatnonzero(data == _LF)
     ends = ends[ends + 1 >= skip]
     last_run = np.searchsorted(runs, ends) - 1  # the quotes before each line break
@@ -187,15 +180,10 @@ def _quoted_after(data: np.ndarray, before: int, inside: bool) -> tuple[np.ndarr
     it: the state after each run is the flips since the last such close, counted.
     (Counting every quote, as the cutting did, took a stray quote for an opening one and
     cut a later quoted value at its line break.)"""
-    quotes = np.flatnonzero(data == _QUOTE)
-    if not len(quotes):
-        return quotes, np.zeros(0, dtype=bool)
-    new = np.ones(len(quotes), dtype=bool)
-    new[1:] = quotes[1:] != quotes[:-1] + 1
-    runs = quotes[new]
-    odd = np.diff(np.append(np.flatnonzero(new), len(quotes))) % 2 == 1
-    previous = np.where(runs > 0, data[np.maximum(runs - 1, 0)], before)
-    at_start = (previous == _COMMA) | (previous == _LF) | (previous == _CR)
+    runs, lengths, at_start = _quote_runs(data, before)
+    if not len(runs):  # most blocks of a file that quotes nothing
+        return runs, np.zeros(0, dtype=bool)
+    odd = lengths % 2 == 1
     flips = np.cumsum(odd & at_start)
     closing = np.flatnonzero(odd & ~at_start)
     last_close = np.full(len(runs), -1)
@@ -204,3 +192,18 @@ def _quoted_after(data: np.ndarray, before: int, inside: bool) -> tuple[np.ndarr
     since = flips - np.where(last_close >= 0, flips[np.maximum(last_close, 0)], 0)
     start = np.where(last_close >= 0, False, inside)
     return runs, start ^ (since % 2 == 1)
+
+
+def _quote_runs(data: np.ndarray, before: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each run of double quotes in ``data``: where it starts, how many quotes, and
+    whether it starts a field (after a comma or a line break; ``before``: the byte
+    before ``data``)."""
+    quotes = np.flatnonzero(data == _QUOTE)
+    if not len(quotes):
+        return quotes, quotes, np.zeros(0, dtype=bool)
+    new = np.ones(len(quotes), dtype=bool)
+    new[1:] = quotes[1:] != quotes[:-1] + 1
+    runs = quotes[new]
+    lengths = np.diff(np.append(np.flatnonzero(new), len(quotes)))
+    previous = np.where(runs > 0, data[np.maximum(runs - 1, 0)], before)
+    return runs, lengths, (previous == _COMMA) | (previous == _LF) | (previous == _CR)
