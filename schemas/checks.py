@@ -389,9 +389,11 @@ def _parse_datetimes(series: pd.Series) -> pd.Series:
     # pandas would read the whole column to the nanosecond, and a year past 2262
     # elsewhere in it as no time at all), and a moment they put after a microsecond is
     # taken to the next: recorded after an as-of on that microsecond, it stays after it.
-    later = cleaned.str.contains(r"\.\d{6}\d*[1-9]", regex=True).fillna(False).to_numpy(bool)
-    cut = cleaned.str.replace(r"(\.\d{6})\d+$", r"\1", regex=True)
-    parsed = pd.to_datetime(cut.astype("object"), format="ISO8601", errors="coerce")
+    later = np.zeros(len(cleaned), dtype=bool)
+    if cleaned.str.contains(r"\.\d{7}", regex=True).any():  # one pass where none has
+        later = cleaned.str.contains(r"\.\d{6}\d*[1-9]", regex=True).fillna(False).to_numpy(bool)
+        cleaned = cleaned.str.replace(r"(\.\d{6})\d+$", r"\1", regex=True)
+    parsed = pd.to_datetime(cleaned.astype("object"), format="ISO8601", errors="coerce")
     moments = parsed.astype(MOMENT)
     moments[later] += pd.Timedelta(microseconds=1)
     return moments
