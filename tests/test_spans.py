@@ -73,6 +73,16 @@ def test_small_files_and_compressed_files_are_one_span(tmp_path: Path) -> None:
     assert spans_of(str(gz), span_bytes=1) == [Span(str(gz))]
 
 
+@pytest.mark.parametrize("rows_end", ["\r\n", "\r"])
+def test_a_header_ended_by_a_carriage_return_is_read_whole(tmp_path: Path, rows_end: str) -> None:
+    path = tmp_path / "claims.csv"
+    rows = [f'C{n:04d},M{n % 7},"note\n{n}"' for n in range(200)]
+    path.write_text(HEADER.replace("\n", "\r") + rows_end.join(rows) + rows_end, newline="")
+    spans = spans_of(str(path), span_bytes=500)
+    assert spans == [Span(str(path))]
+    assert len(_rows(path, spans)) == 200
+
+
 def test_a_span_ends_where_its_long_line_ends(tmp_path: Path) -> None:
     path = tmp_path / "claims.csv"
     path.write_text(HEADER + "C1,M1," + "x" * 5_000 + "\nC2,M2,y\nC3,M3,z\n")
