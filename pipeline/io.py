@@ -57,6 +57,8 @@ def _csv_head(path: str) -> tuple[list[str], bool]:
             head = stream.read(HEAD_BYTES)
     except OSError as error:  # a gzip file cut short, or not gzip at all
         raise _unreadable(path, error) from error
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16's byte-order marks
+        raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: it is UTF-16 text")
     text = io.StringIO(head.decode("utf-8-sig", errors="replace"), newline="")
     try:
         first = next(csv.reader(text), None)

@@ -603,6 +603,14 @@ def test_a_file_without_its_header_names_no_value(tmp_path: Path) -> None:
     assert_no_member_ids(result)
 
 
+def test_a_utf16_file_is_named_so(tmp_path: Path) -> None:
+    path = tmp_path / "claims.csv"
+    path.write_text(",".join(CLAIM_COLUMNS) + "\n", encoding="utf-16")
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1, result.output
+    assert f"{path}: cannot be read as a UTF-8 CSV file: it is UTF-16 text" in result.stderr
+
+
 def test_a_header_naming_a_column_twice_names_it(tmp_path: Path) -> None:
     doubled = write_csv(tmp_path / "doubled.csv", [*CLAIM_COLUMNS, "payer"], [])
     result = validate("--claims", doubled, "--as-of", AS_OF)
