@@ -413,15 +413,25 @@ def _parquet_batches(path: str, whole: bool) -> Iterator[pa.Table]:
 
 
 def _as_text(path: str, table: pa.Table) -> pa.Table:
+    """A Parquet file's columns as the text a CSV file would hold (:func:`_float_text`)."""
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         try:
-            columns.append(column.cast(pa.string()))
+            text = column.cast(pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
             raise InputError(
                 f"{path}: column {name} of type {column.type} cannot be read as text"
             ) from error
+        columns.append(_float_text(text) if pa.types.is_floating(column.type) else text)
     return pa.table(columns, names=table.column_names)
+
+
+def _float_text(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Floating-point values as text that keeps their point: Arrow writes ``70553.0`` as
+    ``70553``, which a code or a line number would then accept, where the contract
+    rejects ``70553.0`` (as in a CSV file, or from pandas' ``to_csv``)."""
+    whole = pc.match_substring_regex(text, r"^-?[0-9]+$")
+    return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
 
 
 def text_batches(

@@ -705,3 +705,39 @@ def test_typed_parquet_columns_are_read_as_their_text(tmp_path: Path) -> None:
     row = lines.iloc[0]
     assert (row["claim_line_number"], row["claim_line_start_date"]) == ("1", "2026-03-10")
     assert (row["rendering_npi"], row["charge_amount"]) == ("1234567893", "1200.00")
+
+
+def test_floating_point_parquet_values_keep_their_point_and_are_rejected(
+    tmp_path: Path,
+) -> None:
+    """``70553.0`` is rejected in a Parquet file of doubles as in a CSV file, not read as
+    ``70553``; a double that is not whole reads as its digits."""
+    table = pa.table(
+        {
+            "claim_id": ["P1", "P2"],
+            "claim_line_number": pa.array([1.0, 1.0], pa.float64()),
+            "claim_type": ["professional"] * 2,
+            "member_id": [MEMBERS[0]] * 2,
+            "plan_type": ["HMO"] * 2,
+            "claim_line_start_date": ["2026-03-10"] * 2,
+            "place_of_service_code": pa.array([23.0, 11.0], pa.float32()),
+            "hcpcs_code": pa.array([70553.0, 70553.0], pa.float64()),
+            "rendering_npi": ["1234567893"] * 2,
+            "charge_amount": pa.array([1200.5, 1200.0], pa.float64()),
+        }
+    )
+    path = tmp_path / "doubles.parquet"
+    pq.write_table(table, path)
+    out = tmp_path / "out"
+    result = validate("--claims", path, "--as-of", AS_OF, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"claims {path}: 2 rows read, 0 valid, 2 rejected"
+    rejects = pd.read_parquet(out / "rejects.parquet")
+    found = set(zip(rejects["source_row"], rejects["column"], rejects["value"], strict=True))
+    for row in (1, 2):
+        assert (row, "hcpcs_code", "70553.0") in found
+        assert (row, "claim_line_number", "1.0") in found
+    assert (1, "place_of_service_code", "23.0") in found
+    assert not {column for _, column, _ in found} & {"charge_amount"}
+    lines, _ = read_claims([str(path)])
+    assert lines["charge_amount"].tolist() == ["1200.5", "1200.0"]
