@@ -524,13 +524,24 @@ def date_of_service(df: pd.DataFrame) -> pd.Series:
     return parse_dates(df["claim_line_start_date"]).fillna(parse_dates(df["claim_start_date"]))
 
 
-SERVICE_AFTER_AS_OF = register_row_rule(
+_AFTER_AS_OF = (
+    "the date of service is after the run's --as-of; "
+    "a claim cannot be paid for a service that has not happened"
+)
+LINE_AFTER_AS_OF = register_row_rule(
     "claim_line_start_date",
     "service_after_as_of",
-    "the date of service is after the run's --as-of; "
-    "a claim cannot be paid for a service that has not happened",
+    _AFTER_AS_OF,
+    reads=("claim_line_start_date",),
+)
+CLAIM_AFTER_AS_OF = register_row_rule(
+    "claim_start_date",
+    "service_after_as_of",
+    _AFTER_AS_OF,
     reads=("claim_line_start_date", "claim_start_date"),
 )
+"""A line's date of service after the as-of, named by the column it came from: the
+line's start date, or the claim's where the line has none (or none that is a date)."""
 
 
 def claims_schema(as_of: datetime) -> pa.DataFrameSchema:
@@ -538,11 +549,19 @@ def claims_schema(as_of: datetime) -> pa.DataFrameSchema:
     schema = copy.deepcopy(ClaimLineInput.to_schema())
     last_day = pd.Timestamp(as_of).normalize()
 
-    def not_after_as_of(df: pd.DataFrame) -> pd.Series:
-        return ~(date_of_service(df) > last_day).fillna(False).astype(bool)
+    def line_not_after(df: pd.DataFrame) -> pd.Series:
+        return ~(parse_dates(df["claim_line_start_date"]) > last_day).fillna(False).astype(bool)
 
-    check = pa.Check(not_after_as_of, name=SERVICE_AFTER_AS_OF, ignore_na=False)
-    schema.checks = [*schema.checks, check]
+    def claim_not_after(df: pd.DataFrame) -> pd.Series:
+        line = parse_dates(df["claim_line_start_date"])  # empty or not a date
+        after = line.isna() & (parse_dates(df["claim_start_date"]) > last_day)
+        return ~after.fillna(False).astype(bool)
+
+    schema.checks = [
+        *schema.checks,
+        pa.Check(line_not_after, name=LINE_AFTER_AS_OF, ignore_na=False),
+        pa.Check(claim_not_after, name=CLAIM_AFTER_AS_OF, ignore_na=False),
+    ]
     return schema
 
 

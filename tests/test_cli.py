@@ -741,3 +741,20 @@ def test_floating_point_parquet_values_keep_their_point_and_are_rejected(
     assert not {column for _, column, _ in found} & {"charge_amount"}
     lines, _ = read_claims([str(path)])
     assert lines["charge_amount"].tolist() == ["1200.5", "1200.0"]
+
+
+def test_a_claim_date_after_as_of_is_rejected_naming_the_claim_date(tmp_path: Path) -> None:
+    """A line without its own date is dated by its claim: the reject names the claim's
+    date and its value, not the empty line date."""
+    claims = tmp_path / "claims.csv"
+    claims.write_text(
+        "claim_id,claim_line_number,claim_type,member_id,plan_type,claim_start_date,"
+        "bill_type_code,revenue_center_code,hcpcs_code,facility_npi,charge_amount\n"
+        f"I1,1,institutional,{MEMBERS[0]},HMO,2026-07-01,131,0610,70553,1234567893,10.00\n"
+    )
+    out = tmp_path / "out"
+    result = validate("--claims", claims, "--as-of", AS_OF, "--out", out)
+    assert result.exit_code == 0, result.output
+    rejects = pd.read_parquet(out / "rejects.parquet")
+    after = rejects[rejects["check"] == "service_after_as_of"]
+    assert after[["column", "value"]].values.tolist() == [["claim_start_date", "2026-07-01"]]

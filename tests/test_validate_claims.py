@@ -221,7 +221,17 @@ CASES: list[Case] = [
         inst(
             "ASOF2", claim_line_start_date=None, claim_start_date="2026-07-01", claim_end_date=None
         ),
-        rejected("claim_line_start_date/service_after_as_of"),
+        rejected("claim_start_date/service_after_as_of"),
+    ),
+    case(
+        "claim starts after as-of, its line on the as-of day",
+        inst(
+            "ASOF3",
+            claim_line_start_date="2026-06-30",
+            claim_start_date="2026-07-01",
+            claim_end_date=None,
+        ),
+        VALID,
     ),
     case("service on the as-of day", prof("ASOF0", claim_line_start_date="2026-06-30"), VALID),
     # place of service
