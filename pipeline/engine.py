@@ -536,7 +536,7 @@ def execute(
     execution.outputs = [
         {"path": name, "sha256": known.get(name) or sha256_of(directory / name), "rows": rows}
         for name, rows in outputs
-    ] + [{"path": "summary.json", "sha256": sha256_of(directory / "summary.json")}]
+    ] + [{"path": "summary.json", "sha256": sha256_of(directory / "summary.json"), "rows": None}]
     execution.outputs.sort(key=lambda f: str(f["path"]))
     observer.finish("writing")
     return execution

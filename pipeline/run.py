@@ -172,7 +172,7 @@ def run_into(
     )
     report = write_report(directory)
     execution.outputs = sorted(
-        [*execution.outputs, {"path": report.name, "sha256": sha256_of(report)}],
+        [*execution.outputs, {"path": report.name, "sha256": sha256_of(report), "rows": None}],
         key=lambda f: str(f["path"]),
     )
     return execution

@@ -130,8 +130,13 @@ def test_manifest_names_every_input_and_output(tmp_path: Path) -> None:
         "report.html",
         "summary.json",
     }
-    adjudicated = next(o for o in manifest["outputs"] if o["path"] == "adjudicated.parquet")
-    assert adjudicated["rows"] == 67
+    rows = {o["path"]: o["rows"] for o in manifest["outputs"]}  # no rows for a page or a JSON
+    assert rows == {
+        "adjudicated.parquet": 67,
+        "rejects.parquet": pq.ParquetFile(tmp_path / "out" / "rejects.parquet").metadata.num_rows,
+        "report.html": None,
+        "summary.json": None,
+    }
     assert manifest["as_of"] == "2026-06-30T23:59:59.999999"
     assert manifest["forced"] is False
     assert len(manifest["rules"]["digest"]) == 64
@@ -295,6 +300,25 @@ def test_verify_checks_the_manifests_account_of_the_run(
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 1, output
     assert f"manifest.json: {says} differs" in output, key
+
+
+def test_verify_accepts_an_earlier_manifest_without_rows_for_the_page_and_summary(
+    tmp_path: Path,
+) -> None:
+    """0.3.0 added ``rows: null`` for ``report.html`` and ``summary.json``; a manifest
+    written before, without the key, gives the same account."""
+    sample_run(tmp_path / "out")
+
+    def drop_rows(manifest: dict[str, Any]) -> None:
+        for output in manifest["outputs"]:
+            if output["rows"] is None:
+                del output["rows"]
+
+    _rewrite_manifest(tmp_path / "out", drop_rows)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sum("rows" not in o for o in manifest["outputs"]) == 2
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 0, output
 
 
 def test_verify_names_the_libraries_that_differ_where_bytes_do(tmp_path: Path) -> None:
