@@ -435,7 +435,8 @@ def execute(
         }
         index_partitions = math.ceil(partitions / INDEX_SHARE)
         ranges = partition_count(claims, ROWS_PER_GROUP)  # about: the lines are not counted yet
-        _allow_open_files(partitions + index_partitions + ranges + OPEN_FILES_MARGIN)
+        open_files = partitions + index_partitions + ranges + OPEN_FILES_MARGIN
+        _allow_open_files(open_files)
         files = {path: FileCounts(path, "claims") for path in claims}
         register_file = FileCounts(authorizations, "authorizations")
         ledger_state = read_ledger(ledger, only=ledger_entries) if ledger is not None else None
@@ -462,6 +463,7 @@ def execute(
                 partitions,
                 by_member,
                 claims_schema=schema,
+                open_files=open_files,
                 spans=cut.result(),
                 claim_index=claim_index,
                 sampled=sampled,
@@ -906,6 +908,9 @@ class _Context:
     """Every column of the claim lines; ``by_member`` and ``by_range`` leave out the
     contract columns no claims file has (added back, empty, where they are read), and
     ``by_member`` each line's file, named by its span (some 50 bytes a line)."""
+    open_files: int = 0
+    """The files a process may need open at once (:func:`_allow_open_files`): workers
+    started ahead of the run raise their own limit to it."""
     spans: list[tuple[int, Span]] = field(default_factory=list)
     """Each span with its file's place in the claims files given (a file given twice is
     numbered twice from 1, as two files are)."""
@@ -945,6 +950,7 @@ def _slim(context: _Context, task: Callable[[int], Any], index: int) -> _Context
 def _enter(context: _Context) -> None:
     global _CONTEXT  # noqa: PLW0603 (one context per worker process, set once)
     _CONTEXT = context
+    _allow_open_files(context.open_files)  # a worker's own limit, as the run's was raised
 
 
 def _context() -> _Context:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -253,11 +254,13 @@ def test_every_row_is_in_exactly_one_output(generated: tuple[str, str], tmp_path
     assert len(adjudicated) == len(valid)
 
 
-def _run_limited(open_files: int, script: str) -> subprocess.CompletedProcess[str]:
-    """``script`` in a fresh interpreter that may open at most ``open_files`` files."""
-    limit = (
-        f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({open_files}, {open_files}))"
-    )
+def _run_limited(
+    open_files: int, script: str, hard: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter that may open at most ``open_files`` files (its
+    soft limit; its hard limit ``hard``, by default the same)."""
+    hard = hard or open_files
+    limit = f"import resource; resource.setrlimit(resource.RLIMIT_NOFILE, ({open_files}, {hard}))"
     return subprocess.run(
         [sys.executable, "-c", f"{limit}\n{textwrap.dedent(script)}"],
         cwd=REPO,
@@ -301,6 +304,28 @@ def test_too_many_partitions_for_the_open_file_limit_is_said(
     assert finished.returncode == 1
     assert "open files" in finished.stderr and "--partition-rows" in finished.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_workers_started_before_the_run_raise_their_own_open_file_limit(
+    generated: tuple[str, str], tmp_path: Path
+) -> None:
+    # The command starts its workers before the run counts its partitions; the run then
+    # raises its soft limit, which the workers, already started, did not inherit.
+    claims, register = generated
+    script = f"""
+        import sys
+        from pipeline.cli import main
+        sys.argv = ["adjudicate", "run", "--claims", {claims!r}, "--authorizations",
+                    {register!r}, "--as-of", "2026-06-30", "--out", {str(tmp_path / "out")!r},
+                    "--partition-rows", "300", "--workers", "2", "--force", "--quiet"]
+        main()
+    """
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1_000:
+        pytest.skip(f"the hard open-file limit here is {hard}")
+    finished = _run_limited(64, script, hard=1_000)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert (tmp_path / "out" / "adjudicated.parquet").is_file()
 
 
 def test_each_row_group_holds_whole_claims_in_order(
