@@ -60,11 +60,11 @@ def publishing(target: Path) -> Iterator[Path]:
     sweep_abandoned(target)
     prefix = f"{_this_host(target)}{os.getpid()}."
     try:
+        # mkdtemp makes a private directory (0700), kept so while the run works in it.
         staging = Path(tempfile.mkdtemp(prefix=prefix, suffix=STAGING_SUFFIX, dir=target.parent))
-        # mkdtemp makes a private directory (0700); a published run is read by others.
-        os.chmod(staging, 0o777 & ~_umask())
         yield staging
         _fsync_tree(staging)
+        os.chmod(staging, 0o777 & ~_umask())  # a published run is read by others
         refuse_existing(target)
         try:
             os.rename(staging, target)

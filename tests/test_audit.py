@@ -119,6 +119,15 @@ def test_a_published_run_is_readable_as_the_umask_allows(tmp_path: Path) -> None
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~mask
 
 
+def test_the_staging_directory_is_private_until_it_is_published(tmp_path: Path) -> None:
+    with publishing(tmp_path / "out") as staging:
+        (staging / "adjudicated.parquet").write_bytes(b"")
+        assert staging.stat().st_mode & 0o777 == 0o700
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
 def test_manifest_names_every_input_and_output(tmp_path: Path) -> None:
     sample_run(tmp_path / "out")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
