@@ -125,3 +125,20 @@ def test_a_note_with_a_toml_date_is_digested_not_a_crash() -> None:
     assert rules.allow_family_substitution is True
     digests = {rules.digest, parse_rules(as_text, TABLE, "test").digest, load_rules().digest}
     assert len(digests) == 3, "a date, the same text as a string, and no note: three digests"
+
+
+def test_a_rules_file_without_its_code_table_beside_it_names_the_table(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(DEFAULT)
+    with pytest.raises(RulesError) as refused:
+        load_rules(rules)
+    message = str(refused.value)
+    assert f"its code table {tmp_path / TABLE_NAME}" in message
+    assert "No such file or directory" in message
+    (tmp_path / TABLE_NAME).write_bytes(TABLE)
+    assert load_rules(rules).digest == parse_rules(DEFAULT, TABLE, str(rules)).digest
+
+
+def test_a_rules_file_that_is_not_there_is_named(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match=r"rules\.toml: cannot be read: No such file"):
+        load_rules(tmp_path / "rules.toml")

@@ -307,11 +307,18 @@ def load_rules(path: str | Path | None = None) -> Rules:
     try:
         text = rules_path.read_text(encoding="utf-8")
         table_name = tomllib.loads(text).get("program", {}).get("code_table")
-        if not table_name:
-            raise RulesError(f"{rules_path}: [program] code_table is not set")
-        table_bytes = (rules_path.parent / table_name).read_bytes()
     except OSError as error:
         raise RulesError(f"{rules_path}: cannot be read: {error.strerror}") from error
     except tomllib.TOMLDecodeError as error:
         raise RulesError(f"{rules_path}: not a valid TOML rules file: {error}") from error
+    if not table_name:
+        raise RulesError(f"{rules_path}: [program] code_table is not set")
+    table_path = rules_path.parent / table_name
+    try:
+        table_bytes = table_path.read_bytes()
+    except OSError as error:
+        raise RulesError(
+            f"{rules_path}: its code table {table_path} (code_table, read from beside the "
+            f"rules file) cannot be read: {error.strerror}"
+        ) from error
     return parse_rules(text, table_bytes, str(rules_path))
