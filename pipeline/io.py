@@ -52,10 +52,14 @@ HEAD_BYTES = 1 << 20
 def _csv_head(path: str) -> tuple[list[str], bool]:
     """The header row of a CSV file, compressed or not, and whether the file holds
     nothing but it (blank lines aside)."""
+    if path.lower().endswith(".gz"):
+        with open(path, "rb") as raw:
+            if raw.read(2) != b"\x1f\x8b":  # gzip's magic number
+                raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: not gzip")
     try:
         with pa.input_stream(path, compression="detect") as stream:
             head = stream.read(HEAD_BYTES)
-    except OSError as error:  # a gzip file cut short, or not gzip at all
+    except OSError as error:  # a gzip file cut short
         raise _unreadable(path, error) from error
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16's byte-order marks
         raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: it is UTF-16 text")

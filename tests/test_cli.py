@@ -534,6 +534,17 @@ def test_a_gzip_file_cut_short_fails_the_run(
     assert not out.exists()
 
 
+def test_a_csv_gz_file_that_is_not_gzip_says_so(claims: Path, tmp_path: Path) -> None:
+    path = tmp_path / "claims.csv.gz"
+    shutil.copyfile(claims, path)  # plain text, named as gzip
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path}: cannot be read as a UTF-8 CSV file: not gzip"
+    )
+    assert_no_member_ids(result)
+
+
 @pytest.mark.parametrize(
     ("text", "moment"),
     [
