@@ -25,7 +25,8 @@ END = "<!-- columns:end -->"
 
 
 def _checks(column: pa.Column, rules: dict[str, list[str]]) -> str:
-    names = [check.name for check in column.checks if check.name]
+    names = [] if column.nullable else ["not_nullable"]  # pandera's own check's name
+    names += [check.name for check in column.checks if check.name]
     names += rules.get(str(column.name), [])
     if column.regex:
         for rule_column, checks in rules.items():
