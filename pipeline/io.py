@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import InputError
 from pipeline.partition import empty_columns
-from pipeline.spans import Span, file_kind
+from pipeline.spans import Span, ends_in_quoted_value, file_kind
 
 SOURCE_FILE = "source_file"
 SOURCE_ROW = "source_row"
@@ -352,6 +352,7 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
         # A header and no row: with no line break after it, the reader could not skip
         # it and would call the file unreadable.
         return
+    _refuse_an_open_quote(path, span)
     read_options = pacsv.ReadOptions(
         column_names=header,
         skip_rows=0 if within else 1,
@@ -401,6 +402,30 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
                 yield pa.Table.from_batches(gathered)
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as error:
         raise _unreadable(path, error) from error
+
+
+def _refuse_an_open_quote(path: str, span: Span | None) -> None:
+    """Refuse a file whose last quoted value is never closed (read by its last span or
+    whole): the reader would take the rest of the file for that one value, the rows in
+    it lost, and the run published (a span ends at a line's end outside any quoted
+    value). On the benchmark's 1.47 GB file, its last span: some 16 MB."""
+    try:
+        if span is not None and span.end is not None:  # a plain file's span
+            if span.end < os.path.getsize(path):
+                return
+            with open(path, "rb") as plain:
+                plain.seek(span.start)
+                open_quote = ends_in_quoted_value(plain)
+        else:
+            with pa.input_stream(path, compression="detect") as stream:
+                open_quote = ends_in_quoted_value(stream)
+    except OSError as error:
+        raise _unreadable(path, error) from error
+    if open_quote:
+        raise InputError(
+            f"{path}: cannot be read as a UTF-8 CSV file: a quoted value is never closed "
+            "(a stray double quote at the start of a value?); the rows after it would be lost"
+        )
 
 
 def _parquet_batches(path: str, whole: bool) -> Iterator[pa.Table]:

@@ -148,6 +148,20 @@ def _scanned(file: BinaryIO, start: int, target: int, size: int) -> int | None:
     return None
 
 
+def ends_in_quoted_value(file: BinaryIO) -> bool:
+    """Whether ``file``, read from a line's start outside any quoted value to its end,
+    ends inside a quoted value, as Arrow's reader reads quotes (:func:`_quoted_after`):
+    a quote that opens a value and is never closed, which the reader takes, with every
+    byte after it, for one value, and so loses every row after it without a word."""
+    inside, before = False, _LF
+    while block := _whole_runs(file, file.read(CUT_BLOCK_BYTES)):
+        data = np.frombuffer(block, np.uint8)
+        _, quoted = _quoted_after(data, before, inside)
+        inside = bool(quoted[-1]) if len(quoted) else inside
+        before = int(data[-1])
+    return inside
+
+
 def _first_outside(
     data: np.ndarray, runs: np.ndarray, quoted: np.ndarray, *, inside: bool, skip: int = 0
 ) -> int | None:

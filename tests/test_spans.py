@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io as io_module
 import random
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
 from pipeline import io
 from pipeline import spans as spans_module
+from pipeline.errors import InputError
 from pipeline.io import SOURCE_ROW, text_batches, text_schema
 from pipeline.spans import Span, spans_of
 from schemas import claims as claims_contract
@@ -138,6 +141,64 @@ def test_a_file_reads_the_same_whatever_its_cuts(
         spans = spans_of(str(path), span_bytes=span_bytes)
         assert len(spans) > 1
         assert _rows(path, spans) == whole, span_bytes
+
+
+def _read_all(path: Path, spans: list[Span]) -> int:
+    schema = text_schema([str(path)], contract=["claim_id", "member_id"], required=[])
+    return sum(
+        batch.num_rows
+        for span in spans
+        for batch in text_batches(str(path), schema, ["claim_id", "member_id"], span=span)
+    )
+
+
+@pytest.mark.parametrize("at", [3, 200, 397])
+@pytest.mark.parametrize("span_bytes", [None, 97, 2_000])
+def test_a_quote_that_never_closes_fails_the_file(
+    tmp_path: Path, at: int, span_bytes: int | None
+) -> None:
+    """Arrow's reader takes a value opened by a quote that never closes, and every byte
+    after it, for one value: without a word, the rows after it were lost. (No quote
+    after it: a later one would close it, as the reader reads quotes.)"""
+    path = tmp_path / "claims.csv"
+    notes = [NOTES[n % len(NOTES)] if n < at else "plain" for n in range(400)]
+    notes[at] = '"never closed'
+    path.write_text(HEADER + "".join(f"C{n:04d},M{n % 7},{note}\n" for n, note in enumerate(notes)))
+    spans = [Span(str(path))] if span_bytes is None else spans_of(str(path), span_bytes=span_bytes)
+    with pytest.raises(InputError, match="a quoted value is never closed"):
+        _read_all(path, spans)
+    notes[at] = '"closed"'
+    path.write_text(HEADER + "".join(f"C{n:04d},M{n % 7},{note}\n" for n, note in enumerate(notes)))
+    spans = [Span(str(path))] if span_bytes is None else spans_of(str(path), span_bytes=span_bytes)
+    assert _read_all(path, spans) == 400
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_an_open_quote_at_the_end_is_found_as_arrow_reads_it(seed: int) -> None:
+    """Arrow as the oracle: a file ends inside a quoted value when a row written after
+    it is read into that value instead of as a row of its own."""
+    draw = random.Random(seed)
+    pieces = [*NOTES, '"open', 'x"', '"a""', '""b', '"""', ",", "\r"]
+    found = {True: 0, False: 0}
+    for _ in range(300):
+        body = "".join(
+            f"C{n},M,{draw.choice(pieces)}{draw.choice(pieces) if draw.random() < 0.3 else ''}"
+            + draw.choice(["\n", "\r\n"])
+            for n in range(draw.randint(1, 6))
+        )
+        data = (HEADER + body).encode()
+        try:
+            read = pacsv.read_csv(
+                pa.BufferReader(data + b"SENTINEL,S,S\n"),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(strings_can_be_null=False),
+            )
+        except pa.ArrowInvalid:
+            continue  # a row of more or fewer fields: refused by the reader anyway
+        open_in_arrow = "SENTINEL" not in read.column("claim_id").to_pylist()
+        assert spans_module.ends_in_quoted_value(io_module.BytesIO(data)) == open_in_arrow, body
+        found[open_in_arrow] += 1
+    assert found[True] > 10 and found[False] > 10, found
 
 
 @pytest.mark.parametrize("whole", [True, False])
