@@ -363,7 +363,14 @@ def _parse_dates(series: pd.Series) -> pd.Series:
         moments = text.cast(pa.date32()).cast(pa.timestamp("s")).to_numpy()
     except pa.ArrowInvalid:  # at least one value is not a real day: sort them out
         moments = _calendar_days(text)
+    # Year 0000 is a day to Arrow, none to Python's dates (the summary's weeks).
+    early = moments < _FIRST_DAY
+    if early.any():
+        moments = np.where(early, np.datetime64("NaT", "s"), moments)
     return pd.Series(moments, index=series.index, dtype="datetime64[s]")
+
+
+_FIRST_DAY = np.datetime64("0001-01-01", "s")
 
 
 MOMENT: Final = "datetime64[us]"
@@ -396,7 +403,7 @@ def _parse_datetimes(series: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(cleaned.astype("object"), format="ISO8601", errors="coerce")
     moments = parsed.astype(MOMENT)
     moments[later] += pd.Timedelta(microseconds=1)
-    return moments
+    return moments.where(~(moments < _FIRST_DAY))  # year 0000, as for dates
 
 
 def is_iso_date(series: pd.Series) -> pd.Series:

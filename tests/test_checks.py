@@ -144,9 +144,15 @@ def test_dates_of_a_column_holding_an_impossible_one_are_each_checked() -> None:
     found = [None if pd.isna(day) else day.date().isoformat() for day in parsed]
     assert found == [_real_day(v) for v in values]
     assert parsed.isna().sum() not in (0, len(values))  # both answers are tested
-    assert parse_dates(pd.Series(["0000-02-29", "2026-02-30"], dtype=TEXT_DTYPE)).tolist()[
-        0
-    ] == pd.Timestamp("0000-02-29")  # year 0 is a leap year, as Arrow reads it
+    # Year 0 is a day to Arrow (a leap year's), none to Python's dates: not a date.
+    early = parse_dates(pd.Series(["0000-02-29", "2026-02-30", "0001-01-01"], dtype=TEXT_DTYPE))
+    assert early.isna().tolist() == [True, True, False]
+    assert parse_dates(
+        pd.Series(["0000-01-01", "0001-01-01"], dtype=TEXT_DTYPE)
+    ).isna().tolist() == [
+        True,
+        False,
+    ]  # the fast cast, every value a day to Arrow
     # Every value of ten bytes (or none): read as one matrix, with the same answers.
     tens = [v for v in values if v is None or len(v.encode()) == 10]
     parsed = parse_dates(pd.Series(tens, dtype=TEXT_DTYPE))

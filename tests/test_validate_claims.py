@@ -191,6 +191,11 @@ CASES: list[Case] = [
         rejected("claim_line_start_date/iso_date"),
     ),
     case(
+        "year 0000, a day to Arrow and none to Python",
+        inst("DTYEAR0", claim_line_start_date="0000-01-01", claim_start_date="0000-01-01"),
+        rejected("claim_line_start_date/iso_date", "claim_start_date/iso_date"),
+    ),
+    case(
         "claim_start_date 2026-3-1",
         inst("DTSHORT", claim_start_date="2026-3-1"),
         rejected("claim_start_date/iso_date"),

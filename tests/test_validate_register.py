@@ -124,6 +124,16 @@ CASES: list[Case] = [
         rejected("recorded_at/iso_datetime"),
     ),
     case(
+        "recorded_at in year 0000",
+        auth("RA0", recorded_at="0000-01-01T00:00:00Z"),
+        rejected("recorded_at/iso_datetime"),
+    ),
+    case(
+        "valid_from in year 0000",
+        auth("RA00", valid_from="0000-01-01"),
+        rejected("valid_from/iso_date"),
+    ),
+    case(
         "recorded_at day-first",
         auth("RA2", recorded_at="05/01/2026 14:30"),
         rejected("recorded_at/iso_datetime"),
