@@ -109,3 +109,20 @@ def test_the_figures_are_the_sums_made_by_hand_over_partitions() -> None:
     assert parts.adjudicated_by_file == expected["files"]
     assert any(week < "1970-01-01" for week in parts.weeks.lines)  # before the epoch, too
     assert all(date.fromisoformat(week).weekday() == 0 for week in parts.weeks.lines)
+
+
+def test_the_largest_amounts_add_up_exactly_past_64_bits() -> None:
+    """A charge may have 13 digits of dollars: 10,000 of the largest denied in one
+    partition add up to more cents than 64 bits hold (the totals went negative)."""
+    frame = _lines(10_000, seed=3)
+    frame["decision"] = pd.Categorical(["DENY"] * len(frame), categories=list(DECISIONS))
+    frame["reason"] = pd.Categorical(["NO_AUTHORIZATION"] * len(frame), categories=list(REASONS))
+    frame["liable_npi"] = pd.Series(["1234567893"] * len(frame), dtype=TEXT)
+    frame["denied_amount"] = pd.Series([Decimal("9999999999999.99")] * len(frame), dtype=MONEY)
+    parts = SummaryParts()
+    parts.add(frame)
+    cents = 999_999_999_999_999 * 10_000
+    assert cents > 2**63
+    assert parts.reasons.denied_cents[("DENY", "NO_AUTHORIZATION")] == cents
+    assert parts.providers.denied_cents["1234567893"] == cents
+    assert sum(parts.weeks.denied_cents.values()) == cents
