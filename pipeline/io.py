@@ -76,12 +76,18 @@ def _csv_head(path: str) -> tuple[list[str], bool]:
     return [name.strip() for name in first], alone
 
 
-def _unreadable(path: str, error: Exception) -> InputError:
+def _unreadable(path: str, error: Exception, block: int = 0) -> InputError:
     """A CSV file the reader refused (or a gzip file cut short), with the reader's
-    complaint without the offending row, which may hold member ids."""
+    complaint without the offending row, which may hold member ids (``block``: the
+    reader's block size)."""
     text = str(error)
     shape = re.search(r"Expected \d+ columns, got \d+", text)
-    if shape:
+    if "straddles two block boundaries" in text:
+        why = (
+            f"a row is longer than {block >> 20} MiB, the longest the reader takes "
+            "(a value of that size in a column the job passes through?)"
+        )
+    elif shape:
         why = shape.group(0).lower() + " in a row (a stray comma or an unclosed quote?)"
     elif "UTF8" in text or "utf-8" in text.lower():
         why = "it is not UTF-8 text"
@@ -401,7 +407,7 @@ def _csv_batches(path: str, whole: bool, span: Span | None = None) -> Iterator[p
             if gathered:
                 yield pa.Table.from_batches(gathered)
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as error:
-        raise _unreadable(path, error) from error
+        raise _unreadable(path, error, read_options.block_size) from error
 
 
 def _refuse_an_open_quote(path: str, span: Span | None) -> None:

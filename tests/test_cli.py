@@ -512,6 +512,33 @@ def test_a_broken_row_fails_the_file_without_quoting_it(tmp_path: Path) -> None:
     assert_no_member_ids(result)
 
 
+def test_a_row_longer_than_the_readers_block_is_named_as_such(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    header, first, *rest = claims.read_text().splitlines(keepends=True)
+    path = tmp_path / "long.csv"
+    long = "x" * (2 * 2**20)
+    path.write_text(
+        header.rstrip("\n")
+        + ",note\n"
+        + first.rstrip("\n")
+        + f",{long}\n"
+        + "".join(line.rstrip("\n") + ",n\n" for line in rest)
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--claims", str(path), "--authorizations", str(register), "--as-of", AS_OF]
+        + ["--out", str(out)],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path}: cannot be read as a UTF-8 CSV file: a row is longer than 1 MiB, the "
+        "longest the reader takes (a value of that size in a column the job passes through?)"
+    )
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("kept", [0.5, 0.9], ids=["cut in its header's MiB", "cut past it"])
 def test_a_gzip_file_cut_short_fails_the_run(
     claims: Path, register: Path, tmp_path: Path, kept: float
