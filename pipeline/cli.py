@@ -74,7 +74,10 @@ def parse_as_of(text: str, fail: Any) -> datetime:
     if _is_date(text.strip()):
         moment = datetime.combine(moment.date(), time.max)  # the day's last microsecond
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 9999-12-31T23:00:00-05:00: past the last year in UTC
+            fail(f"{text!r} is outside the years 0001 to 9999 in UTC")
     return moment
 
 

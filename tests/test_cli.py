@@ -592,8 +592,8 @@ def test_as_of_is_a_moment_to_the_microsecond(text: str, moment: datetime) -> No
 
 @pytest.mark.parametrize(
     "as_of",
-    ["2026-13-01", "30/06/2026", "yesterday", ""],
-    ids=["month 13", "day first", "a word", "empty"],
+    ["2026-13-01", "30/06/2026", "yesterday", "", "9999-12-31T23:59:59-05:00"],
+    ids=["month 13", "day first", "a word", "empty", "past year 9999 in UTC"],
 )
 def test_a_malformed_as_of_is_a_usage_error(claims: Path, as_of: str) -> None:
     result = validate("--claims", claims, "--as-of", as_of)
