@@ -98,21 +98,27 @@ def now_utc() -> datetime:
 
 @contextmanager
 def _sigterm_stops() -> Iterator[None]:
-    """Within: SIGTERM (a scheduler's stop or timeout) raises :class:`Stopped`, so the
-    run removes its staging directory and spill files and stops its workers, as a
-    failed run does, where the signal's default would end it on the spot."""
+    """Within: SIGTERM (a scheduler's stop or timeout) or SIGHUP (the terminal or session
+    that started the run gone) raises :class:`Stopped`, so the run removes its staging
+    directory and spill files and stops its workers, as a failed run does, where the
+    signal's default would end it on the spot."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum: int, frame: Any) -> None:
-        raise Stopped()
+        raise Stopped(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {number: signal.signal(number, stop) for number in STOPPING}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+STOPPING = (signal.SIGTERM, signal.SIGHUP)
+"""The signals that stop a run as a failure does."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -324,9 +330,9 @@ def run(
         raise click.ClickException(_system_error(error, out)) from error
     except Stopped as stopped:
         if not out.exists():
-            click.echo(f"stopped (SIGTERM); nothing was published to {out}", err=True)
+            click.echo(f"stopped ({stopped.signal_name}); nothing was published to {out}", err=True)
             raise SystemExit(1) from stopped
-        click.echo(f"stopped (SIGTERM) after {out} was published", err=True)
+        click.echo(f"stopped ({stopped.signal_name}) after {out} was published", err=True)
         return
     if quiet:
         return
@@ -360,7 +366,9 @@ def verify_command(directory: Path) -> None:
     except OSError as error:
         raise click.ClickException(_system_error(error, None)) from error
     except Stopped as stopped:
-        click.echo(f"{directory}: stopped (SIGTERM) before the rerun was done", err=True)
+        click.echo(
+            f"{directory}: stopped ({stopped.signal_name}) before the rerun was done", err=True
+        )
         raise SystemExit(1) from stopped
     click.echo(f"{directory}: manifest sha256 {sha256_of(directory / MANIFEST)}")
     if verdict.identical:

@@ -27,5 +27,10 @@ class Held(PipelineError):
 
 
 class Stopped(BaseException):
-    """The run was told to stop (SIGTERM): it ends as a failed run does, publishing
-    nothing. Not an ``Exception``, so that no handler for those takes it for one."""
+    """The run was told to stop (SIGTERM, or SIGHUP: its terminal or session gone): it
+    ends as a failed run does, publishing nothing. Not an ``Exception``, so that no
+    handler for those takes it for one."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,6 +123,7 @@ if sys.platform.startswith("linux"):
 
 def start(count: int) -> ProcessPoolExecutor:
     """``count`` workers, each starting at once to import the engine."""
+    _tracker_deaf_to_sighup()
     pool = ProcessPoolExecutor(
         max_workers=count,
         mp_context=multiprocessing.get_context("spawn"),
@@ -131,6 +133,22 @@ def start(count: int) -> ProcessPoolExecutor:
     for _ in range(count):  # the pool starts a process for a task no idle one can take
         pool.submit(_started)
     return pool
+
+
+def _tracker_deaf_to_sighup() -> None:
+    """Start multiprocessing's resource tracker (a process of the run's group, which the
+    pool would start) ignoring SIGHUP, as it ignores SIGTERM and SIGINT itself: a
+    SIGHUP to the group, which the run answers as it does SIGTERM, otherwise ended the
+    tracker, and the pool's next step printed its tracebacks. An ignored signal stays
+    ignored in the process started."""
+    if threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 _early: dict[int, ProcessPoolExecutor] = {}
@@ -203,8 +221,8 @@ def take(count: int) -> ProcessPoolExecutor:
 
 
 def _prepared(parent: int) -> None:
-    """A worker's start: bound to the run's process (:func:`_bound_to`), deaf to SIGTERM
-    and SIGINT, the engine imported, then what that made set aside
+    """A worker's start: bound to the run's process (:func:`_bound_to`), deaf to SIGTERM,
+    SIGHUP and SIGINT, the engine imported, then what that made set aside
     (:func:`pipeline.memory.prepare_process`).
 
     A scheduler's stop may reach a run's whole process group, a terminal's Ctrl-C does:
@@ -212,8 +230,8 @@ def _prepared(parent: int) -> None:
     cancelled), where workers ending on their own break the pool under it (seen once, a
     run stopped while profiled: a traceback from the pool's manager thread)."""
     _bound_to(parent)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(number, signal.SIG_IGN)
     import pipeline.engine  # noqa: F401  (imported for its tasks, before the freeze)
     from pipeline.memory import prepare_process
 

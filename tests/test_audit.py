@@ -727,7 +727,13 @@ def test_sigkill_at_random_moments_leaves_no_directory(
 
 
 def _stopped_by_sigterm(
-    command: list[str], temporary: Path, begun: Path, after: float, *, group: bool = False
+    command: list[str],
+    temporary: Path,
+    begun: Path,
+    after: float,
+    *,
+    group: bool = False,
+    sent: signal.Signals = signal.SIGTERM,
 ) -> tuple[int, str]:
     """Run ``command`` (its temporary directory ``temporary``); once a path matching
     ``begun`` exists (the run's staging directory, the rerun's scratch one) and ``after``
@@ -747,11 +753,38 @@ def _stopped_by_sigterm(
     ), f"no {begun.name} appeared"
     time.sleep(after)
     if group:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, sent)
     else:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sent)
     _, printed = process.communicate(timeout=120)
     return process.returncode, printed
+
+
+@pytest.mark.slow
+def test_sighup_to_the_process_group_stops_a_run_as_sigterm_does(
+    tmp_path: Path, big_inputs: tuple[Path, Path]
+) -> None:
+    """The terminal or session that started a run gone: SIGHUP to the run and its
+    workers. Before, it ended the run on the spot and left its staging directory and
+    spill files behind."""
+    claims, register = big_inputs
+    out = tmp_path / "out"
+    command = [
+        *(sys.executable, "-m", "pipeline", "run", "--claims", str(claims)),
+        *("--authorizations", str(register), "--as-of", AS_OF, "--force"),
+        *("--workers", "2", "--partition-rows", "20000", "--out", str(out)),
+    ]
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    staging = tmp_path / f".out.*{STAGING_SUFFIX}"
+    code, printed = _stopped_by_sigterm(
+        command, temporary, staging, 0.0, group=True, sent=signal.SIGHUP
+    )
+    assert (code, "Traceback" in printed) == (1, False), printed
+    assert f"stopped (SIGHUP); nothing was published to {out}" in printed
+    assert not out.exists()
+    assert not list(tmp_path.glob(staging.name))
+    assert not list(temporary.iterdir())
 
 
 @pytest.mark.slow
