@@ -136,7 +136,7 @@ class ClaimLineInput(pa.DataFrameModel):
         metadata={"required": "no", "label": "hcpcs_modifier_1 .. hcpcs_modifier_4"},
     )
     service_unit_quantity: Series[Text] = _text(
-        "Units, a number >= 0; empty means 1.", required="no"
+        "Units, a number >= 0 of at most 15 characters; empty means 1.", required="no"
     )
     rendering_npi: Series[Text] = _text(
         "Rendering provider NPI, ten digits with a valid check digit; an institutional "
@@ -286,10 +286,12 @@ class ClaimLineInput(pa.DataFrameModel):
     @column_rule(
         "service_unit_quantity",
         check="units_non_negative_number",
-        message="{column} '{value}' is not a number >= 0",
+        message="{column} '{value}' is not a number >= 0 of at most 15 characters",
     )
     def _units(cls, s: pd.Series) -> pd.Series:
-        return matches(s, r"\d+(\.\d+)?")
+        # At most 15 characters, as X12's quantity (SV1-04, SV2-05): read as a double,
+        # a longer value can round to another (1.00000000000000000000001 units, 1).
+        return matches(s, r"\d+(\.\d+)?") & matches(s, r"[0-9.]{1,15}")
 
     @column_rule(
         *NPI_COLUMNS,

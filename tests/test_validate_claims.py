@@ -345,6 +345,16 @@ CASES: list[Case] = [
         rejected("service_unit_quantity/units_non_negative_number"),
     ),
     case(
+        "units past 15 characters, which a double would round to 1",
+        prof("UNLONG", service_unit_quantity="1.00000000000000000000001"),
+        rejected("service_unit_quantity/units_non_negative_number"),
+    ),
+    case(
+        "units of 15 characters",
+        prof("UN15", service_unit_quantity="1.0000000000001"),
+        VALID,
+    ),
+    case(
         "units 0 and 2.5",
         [prof("UN0", service_unit_quantity="0"), prof("UN25", service_unit_quantity="2.5")],
         VALID,
