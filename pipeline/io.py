@@ -457,6 +457,10 @@ def _as_text(path: str, table: pa.Table) -> pa.Table:
             raise InputError(
                 f"{path}: column {name} of type {column.type} cannot be read as text"
             ) from error
+        try:
+            text.validate(full=True)  # Parquet's text is not checked as it is read
+        except pa.ArrowInvalid as error:
+            raise InputError(f"{path}: column {name} is not UTF-8 text") from error
         columns.append(_float_text(text) if pa.types.is_floating(column.type) else text)
     return pa.table(columns, names=table.column_names)
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -796,3 +797,26 @@ def test_a_claim_date_after_as_of_is_rejected_naming_the_claim_date(tmp_path: Pa
     rejects = pd.read_parquet(out / "rejects.parquet")
     after = rejects[rejects["check"] == "service_after_as_of"]
     assert after[["column", "value"]].values.tolist() == [["claim_start_date", "2026-07-01"]]
+
+
+def test_a_parquet_text_column_that_is_not_utf8_fails_the_run(tmp_path: Path) -> None:
+    """Arrow does not check a Parquet file's text as it reads it: bytes that are not
+    UTF-8 were published, in a file Arrow's own validation then refused."""
+    offsets = pa.py_buffer(np.array([0, 5, 8], dtype=np.int32).tobytes())
+    ids = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"C0001C\xff2")])
+    path = tmp_path / "claims.parquet"
+    columns = {
+        "claim_id": ids,
+        "claim_line_number": ["1", "1"],
+        "claim_type": ["professional"] * 2,
+        "member_id": [MEMBERS[0]] * 2,
+        "plan_type": ["HMO"] * 2,
+        "claim_line_start_date": ["2026-03-10"] * 2,
+        "charge_amount": ["10.00"] * 2,
+    }
+    pq.write_table(pa.table(columns), path)
+    out = tmp_path / "out"
+    result = validate("--claims", path, "--as-of", AS_OF, "--out", out)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == f"Error: {path}: column claim_id is not UTF-8 text"
+    assert not out.exists()
