@@ -278,8 +278,10 @@ def column_names(path: str) -> list[str]:
 def _columns(path: str) -> tuple[list[str], bool]:
     """The columns a file has, and whether it is a CSV file of a header alone (see
     :func:`_csv_head`), from one read of its head."""
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise InputError(f"{path}: no such file")
+    if not Path(path).is_file():
+        raise InputError(f"{path}: not a regular file (a directory, a pipe or a device)")
     if file_kind(path) == "csv":
         return _csv_head(path)
     try:
@@ -312,7 +314,8 @@ def text_schema(
         # would have its first row's values (member ids, NPIs) named as columns.
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
-            raise InputError(f"{path}: the header names a column twice: {', '.join(duplicated)}")
+            named = ", ".join(name or "(an empty name)" for name in duplicated)
+            raise InputError(f"{path}: the header names a column twice: {named}")
         clashing = [name for name in names if name in reserved]
         if clashing:
             raise InputError(

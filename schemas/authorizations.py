@@ -104,7 +104,7 @@ class AuthorizationInput(pa.DataFrameModel):
     @column_rule(
         "units_approved",
         check="non_negative_integer",
-        message="{column} '{value}' is not a whole number >= 0",
+        message="{column} '{value}' is not a whole number from 0 to 999999999",
     )
     def _units(cls, s: pd.Series) -> pd.Series:
         return matches(s, r"\d{1,9}")

@@ -495,6 +495,16 @@ def test_a_file_that_does_not_exist(tmp_path: Path) -> None:
     assert result.stderr.splitlines()[0] == f"Error: {path}: no such file"
 
 
+def test_a_directory_given_as_a_file_is_named_so(tmp_path: Path) -> None:
+    path = tmp_path / "claims.csv"
+    path.mkdir()
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path}: not a regular file (a directory, a pipe or a device)"
+    )
+
+
 def test_an_unsupported_file_type(tmp_path: Path) -> None:
     path = tmp_path / "claims.xlsx"
     path.write_bytes(b"not a spreadsheet")
@@ -655,6 +665,10 @@ def test_a_header_naming_a_column_twice_names_it(tmp_path: Path) -> None:
     result = validate("--claims", doubled, "--as-of", AS_OF)
     assert result.exit_code == 1, result.output
     assert f"{doubled}: the header names a column twice: payer" in result.stderr
+    blank = write_csv(tmp_path / "blank.csv", [*CLAIM_COLUMNS, "", ""], [])
+    result = validate("--claims", blank, "--as-of", AS_OF)
+    assert result.exit_code == 1, result.output
+    assert f"{blank}: the header names a column twice: (an empty name)" in result.stderr
 
 
 def test_claims_are_required(tmp_path: Path) -> None:

@@ -311,7 +311,7 @@ def test_messages_are_filled_in(run: Run) -> None:
     [
         ("status GRANTED", "status 'GRANTED' is not one of APPROVED, PENDING, DENIED, CANCELLED"),
         ("valid_to before valid_from", "valid_to '2026-02-28' is before valid_from"),
-        ("units 1.5", "units_approved '1.5' is not a whole number >= 0"),
+        ("units 1.5", "units_approved '1.5' is not a whole number from 0 to 999999999"),
         ("recorded_at malformed", "recorded_at 'yesterday' is not an ISO date-time in UTC"),
         ("status empty", "status is required and is empty"),
     ],
