@@ -288,19 +288,23 @@ def test_workers_hold_one_spill_open_at_a_time(generated: tuple[str, str], tmp_p
     assert (tmp_path / "adjudicated.parquet").is_file()
 
 
-def test_too_many_partitions_for_the_open_file_limit_is_said(
-    generated: tuple[str, str], tmp_path: Path
-) -> None:
+def _command_script(generated: tuple[str, str], out: Path, *options: str) -> str:
+    """A script that runs the command on ``generated`` in 100 partitions into ``out``."""
     claims, register = generated
-    script = f"""
+    return f"""
         import sys
         from pipeline.cli import main
         sys.argv = ["adjudicate", "run", "--claims", {claims!r}, "--authorizations",
-                    {register!r}, "--as-of", "2026-06-30", "--out", {str(tmp_path / "out")!r},
-                    "--partition-rows", "300", "--force"]
+                    {register!r}, "--as-of", "2026-06-30", "--out", {str(out)!r},
+                    "--partition-rows", "300", "--force", *{list(options)!r}]
         main()
     """
-    finished = _run_limited(100, script)
+
+
+def test_too_many_partitions_for_the_open_file_limit_is_said(
+    generated: tuple[str, str], tmp_path: Path
+) -> None:
+    finished = _run_limited(100, _command_script(generated, tmp_path / "out"))
     assert finished.returncode == 1
     assert "open files" in finished.stderr and "--partition-rows" in finished.stderr
     assert not (tmp_path / "out").exists()
@@ -311,15 +315,7 @@ def test_workers_started_before_the_run_raise_their_own_open_file_limit(
 ) -> None:
     # The command starts its workers before the run counts its partitions; the run then
     # raises its soft limit, which the workers, already started, did not inherit.
-    claims, register = generated
-    script = f"""
-        import sys
-        from pipeline.cli import main
-        sys.argv = ["adjudicate", "run", "--claims", {claims!r}, "--authorizations",
-                    {register!r}, "--as-of", "2026-06-30", "--out", {str(tmp_path / "out")!r},
-                    "--partition-rows", "300", "--workers", "2", "--force", "--quiet"]
-        main()
-    """
+    script = _command_script(generated, tmp_path / "out", "--workers", "2", "--quiet")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1_000:
         pytest.skip(f"the hard open-file limit here is {hard}")
