@@ -12,6 +12,8 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from schemas.checks import (
+    PRINTABLE,
+    PRINTABLE_MESSAGE,
     Text,
     column_rule,
     is_iso_date,
@@ -21,6 +23,7 @@ from schemas.checks import (
     npi_check_digit_ok,
     parse_dates,
     parse_datetimes,
+    printable,
     row_rule,
 )
 from schemas.claims import HCPCS_SHAPE
@@ -75,6 +78,10 @@ class AuthorizationInput(pa.DataFrameModel):
     class Config:
         strict = False
         coerce = False
+
+    @column_rule("authorization_id", "member_id", check=PRINTABLE, message=PRINTABLE_MESSAGE)
+    def _ids_printable(cls, s: pd.Series) -> pd.Series:
+        return printable(s)
 
     @column_rule(
         "hcpcs_code",

@@ -137,6 +137,22 @@ def as_mask(values: pa.ChunkedArray | pa.Array, index: pd.Index, empty: bool) ->
     return pd.Series(np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool), index=index)
 
 
+PRINTABLE = "printable_text"
+PRINTABLE_MESSAGE = "{column} '{value}' holds a control character (a byte below 0x20, or DEL)"
+
+
+def printable(series: pd.Series) -> pd.Series:
+    """True where a value holds no control character (a byte below 0x20, or DEL): a NUL
+    in a member id is no id the register can name, and would be decided as one. One
+    look at the column's bytes; its rows only where one is found."""
+    offsets, data = text_bytes(one_array(arrow(series)))
+    control = (data < 0x20) | (data == 0x7F)
+    keep = np.ones(len(series), dtype=bool)
+    if control.any():
+        keep[np.searchsorted(offsets, np.flatnonzero(control), side="right") - 1] = False
+    return pd.Series(keep, index=series.index)
+
+
 def all_empty(series: pd.Series) -> bool:
     """True for a column with no value at all (most of the 25 diagnosis columns)."""
     return bool(arrow(series).null_count == len(series))

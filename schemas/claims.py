@@ -20,6 +20,8 @@ from pandera.typing import Series
 
 from schemas import codesets
 from schemas.checks import (
+    PRINTABLE,
+    PRINTABLE_MESSAGE,
     Text,
     arrow,
     codes_of,
@@ -32,6 +34,7 @@ from schemas.checks import (
     npi_check_digit_ok,
     one_array,
     parse_dates,
+    printable,
     register_row_rule,
     remembered,
     row_rule,
@@ -167,6 +170,17 @@ class ClaimLineInput(pa.DataFrameModel):
         coerce = False
 
     # --- one value at a time ------------------------------------------------
+
+    @column_rule(
+        "claim_id",
+        "member_id",
+        "original_claim_id",
+        "prior_authorization_number",
+        check=PRINTABLE,
+        message=PRINTABLE_MESSAGE,
+    )
+    def _ids_printable(cls, s: pd.Series) -> pd.Series:
+        return printable(s)
 
     @column_rule(
         "claim_id",

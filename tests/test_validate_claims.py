@@ -191,6 +191,12 @@ CASES: list[Case] = [
         rejected("claim_line_start_date/iso_date"),
     ),
     case(
+        "a NUL in the member id, a tab in the claim id",
+        [prof("NUL1", member_id="M-NUL1\x00"), prof("TAB\t1", member_id="M-TAB1")],
+        rejected("member_id/printable_text"),
+        rejected("claim_id/printable_text"),
+    ),
+    case(
         "year 0000, a day to Arrow and none to Python",
         inst("DTYEAR0", claim_line_start_date="0000-01-01", claim_start_date="0000-01-01"),
         rejected("claim_line_start_date/iso_date", "claim_start_date/iso_date"),

@@ -124,6 +124,11 @@ CASES: list[Case] = [
         rejected("recorded_at/iso_datetime"),
     ),
     case(
+        "a control character in the authorization id",
+        auth("RA\x01"),
+        rejected("authorization_id/printable_text"),
+    ),
+    case(
         "recorded_at in year 0000",
         auth("RA0", recorded_at="0000-01-01T00:00:00Z"),
         rejected("recorded_at/iso_datetime"),
