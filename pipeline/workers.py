@@ -142,8 +142,7 @@ def _tracker_deaf_to_sighup() -> None:
     tracker, and the pool's next step printed its tracebacks. An ignored signal stays
     ignored in the process started."""
     if threading.current_thread() is not threading.main_thread():
-        resource_tracker.ensure_running()
-        return
+        return  # no signal handlers here: the pool starts the tracker as it would
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         resource_tracker.ensure_running()
