@@ -1083,7 +1083,7 @@ def _decide_task(
     decided_table = _as_arrow(output, by_range.schema)
     by_range.add(decided_table, ranges[validated.passed])
     # A run without a ledger keeps no entry: nothing that grows with the input is held.
-    entry = ledger_rows(context.run_id, took, lines) if ledger_state is not None else None
+    entry = ledger_rows(context.run_id, took, lines, ledger_state) if ledger_state else None
     return validated.rejects, counts, parts, entry, len(lines)
 
 

@@ -2,9 +2,13 @@
 
 ``LEDGER`` is a directory that outlives runs. Each run adds one entry, a
 Parquet file named ``<sequence>-<run_id>.parquet``, holding the units each
-line took ("take" rows) and the claims that this run's replacements and voids
-release ("release" rows). A later run counts every take whose claim has not
-been released and is not being decided again in that run.
+line took ("take" rows) and the claims that this run's replacements and voids release
+("release" rows), and the claims it decided again, each released by itself.
+Entries are read in order: a claim's takes count only from the last entry
+that took for it or released it, and not when it is decided again, or
+released, in the run reading them. So a rerun of a night replaces that
+night's takes, a claim decided again with no units gives its earlier units
+back, and a void releases what came before it, not a take after it.
 
 An entry is first written as a pending file naming the output directory it
 belongs to; it becomes an entry once that directory is published. A pending
@@ -49,6 +53,9 @@ LEDGER_SCHEMA = pa.schema(
     ]
 )
 LEDGER_COLUMNS = tuple(LEDGER_SCHEMA.names)
+ENTRY_ORDER = "_entry"
+"""The place of a row's entry among those read (0 for the first): read with the rows,
+never written."""
 
 
 class LedgerError(PipelineError):
@@ -66,6 +73,11 @@ class LedgerState:
 def empty_ledger_rows() -> pd.DataFrame:
     """A ledger table with no rows."""
     return LEDGER_SCHEMA.empty_table().to_pandas()
+
+
+def _no_entries() -> pd.DataFrame:
+    """The rows of a ledger with no entry, as read."""
+    return empty_ledger_rows().assign(**{ENTRY_ORDER: pd.Series([], dtype="int64")})
 
 
 def _settle_pending(ledger: Path) -> None:
@@ -108,7 +120,7 @@ def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:
             raise LedgerError(
                 f"{ledger}: no such ledger; the entries {', '.join(only)} are missing"
             )
-        return LedgerState(entries=(), rows=empty_ledger_rows())
+        return LedgerState(entries=(), rows=_no_entries())
     if not ledger.is_dir():
         raise LedgerError(f"{ledger}: the ledger must be a directory")
     if only is None:
@@ -119,8 +131,11 @@ def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:
         if missing:
             raise LedgerError(f"{ledger}: ledger entries are missing: {', '.join(missing)}")
         names = list(only)
-    frames = [pd.read_parquet(ledger / name) for name in names]
-    rows = pd.concat(frames, ignore_index=True) if frames else empty_ledger_rows()
+    frames = [
+        pd.read_parquet(ledger / name).assign(**{ENTRY_ORDER: order})
+        for order, name in enumerate(names)
+    ]
+    rows = pd.concat(frames, ignore_index=True) if frames else _no_entries()
     entries = tuple((name, sha256_of(ledger / name)) for name in names)
     return LedgerState(entries=entries, rows=rows)
 
@@ -129,23 +144,29 @@ def _claims(members: pd.Series, claims: pd.Series) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([members.astype("str"), claims.astype("str")])
 
 
+def standing_takes(state: LedgerState) -> pd.DataFrame:
+    """The takes that still count before a run: each claim's (member and claim id)
+    from the last entry that took for it or released it. A release in that entry
+    (a replacement's, a void's, or the claim's own when decided again with no units)
+    leaves none of its earlier takes; takes made with it are the claim's afresh."""
+    rows = state.rows
+    events = rows[rows["kind"].isin(["take", "release"])]
+    last = events.groupby(["member_id", "claim_id"])[ENTRY_ORDER].transform("max")
+    latest = events[events[ENTRY_ORDER].eq(last)]
+    return latest[latest["kind"].eq("take")]
+
+
 def taken_before(state: LedgerState, lines: pd.DataFrame) -> pd.DataFrame:
     """Units earlier runs took, per register row, that still count for ``lines``' run.
 
-    A take stops counting when its claim is released by a replacement or void of
-    the same member (in an earlier run or in ``lines``), or when the same
-    member's claim is decided again in this run.
+    The standing takes (:func:`standing_takes`) but those of claims the run releases
+    (a replacement or void of the same member) or decides again.
     """
-    rows = state.rows
-    takes = rows[rows["kind"].eq("take")]
-    releases = rows[rows["kind"].eq("release")]
+    takes = standing_takes(state)
     frequency = lines["claim_frequency_code"].fillna("1")
     releasing = lines[frequency.isin(["7", "8"])]
-    gone = _claims(releases["member_id"], releases["claim_id"]).append(
-        [
-            _claims(releasing["member_id"], releasing["original_claim_id"]),
-            _claims(lines["member_id"], lines["claim_id"]),
-        ]
+    gone = _claims(releasing["member_id"], releasing["original_claim_id"]).append(
+        _claims(lines["member_id"], lines["claim_id"])
     )
     counting = takes[~_claims(takes["member_id"], takes["claim_id"]).isin(gone)]
     # as_index=False makes this a DataFrame; pandas-stubs type it as a Series.
@@ -154,8 +175,12 @@ def taken_before(state: LedgerState, lines: pd.DataFrame) -> pd.DataFrame:
     )["units"].sum()
 
 
-def ledger_rows(run_id: str, takes: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """This run's entry: its takes by line, and the claims its replacements and voids release."""
+def ledger_rows(
+    run_id: str, takes: pd.DataFrame, lines: pd.DataFrame, state: LedgerState
+) -> pd.DataFrame:
+    """This run's entry: its takes by line, the claims its replacements and voids
+    release, and the claims it decided again that held standing takes in ``state``
+    (each released by itself: the entry then stands for the claim, units or none)."""
     took = lines.loc[takes["line"], ["member_id", "claim_id", "claim_line_number"]].reset_index(
         drop=True
     )
@@ -187,7 +212,31 @@ def ledger_rows(run_id: str, takes: pd.DataFrame, lines: pd.DataFrame) -> pd.Dat
             "released_by": releasing["claim_id"].to_numpy(),
         }
     )
-    frame = pd.concat([take_rows, release_rows], ignore_index=True)
+    standing = standing_takes(state)
+    decided = lines[["member_id", "claim_id"]].drop_duplicates()
+    again = decided[
+        _claims(decided["member_id"], decided["claim_id"]).isin(
+            _claims(standing["member_id"], standing["claim_id"])
+        )
+    ]
+    again_rows = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "kind": "release",
+            "member_id": again["member_id"].to_numpy(),
+            "claim_id": again["claim_id"].to_numpy(),
+            "claim_line_number": None,
+            "authorization_id": None,
+            "hcpcs_code": None,
+            "units": 0.0,
+            "released_by": again["claim_id"].to_numpy(),
+        }
+    )
+    # A replacement naming its own id releases itself, as a claim decided again does.
+    releases = pd.concat([release_rows, again_rows], ignore_index=True).drop_duplicates(
+        ["member_id", "claim_id", "released_by"]
+    )
+    frame = pd.concat([take_rows, releases], ignore_index=True)
     return frame.astype({c: "str" for c in LEDGER_COLUMNS if c != "units"} | {"units": "float64"})
 
 

@@ -107,12 +107,15 @@ def _numbers(text: pd.Series, kind: pa.DataType) -> pd.Series:
 
 def _released(lines: pd.DataFrame, frequency: pd.Series) -> np.ndarray:
     """True on lines of a claim that a replacement (7) or void (8) of the same member names.
+    A claim naming its own id (a resubmission under the same id) replaces its earlier
+    decision, not its own lines.
 
     Only the lines of a named claim are matched by member: few, where coding every
     line's member and claim took ~35 ms per 200,000 lines.
     """
     released = np.zeros(len(lines), dtype=bool)
-    releasing = frequency.isin(["7", "8"]).to_numpy(bool)
+    itself = lines["original_claim_id"].eq(lines["claim_id"]).fillna(False).to_numpy(bool)
+    releasing = frequency.isin(["7", "8"]).to_numpy(bool) & ~itself
     if not releasing.any():
         return released
     named = lines.loc[releasing, ["member_id", "original_claim_id"]].dropna()

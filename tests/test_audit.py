@@ -650,6 +650,57 @@ def test_rerunning_the_same_night_does_not_count_its_own_units(tmp_path: Path) -
     assert again.loc["C1", "decision"] == "AUTHORIZED"
 
 
+def test_a_night_run_twice_counts_its_units_once_the_night_after(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth(units_approved="2")])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
+    night(tmp_path, "n1-again", [line(claim_id="C1")], register, ledger)
+    second = night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)
+    assert second.loc["C2", "decision"] == "AUTHORIZED", "C1's unit counted once: one left"
+
+
+def test_a_claim_decided_again_without_units_gives_its_units_back(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "a", [line(claim_id="C1")], register, ledger)
+    again = night(
+        tmp_path, "b", [line(claim_id="C1", place_of_service_code="23")], register, ledger
+    )
+    assert again.loc["C1", "decision"] == "EXEMPT"
+    units = pd.read_parquet(tmp_path / "b" / "units.parquet")
+    assert units[["kind", "member_id", "claim_id", "released_by"]].values.tolist() == [
+        ["release", "M1", "C1", "C1"]
+    ]
+    third = night(tmp_path, "c", [line(claim_id="C2")], register, ledger)
+    assert third.loc["C2", "decision"] == "AUTHORIZED", "C1 took nothing when decided again"
+
+
+def test_a_replacement_naming_itself_takes_its_units_afresh(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "n1", [line(claim_id="R")], register, ledger)
+    again = line(claim_id="R", claim_frequency_code="7", original_claim_id="R")
+    second = night(tmp_path, "n2", [again], register, ledger)
+    assert second.loc["R", "decision"] == "AUTHORIZED"
+    third = night(tmp_path, "n3", [line(claim_id="N")], register, ledger)
+    assert third.loc["N", "reason"] == "UNITS_EXCEEDED", "R holds the one unit"
+
+
+def test_a_void_does_not_release_units_taken_after_it(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
+    void = line(claim_id="V1", claim_frequency_code="8", original_claim_id="C1")
+    night(tmp_path, "n2", [void], register, ledger)
+    third = night(tmp_path, "n3", [line(claim_id="C1")], register, ledger)
+    assert third.loc["C1", "decision"] == "AUTHORIZED", "the void gave the unit back"
+    fourth = night(tmp_path, "n4", [line(claim_id="C2")], register, ledger)
+    assert (fourth.loc["C2", "decision"], fourth.loc["C2", "reason"]) == (
+        "DENY",
+        "UNITS_EXCEEDED",
+    ), "C1 billed again after its void took the one unit"
+
+
 # --- a killed run leaves nothing ------------------------------------------------------------
 
 

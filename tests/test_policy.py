@@ -773,6 +773,23 @@ def test_a_replacement_of_another_members_claim_releases_nothing() -> None:
     assert list(frame["reason"].astype(str)[:2]) == ["AUTHORIZATION_MATCHED", "UNITS_EXCEEDED"]
 
 
+def test_a_replacement_naming_itself_takes_its_units() -> None:
+    # A resubmission under its own claim id: it replaces its earlier decision, not its
+    # own lines, which take units as any line does.
+    replacement = {"claim_id": "R", "claim_frequency_code": "7", "original_claim_id": "R"}
+    claims = [
+        line(**replacement),
+        line(**replacement, claim_line_number="2"),
+        line(claim_id="N", claim_line_start_date="2026-03-11"),
+    ]
+    frame = adjudicate_rows(claims, [auth()])
+    assert list(frame["reason"].astype(str)) == [
+        "AUTHORIZATION_MATCHED",
+        "UNITS_EXCEEDED",
+        "UNITS_EXCEEDED",
+    ]
+
+
 def test_an_original_voided_the_same_night_takes_no_units() -> None:
     claims = [
         line(claim_id="C1"),
