@@ -369,6 +369,23 @@ def test_missing_required_columns_are_all_named_on_the_first_line(tmp_path: Path
     assert list(tmp_path.iterdir()) == [path]  # no staging directory left behind
 
 
+def test_a_required_column_named_in_another_case_is_named_beside_it(tmp_path: Path) -> None:
+    header = ["Claim_ID" if c == "claim_id" else c for c in CLAIM_COLUMNS]
+    header = ["CLAIM_START_DATE" if c == "claim_start_date" else c for c in header]
+    header = [c for c in header if c != "claim_line_start_date"]
+    keep = [i for i, c in enumerate(CLAIM_COLUMNS) if c != "claim_line_start_date"]
+    path = write_csv(
+        tmp_path / "claims.csv", header, [[row[i] for i in keep] for row in CLAIM_ROWS]
+    )
+    result = validate("--claims", path, "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {path} is missing required columns: claim_id, claim_line_start_date or "
+        "claim_start_date (names are matched as the contract writes them, in lower case; "
+        "the file has Claim_ID, CLAIM_START_DATE)"
+    )
+
+
 def test_a_file_with_no_date_column_names_both(tmp_path: Path) -> None:
     dropped = {"claim_start_date", "claim_line_start_date"}
     keep = [i for i, c in enumerate(CLAIM_COLUMNS) if c not in dropped]
@@ -696,10 +713,12 @@ def test_python_dash_m_pipeline_is_the_command() -> None:
 
 
 def formats(claims: Path) -> dict[str, Path]:
-    """The claims file as CSV, gzipped CSV and Parquet with text columns."""
+    """The claims file as CSV, gzipped CSV (named in lower and in upper case) and
+    Parquet with text columns."""
     gz = claims.with_name("claims.csv.gz")
     with claims.open("rb") as plain, gzip.open(gz, "wb") as packed:
         shutil.copyfileobj(plain, packed)
+    shouted = shutil.copyfile(gz, claims.with_name("CLAIMS.CSV.GZ"))
     table = pacsv.read_csv(
         claims,
         convert_options=pacsv.ConvertOptions(
@@ -709,7 +728,7 @@ def formats(claims: Path) -> dict[str, Path]:
     )
     parquet = claims.with_name("claims.parquet")
     pq.write_table(table, parquet)
-    return {"csv": claims, "csv.gz": gz, "parquet": parquet}
+    return {"csv": claims, "csv.gz": gz, "CSV.GZ": shouted, "parquet": parquet}
 
 
 def test_csv_gz_and_parquet_are_read_like_the_csv(claims: Path, tmp_path: Path) -> None:
@@ -727,7 +746,7 @@ def test_csv_gz_and_parquet_are_read_like_the_csv(claims: Path, tmp_path: Path) 
     assert csv_valid["place_of_service_code"].tolist()[0] == "02"
     assert csv_valid["bill_type_code"].tolist()[1] == "0131"
     assert csv_rejects.loc[0, "value"] == "2"
-    for kind in ("csv.gz", "parquet"):
+    for kind in ("csv.gz", "CSV.GZ", "parquet"):
         valid, rejects = frames[kind]
         pd.testing.assert_frame_equal(valid, csv_valid, obj=f"{kind} valid lines")
         pd.testing.assert_frame_equal(rejects, csv_rejects, obj=f"{kind} rejects")
