@@ -132,12 +132,23 @@ def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:
             raise LedgerError(f"{ledger}: ledger entries are missing: {', '.join(missing)}")
         names = list(only)
     frames = [
-        pd.read_parquet(ledger / name).assign(**{ENTRY_ORDER: order})
-        for order, name in enumerate(names)
+        _entry(ledger / name).assign(**{ENTRY_ORDER: order}) for order, name in enumerate(names)
     ]
     rows = pd.concat(frames, ignore_index=True) if frames else _no_entries()
     entries = tuple((name, sha256_of(ledger / name)) for name in names)
     return LedgerState(entries=entries, rows=rows)
+
+
+def _entry(path: Path) -> pd.DataFrame:
+    """One entry's rows, or a :class:`LedgerError` saying why it is none."""
+    try:
+        rows = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise LedgerError(f"{path}: cannot be read as a ledger entry: {error}") from error
+    lacked = [name for name in LEDGER_COLUMNS if name not in rows.columns]
+    if lacked:
+        raise LedgerError(f"{path}: not a ledger entry: it lacks the columns {', '.join(lacked)}")
+    return rows[list(LEDGER_COLUMNS)]
 
 
 def _claims(members: pd.Series, claims: pd.Series) -> pd.MultiIndex:

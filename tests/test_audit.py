@@ -686,6 +686,29 @@ def test_a_replacement_naming_itself_takes_its_units_afresh(tmp_path: Path) -> N
     assert third.loc["N", "reason"] == "UNITS_EXCEEDED", "R holds the one unit"
 
 
+@pytest.mark.parametrize("written", ["junk", "a claims file"])
+def test_a_ledger_entry_that_is_none_fails_the_run_with_a_message(
+    tmp_path: Path, written: str
+) -> None:
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    entry = ledger / "000001-0123456789abcdef.parquet"
+    if written == "junk":
+        entry.write_text("junk\n")
+    else:
+        pd.DataFrame([line()]).to_parquet(entry)
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    claims = write_csv(tmp_path / "claims.csv", [line()])
+    code, output = run_cli(
+        *("run", "--claims", str(claims), "--authorizations", str(register)),
+        *("--as-of", AS_OF, "--out", str(tmp_path / "out"), "--ledger", str(ledger)),
+    )
+    assert code == 1
+    assert output.strip().splitlines()[-1].startswith(f"Error: {entry}: ")
+    assert "Traceback" not in output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_void_does_not_release_units_taken_after_it(tmp_path: Path) -> None:
     register = write_csv(tmp_path / "register.csv", [auth()])
     ledger = tmp_path / "ledger"
