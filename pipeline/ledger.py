@@ -210,19 +210,6 @@ def ledger_rows(
     )
     frequency = lines["claim_frequency_code"].fillna("1")
     releasing = lines[frequency.isin(["7", "8"])].drop_duplicates("claim_id")
-    release_rows = pd.DataFrame(
-        {
-            "run_id": run_id,
-            "kind": "release",
-            "member_id": releasing["member_id"].to_numpy(),
-            "claim_id": releasing["original_claim_id"].to_numpy(),
-            "claim_line_number": None,
-            "authorization_id": None,
-            "hcpcs_code": None,
-            "units": 0.0,
-            "released_by": releasing["claim_id"].to_numpy(),
-        }
-    )
     standing = standing_takes(state)
     decided = lines[["member_id", "claim_id"]].drop_duplicates()
     again = decided[
@@ -230,25 +217,34 @@ def ledger_rows(
             _claims(standing["member_id"], standing["claim_id"])
         )
     ]
-    again_rows = pd.DataFrame(
+    # A replacement naming its own id releases itself, as a claim decided again does.
+    releases = pd.concat(
+        [
+            _release_rows(run_id, releasing, "original_claim_id"),
+            _release_rows(run_id, again, "claim_id"),
+        ],
+        ignore_index=True,
+    ).drop_duplicates(["member_id", "claim_id", "released_by"])
+    frame = pd.concat([take_rows, releases], ignore_index=True)
+    return frame.astype({c: "str" for c in LEDGER_COLUMNS if c != "units"} | {"units": "float64"})
+
+
+def _release_rows(run_id: str, releasing: pd.DataFrame, released: str) -> pd.DataFrame:
+    """Release rows: each of ``releasing``'s claims releases its member's claim named
+    in its column ``released``."""
+    return pd.DataFrame(
         {
             "run_id": run_id,
             "kind": "release",
-            "member_id": again["member_id"].to_numpy(),
-            "claim_id": again["claim_id"].to_numpy(),
+            "member_id": releasing["member_id"].to_numpy(),
+            "claim_id": releasing[released].to_numpy(),
             "claim_line_number": None,
             "authorization_id": None,
             "hcpcs_code": None,
             "units": 0.0,
-            "released_by": again["claim_id"].to_numpy(),
+            "released_by": releasing["claim_id"].to_numpy(),
         }
     )
-    # A replacement naming its own id releases itself, as a claim decided again does.
-    releases = pd.concat([release_rows, again_rows], ignore_index=True).drop_duplicates(
-        ["member_id", "claim_id", "released_by"]
-    )
-    frame = pd.concat([take_rows, releases], ignore_index=True)
-    return frame.astype({c: "str" for c in LEDGER_COLUMNS if c != "units"} | {"units": "float64"})
 
 
 SORT_KEYS = [
