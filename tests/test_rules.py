@@ -88,6 +88,60 @@ REFUSED = [
         'professional_component_modifiers = "26"',
         "program.professional_component_modifiers must be a list of codes in quotes",
     ),
+    (
+        'professional_component_modifiers = ["26"]',
+        'professional_component_modifiers = ["26 "]',
+        "program.professional_component_modifiers has codes no claim can carry: 26 ",
+    ),
+    (
+        'professional_component_modifiers = ["26"]\n',
+        "",
+        "lacks the setting 'professional_component_modifiers'",
+    ),
+    (
+        'behavioral_health_diagnosis = "^F(0[1-9]|[1-9][0-9])"',
+        "behavioral_health_diagnosis = 5",
+        "behavioral_health_diagnosis must be a regular expression in quotes",
+    ),
+    (  # Python's engine reads a look-ahead; Arrow's (RE2), which the run uses, does not
+        'behavioral_health_diagnosis = "^F(0[1-9]|[1-9][0-9])"',
+        'behavioral_health_diagnosis = "^F(?!00)[0-9]{2}"',
+        "behavioral_health_diagnosis is not a regular expression the job can read",
+    ),
+    (
+        'records_with_behavioral_health_modalities = ["MRA"]',
+        'records_with_behavioral_health_modalities = ["MRX"]',
+        "records_with_behavioral_health_modalities names what the code table has not: MRX",
+    ),
+    ("[program]\n", 'program = "x"\n[payer_notes]\n', "[program] must be a table of settings"),
+    (
+        "observation_exempt = false",
+        "observation_exempt = false\nobservaton_exempt = true",
+        "[switches] has settings the program does not read: observaton_exempt",
+    ),
+    ('switch = "observation_exempt"', "switch = true", "switch must name a switch, not True"),
+    (  # misspelt, the switch was ignored and the exemption always applied
+        'switch = "observation_exempt"',
+        'swich = "observation_exempt"',
+        "exemption OBSERVATION has settings the program does not read: swich",
+    ),
+    (  # misspelt, the table was ignored and the inpatient exemption gone
+        '[[exemptions]]\nreason = "INPATIENT"',
+        '[[exemption]]\nreason = "INPATIENT"',
+        "a table named 'exemption' is not read (did you mean 'exemptions'?)",
+    ),
+    (  # a place of service is read on professional claims, a revenue code on institutional
+        '{ place_of_service = ["23"] },\n  { revenue_code = ["0450",',
+        '{ place_of_service = ["23"], revenue_code = ["0450",',
+        "exemption EMERGENCY_ROOM has a way that can never hold",
+    ),
+    ("[remittance.reasons]\n", "[[remittance.reasons]]\n", "must be one table, not a list"),
+    ('group_code = "CO"', 'group_code = "PI"', "remittance group_code must be CO"),
+    (
+        'UNITS_EXCEEDED = { carc = "198", rarc = "N640" }',
+        'UNITS_EXCEEDED = { carc = " 198", rarc = "N640" }',
+        "remittance UNITS_EXCEEDED carc ' 198' is not of the shape",
+    ),
 ]
 
 
@@ -98,6 +152,64 @@ def test_a_rules_file_that_cannot_mean_what_it_says_is_refused(
     with pytest.raises(RulesError, match="^test: ") as refused:
         parse_rules(edited(old, new), TABLE, "test")
     assert message in str(refused.value)
+
+
+TABLE_REFUSED = [
+    (b"70553,MRI,brain,MR_BRAIN,false,false,,,", b"", "has no rows"),  # the header alone
+    (
+        b"70553,MRI,brain,MR_BRAIN,false,false,,,",
+        b"70553.0,MRI,brain,MR_BRAIN,false,false,,,",
+        "codes no claim can carry: 70553.0",
+    ),
+    (
+        b"70553,MRI,brain,MR_BRAIN,false,false,,,",
+        b"70553,,,MR_BRAIN,false,false,,,",
+        "rows without a modality: 70553",
+    ),
+    (
+        b"70553,MRI,brain,MR_BRAIN,false,false,,,",
+        b"70553,MRI,brain,MR_BRAIN,false,false,2026-12-31,2026-01-01,",
+        "rows that end before they start: 70553",
+    ),
+    (  # the first row won, silently
+        b"70450,CT,head,CT_HEAD,false,false,,,",
+        b"70450,CT,head,CT_HEAD,false,false,,,\n70450,CT,head,CT_HEAD,false,false,2026-01-01,,",
+        "two rows of one code in force on one day: 70450",
+    ),
+    (  # an authorization's family was its code's first row's, whatever its dates
+        b"71271,CT,chest,CT_CHEST_LDCT,false,false,2021-01-01,,",
+        b"71271,CT,chest,CT_CHEST,false,false,2021-01-01,2025-12-31,\n"
+        b"71271,CT,chest,CT_CHEST_LDCT,false,false,2026-01-01,,",
+        "puts a code in two families: 71271",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"), TABLE_REFUSED, ids=[r[2][:40] for r in TABLE_REFUSED]
+)
+def test_a_code_table_that_cannot_mean_what_it_says_is_refused(
+    old: bytes, new: bytes, message: str
+) -> None:
+    lines = TABLE.splitlines(keepends=True)
+    header, rows = lines[0], b"".join(lines[1:])
+    start = rows.index(old)
+    table = header + (rows[:start] + new + rows[start + len(old) :] if new else b"")
+    with pytest.raises(RulesError, match="^test: ") as refused:
+        parse_rules(DEFAULT, table, "test")
+    assert message in str(refused.value)
+
+
+def test_a_rules_file_that_is_not_utf8_or_names_no_table_by_name_is_refused(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(DEFAULT.encode() + b"\n# approuv\xe9\n")
+    with pytest.raises(RulesError, match="cannot be read as UTF-8 text"):
+        load_rules(rules)
+    rules.write_text(edited(f'code_table = "{TABLE_NAME}"', "code_table = 5"))
+    with pytest.raises(RulesError, match="code_table must be a file name in quotes"):
+        load_rules(rules)
 
 
 def test_the_run_refuses_such_rules_before_any_work(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ The code that applies the rules has no code numbers in it; they are all here.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import json
@@ -16,8 +17,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipeline.errors import PipelineError
@@ -42,6 +45,37 @@ CONDITION_SHAPES = {
 }
 """What a code of each exemption condition looks like: one of another shape could never
 match a claim (``490`` for the revenue code ``0490``)."""
+PROFESSIONAL_CONDITIONS = frozenset({"place_of_service"})
+"""Conditions read on professional claims; the others on institutional ones, so one way
+a setting shows that names both kinds could never hold."""
+MODIFIER_SHAPE = re.compile(r"[A-Z0-9]{2}")
+"""A modifier as a claim carries it (upper-cased when read)."""
+HCPCS_SHAPE = re.compile(r"[A-Z0-9]{5}")
+"""A code of the code table: five letters or digits, as a claim's ``hcpcs_code`` is."""
+REMITTANCE_SHAPES = {
+    "carc": re.compile(r"[A-Z0-9]{1,3}"),
+    "rarc": re.compile(r"[A-Z]{1,2}[0-9]{1,4}"),
+}
+"""What a claim adjustment reason code (``197``, ``B7``) and a remittance advice remark
+code (``N640``, ``MA130``) look like."""
+GROUP_CODE = "CO"
+"""The contract's group code of a denial: the provider is liable, the member held
+harmless (CONTRACT §4, POLICY §4)."""
+TABLES = {
+    "program": (
+        "name",
+        "code_table",
+        "behavioral_health_diagnosis",
+        "records_with_behavioral_health_modalities",
+        "records_with_behavioral_health_families",
+        "professional_component_modifiers",
+    ),
+    "switches": ("allow_family_substitution", "observation_exempt", "excepted_plan_types"),
+    "remittance": ("group_code", "reasons"),
+}
+"""The settings of each table the program reads: any other key in them is refused (a
+misspelt one would be ignored); notes go in a table of their own."""
+EXEMPTION_KEYS = ("reason", "when", "switch")
 
 
 class RulesError(PipelineError):
@@ -126,6 +160,7 @@ def _read_code_table(data: bytes, where: str) -> pd.DataFrame:
     frame = frame.assign(hcpcs_code=frame["hcpcs_code"].str.strip().str.upper(), **flags, **dates)
     if frame["hcpcs_code"].isna().any() or frame["code_family"].isna().any():
         raise RulesError(f"{where}: every code table row needs a hcpcs_code and code_family")
+    _refuse_unclear_table(frame, where)
     families = frame.groupby("code_family")[["modality", "body_region"]].nunique()
     mixed = families[(families > 1).any(axis=1)].index.tolist()
     if mixed:
@@ -135,13 +170,81 @@ def _read_code_table(data: bytes, where: str) -> pd.DataFrame:
     return frame
 
 
+def _refuse_unclear_table(frame: pd.DataFrame, where: str) -> None:
+    """A code table that cannot mean what it says: no rows, a code of a shape no claim
+    carries, a row without its modality or body region, a row in force from after its
+    end, two rows of one code in force on one day, or one code in two families (an
+    authorization's family is read by its code alone)."""
+    if frame.empty:
+        raise RulesError(f"{where}: the code table has no rows")
+    misshapen = sorted({c for c in frame["hcpcs_code"] if not HCPCS_SHAPE.fullmatch(c)})
+    if misshapen:
+        raise UnclearRules(
+            f"{where}: the code table has codes no claim can carry: {', '.join(misshapen)} "
+            "(expected five letters or digits)"
+        )
+    for name in ("modality", "body_region"):
+        lacking = frame.loc[frame[name].fillna("").str.strip().eq(""), "hcpcs_code"]
+        if len(lacking):
+            raise UnclearRules(
+                f"{where}: the code table has rows without a {name}: "
+                f"{', '.join(sorted(set(lacking)))}"
+            )
+    reversed_rows = frame.loc[frame["effective_from"] > frame["effective_to"], "hcpcs_code"]
+    if len(reversed_rows):
+        raise UnclearRules(
+            f"{where}: the code table has rows that end before they start: "
+            f"{', '.join(sorted(set(reversed_rows)))}"
+        )
+    families = frame.groupby("hcpcs_code")["code_family"].nunique()
+    if (families > 1).any():
+        raise UnclearRules(
+            f"{where}: the code table puts a code in two families: "
+            f"{', '.join(families[families > 1].index)} (a code keeps one family)"
+        )
+    # As seconds: an open start (NaT, the least int64) is the earliest, an open end the latest.
+    start = frame["effective_from"].to_numpy().astype(np.int64)
+    end = frame["effective_to"].to_numpy().astype(np.int64)
+    end[frame["effective_to"].isna().to_numpy()] = np.iinfo(np.int64).max
+    ordered = frame.assign(start=start, end=end).sort_values(["hcpcs_code", "start"], kind="stable")
+    same_code = ordered["hcpcs_code"].eq(ordered["hcpcs_code"].shift())
+    overlapping = ordered.loc[
+        same_code & (ordered["start"] <= ordered["end"].shift()), "hcpcs_code"
+    ]
+    if len(overlapping):
+        raise UnclearRules(
+            f"{where}: the code table has two rows of one code in force on one day: "
+            f"{', '.join(sorted(set(overlapping)))}"
+        )
+
+
 def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, ...]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UnclearRules(f"{where}: exemptions must be written as [[exemptions]] tables")
     exemptions = []
     for entry in entries:
         reason = entry.get("reason")
         ways = entry.get("when")
-        if not isinstance(reason, str) or not isinstance(ways, list) or not ways:
-            raise RulesError(f"{where}: each [[exemptions]] needs a reason and a list `when`")
+        if (
+            not isinstance(reason, str)
+            or not isinstance(ways, list)
+            or not ways
+            or not all(isinstance(way, dict) for way in ways)
+        ):
+            raise RulesError(
+                f"{where}: each [[exemptions]] needs a reason and a list `when` of tables"
+            )
+        unknown_keys = sorted(set(entry) - set(EXEMPTION_KEYS))
+        if unknown_keys:
+            raise UnclearRules(
+                f"{where}: exemption {reason} has settings the program does not read: "
+                f"{', '.join(unknown_keys)} (it reads {', '.join(EXEMPTION_KEYS)})"
+            )
+        switch = entry.get("switch")
+        if switch is not None and not isinstance(switch, str):
+            raise UnclearRules(
+                f"{where}: exemption {reason} switch must name a switch, not {switch!r}"
+            )
         if reason not in SETTING_REASONS:
             raise UnclearRules(
                 f"{where}: exemption reason {reason} is not one of {', '.join(SETTING_REASONS)}"
@@ -154,13 +257,21 @@ def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, .
                     f"{where}: exemption {reason} has conditions other than "
                     f"{', '.join(EXEMPTION_CONDITIONS)}: {', '.join(sorted(unknown))}"
                 )
+            kinds = {key in PROFESSIONAL_CONDITIONS for key in way}
+            if len(kinds) > 1:
+                raise UnclearRules(
+                    f"{where}: exemption {reason} has a way that can never hold: "
+                    f"{', '.join(sorted(way))} (a place of service is read on professional "
+                    "claims, a type of bill and a revenue code on institutional ones; "
+                    "give each its own entry of `when`)"
+                )
             parsed.append(
                 {
                     key: _codes(values, f"exemption {reason} {key}", where, CONDITION_SHAPES[key])
                     for key, values in way.items()
                 }
             )
-        exemptions.append(Exemption(reason=reason, when=tuple(parsed), switch=entry.get("switch")))
+        exemptions.append(Exemption(reason=reason, when=tuple(parsed), switch=switch))
     return tuple(exemptions)
 
 
@@ -199,14 +310,21 @@ def _plan_types(values: Any, where: str) -> frozenset[str]:
     return frozenset(v.upper() for v in values)
 
 
-def _code(value: Any, name: str, where: str) -> str:
+def _code(value: Any, name: str, where: str, shape: re.Pattern[str] | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UnclearRules(f"{where}: {name} must be a code (text), not {value!r}")
+    if shape is not None and not shape.fullmatch(value):
+        raise UnclearRules(
+            f"{where}: {name} {value!r} is not of the shape {shape.pattern} (as written, "
+            "without blanks)"
+        )
     return value
 
 
 def _remittance(reasons: dict[str, Any], where: str) -> dict[str, dict[str, str]]:
     """Every denial reason's remittance codes: a CARC each, a RARC where given."""
+    if not isinstance(reasons, dict):
+        raise UnclearRules(f"{where}: [remittance.reasons] must be one table, not a list")
     unknown = sorted(set(reasons) - set(DENIAL_REASONS))
     lacking = [reason for reason in DENIAL_REASONS if reason not in reasons]
     if unknown or lacking:
@@ -223,7 +341,7 @@ def _remittance(reasons: dict[str, Any], where: str) -> dict[str, dict[str, str]
                 "(rarc optional)"
             )
         codes[reason] = {
-            name: _code(value, f"remittance {reason} {name}", where)
+            name: _code(value, f"remittance {reason} {name}", where, REMITTANCE_SHAPES[name])
             for name, value in entry.items()
         }
     return codes
@@ -255,45 +373,110 @@ def parse_rules(text: str, code_table: bytes, where: str) -> Rules:
     except tomllib.TOMLDecodeError as error:
         raise RulesError(f"{where}: not a valid TOML rules file: {error}") from error
     try:
-        program = document["program"]
-        switches = document["switches"]
-        remittance = document["remittance"]
-        pattern = program["behavioral_health_diagnosis"]
-        re.compile(pattern)
+        _refuse_unread_settings(document, where)
+        program, switches, remittance = (document[name] for name in TABLES)
+        pattern = _pattern(program["behavioral_health_diagnosis"], where)
+        table = _read_code_table(code_table, where)
         rules = Rules(
-            code_table=_read_code_table(code_table, where),
+            code_table=table,
             behavioral_health_diagnosis=pattern,
-            records_with_behavioral_health_modalities=_codes(
+            records_with_behavioral_health_modalities=_named(
                 program.get("records_with_behavioral_health_modalities", []),
                 "program.records_with_behavioral_health_modalities",
                 where,
+                table["modality"],
             ),
-            records_with_behavioral_health_families=_codes(
+            records_with_behavioral_health_families=_named(
                 program.get("records_with_behavioral_health_families", []),
                 "program.records_with_behavioral_health_families",
                 where,
+                table["code_family"],
             ),
             professional_component_modifiers=_codes(
-                program.get("professional_component_modifiers", []),
+                program["professional_component_modifiers"],
                 "program.professional_component_modifiers",
                 where,
+                MODIFIER_SHAPE,
             ),
             allow_family_substitution=_switch(switches, "allow_family_substitution", where),
             observation_exempt=_switch(switches, "observation_exempt", where),
             excepted_plan_types=_plan_types(switches["excepted_plan_types"], where),
             exemptions=_exemptions(document.get("exemptions", []), where),
-            group_code=_code(remittance["group_code"], "remittance group_code", where),
+            group_code=_group_code(remittance["group_code"], where),
             remittance=_remittance(remittance["reasons"], where),
             digest=_digest(document, code_table),
             source=where,
         )
     except KeyError as error:
         raise RulesError(f"{where}: the rules file lacks the setting {error}") from error
-    except re.error as error:
-        raise RulesError(f"{where}: behavioral_health_diagnosis is not a regex: {error}") from error
     for exemption in rules.exemptions:
         rules.switch_on(exemption.switch)
     return rules
+
+
+def _refuse_unread_settings(document: dict[str, Any], where: str) -> None:
+    """The tables the program reads hold settings it reads, and no table is named like one
+    of them: a misspelt setting or table would be ignored, and the rules read otherwise
+    than written (an exemption written ``swich``, an ``[[exemption]]`` table)."""
+    known = [*TABLES, "exemptions"]
+    for key in document:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        if near:
+            raise UnclearRules(
+                f"{where}: a table named {key!r} is not read (did you mean {near[0]!r}?)"
+            )
+    for name, settings in TABLES.items():
+        table = document.get(name)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            raise UnclearRules(f"{where}: [{name}] must be a table of settings")
+        unknown = sorted(set(table) - set(settings))
+        if unknown:
+            raise UnclearRules(
+                f"{where}: [{name}] has settings the program does not read: "
+                f"{', '.join(unknown)} (it reads {', '.join(settings)}; notes go in a "
+                "table of their own, such as [notes])"
+            )
+
+
+def _pattern(pattern: Any, where: str) -> str:
+    """The behavioral-health diagnosis pattern, as both of the job's engines read it:
+    Python's (the code check) and Arrow's (RE2: no look-ahead, no back-reference)."""
+    name = "program.behavioral_health_diagnosis"
+    if not isinstance(pattern, str):
+        raise UnclearRules(f"{where}: {name} must be a regular expression in quotes")
+    try:
+        re.compile(pattern)
+        pc.match_substring_regex(pa.array([""], pa.string()), pattern=pattern)
+    except (re.error, pa.ArrowInvalid) as error:
+        raise UnclearRules(
+            f"{where}: {name} is not a regular expression the job can read (RE2's): {error}"
+        ) from error
+    return pattern
+
+
+def _named(values: Any, name: str, where: str, known: pd.Series) -> frozenset[str]:
+    """Modalities or families the code table has: another could never match a line."""
+    names = _codes(values, name, where)
+    unknown = sorted(names - set(known.dropna()))
+    if unknown:
+        raise UnclearRules(
+            f"{where}: {name} names what the code table has not: {', '.join(unknown)}"
+        )
+    return names
+
+
+def _group_code(value: Any, where: str) -> str:
+    code = _code(value, "remittance group_code", where)
+    if code != GROUP_CODE:
+        raise UnclearRules(
+            f"{where}: remittance group_code must be {GROUP_CODE} (the provider is liable "
+            f"and the member held harmless, as the contract says), not {code!r}"
+        )
+    return code
 
 
 def load_rules(path: str | Path | None = None) -> Rules:
@@ -306,13 +489,18 @@ def load_rules(path: str | Path | None = None) -> Rules:
     rules_path = Path(path)
     try:
         text = rules_path.read_text(encoding="utf-8")
-        table_name = tomllib.loads(text).get("program", {}).get("code_table")
+        program = tomllib.loads(text).get("program", {})
     except OSError as error:
         raise RulesError(f"{rules_path}: cannot be read: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise RulesError(f"{rules_path}: cannot be read as UTF-8 text: {error}") from error
     except tomllib.TOMLDecodeError as error:
         raise RulesError(f"{rules_path}: not a valid TOML rules file: {error}") from error
+    table_name = program.get("code_table") if isinstance(program, dict) else None
     if not table_name:
         raise RulesError(f"{rules_path}: [program] code_table is not set")
+    if not isinstance(table_name, str):
+        raise UnclearRules(f"{rules_path}: [program] code_table must be a file name in quotes")
     table_path = rules_path.parent / table_name
     try:
         table_bytes = table_path.read_bytes()
