@@ -79,6 +79,7 @@ from pipeline.ledger import (
     ledger_rows,
     read_ledger,
     sorted_entry,
+    standing_takes,
     taken_before,
 )
 from pipeline.memory import prepare_process
@@ -1071,11 +1072,12 @@ def _decide_task(
     if lines.empty:
         return validated.rejects, counts, parts, None, 0
     ledger_state = context.ledger_state
+    standing = standing_takes(ledger_state) if ledger_state is not None else None
     partition = Partition(
         lines=lines,
         register=_state_of(context.state_by_member.read(index)),
         members_with_invalid_records=context.invalid_members,
-        units_taken_before=taken_before(ledger_state, lines) if ledger_state is not None else None,
+        units_taken_before=taken_before(standing, lines) if standing is not None else None,
     )
     decided, took = decide(partition, context.rules, context.run_id)
     output = lines.join(decided)
@@ -1083,7 +1085,11 @@ def _decide_task(
     decided_table = _as_arrow(output, by_range.schema)
     by_range.add(decided_table, ranges[validated.passed])
     # A run without a ledger keeps no entry: nothing that grows with the input is held.
-    entry = ledger_rows(context.run_id, took, lines, ledger_state) if ledger_state else None
+    entry = (
+        ledger_rows(context.run_id, context.as_of, took, lines, standing)
+        if standing is not None
+        else None
+    )
     return validated.rejects, counts, parts, entry, len(lines)
 
 

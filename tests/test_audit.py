@@ -514,7 +514,13 @@ def test_empty_register_guard(tmp_path: Path) -> None:
 
 
 def night(
-    tmp_path: Path, name: str, rows: list[dict[str, object]], register: Path, ledger: Path
+    tmp_path: Path,
+    name: str,
+    rows: list[dict[str, object]],
+    register: Path,
+    ledger: Path,
+    *,
+    as_of: str = AS_OF,
 ) -> pd.DataFrame:
     claims = write_csv(tmp_path / f"{name}.csv", rows)
     out = tmp_path / name
@@ -525,7 +531,7 @@ def night(
         "--authorizations",
         str(register),
         "--as-of",
-        AS_OF,
+        as_of,
         "--out",
         str(out),
         "--ledger",
@@ -686,17 +692,51 @@ def test_a_replacement_naming_itself_takes_its_units_afresh(tmp_path: Path) -> N
     assert third.loc["N", "reason"] == "UNITS_EXCEEDED", "R holds the one unit"
 
 
-@pytest.mark.parametrize("written", ["junk", "a claims file"])
+def test_a_night_rerun_after_a_later_void_stays_voided(tmp_path: Path) -> None:
+    register = write_csv(tmp_path / "register.csv", [auth()])
+    ledger = tmp_path / "ledger"
+    night(tmp_path, "n1", [line(claim_id="C1")], register, ledger, as_of="2026-04-01")
+    void = line(claim_id="V1", claim_frequency_code="8", original_claim_id="C1")
+    night(tmp_path, "n2", [void], register, ledger, as_of="2026-04-02")
+    night(tmp_path, "n1-again", [line(claim_id="C1")], register, ledger, as_of="2026-04-01")
+    units = pd.read_parquet(tmp_path / "n1-again" / "units.parquet")
+    assert units["as_of"].astype(str).tolist() == ["2026-04-01 23:59:59.999999"]
+    third = night(tmp_path, "n3", [line(claim_id="N")], register, ledger, as_of="2026-04-03")
+    assert third.loc["N", "decision"] == "AUTHORIZED", "night 2's void still releases C1"
+
+
+def test_an_entry_of_the_earlier_version_counts_before_the_others(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    entry: dict[str, object] = {"run_id": "0123456789abcdef", "kind": "take", "member_id": "M1"}
+    entry |= {"claim_id": "C1", "claim_line_number": "1", "authorization_id": "A1"}
+    entry |= {"hcpcs_code": "70553", "units": 1.0, "released_by": None}
+    pd.DataFrame([entry]).to_parquet(ledger / "000001-0123456789abcdef.parquet")  # no as_of
+    register = write_csv(tmp_path / "register.csv", [auth(units_approved="2")])
+    second = night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)
+    assert second.loc["C2", "decision"] == "AUTHORIZED"
+    third = night(tmp_path, "n3", [line(claim_id="C3")], register, ledger)
+    assert third.loc["C3", "reason"] == "UNITS_EXCEEDED", "C1's unit and C2's: none left"
+
+
+@pytest.mark.parametrize("written", ["junk", "a claims file", "TAKE", "units as text"])
 def test_a_ledger_entry_that_is_none_fails_the_run_with_a_message(
     tmp_path: Path, written: str
 ) -> None:
     ledger = tmp_path / "ledger"
     ledger.mkdir()
     entry = ledger / "000001-0123456789abcdef.parquet"
+    rows: dict[str, object] = {"run_id": "0123456789abcdef", "kind": "take", "member_id": "M1"}
+    rows |= {"claim_id": "C1", "claim_line_number": "1", "authorization_id": "A1"}
+    rows |= {"hcpcs_code": "70553", "units": 1.0, "released_by": None}
     if written == "junk":
         entry.write_text("junk\n")
-    else:
+    elif written == "a claims file":
         pd.DataFrame([line()]).to_parquet(entry)
+    elif written == "TAKE":  # a kind the ledger does not know was counted as nothing
+        pd.DataFrame([rows | {"kind": "TAKE"}]).to_parquet(entry)
+    else:
+        pd.DataFrame([rows | {"units": "1"}]).to_parquet(entry)
     register = write_csv(tmp_path / "register.csv", [auth()])
     claims = write_csv(tmp_path / "claims.csv", [line()])
     code, output = run_cli(
