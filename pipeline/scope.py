@@ -142,8 +142,8 @@ def behavioral_health(lines: pd.DataFrame, rules: Rules) -> np.ndarray:
 
 def code_in_force(facts: pd.DataFrame, rules: Rules) -> np.ndarray:
     """Where the code table row in force for each line's code on its date of service is
-    in the table (-1 for none): of a code's rows, the first in the table's order whose
-    dates hold.
+    in the table (-1 for none): of a code's rows, the one whose dates hold (a code table
+    with two rows of one code in force on one day is refused as it is read).
 
     A line meets its code's rows one version at a time (most codes have one row), by
     position: a join of the lines with the table took twice as long.

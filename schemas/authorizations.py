@@ -114,7 +114,7 @@ class AuthorizationInput(pa.DataFrameModel):
         message="{column} '{value}' is not a whole number from 0 to 999999999",
     )
     def _units(cls, s: pd.Series) -> pd.Series:
-        return matches(s, r"\d{1,9}")
+        return matches(s, r"0*\d{1,9}")  # zeros before it, as an extract pads: 0000000001
 
     @column_rule(
         "provider_npi",

@@ -39,7 +39,7 @@ from schemas.checks import (
     remembered,
     row_rule,
 )
-from schemas.values import CLAIM_TYPES, FREQUENCY_CODES, PLAN_TYPES
+from schemas.values import CLAIM_TYPES, FREQUENCY_CODES, HCPCS_SHAPE, PLAN_TYPES
 
 DIAGNOSIS_COLUMNS = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
 MODIFIER_COLUMNS = tuple(f"hcpcs_modifier_{i}" for i in range(1, 5))
@@ -50,8 +50,6 @@ DATE_COLUMNS = (
     "claim_line_start_date",
     "claim_line_end_date",
 )
-HCPCS_SHAPE = r"[0-9]{4}[0-9A-Z]|[A-Z][0-9]{4}"
-"""CPT (five digits, or four and a letter for categories II and III) or HCPCS Level II."""
 
 DIAGNOSIS_REGEX = r"^diagnosis_code_([1-9]|1[0-9]|2[0-5])$"
 MODIFIER_REGEX = r"^hcpcs_modifier_[1-4]$"
@@ -84,7 +82,7 @@ class ClaimLineInput(pa.DataFrameModel):
     )
     claim_line_number: Series[Text] = pa.Field(
         nullable=False,
-        description="Line number within the claim, an integer >= 1; "
+        description="Line number within the claim, an integer from 1 to 999999999; "
         "(claim_id, claim_line_number) is unique in a run.",
         metadata={"required": "yes"},
     )
@@ -158,7 +156,8 @@ class ClaimLineInput(pa.DataFrameModel):
     )
     charge_amount: Series[Text] = pa.Field(
         nullable=False,
-        description="Billed charge, a decimal >= 0 with at most two places.",
+        description="Billed charge, a decimal >= 0 with at most two places (and 13 digits "
+        "before the point).",
         metadata={"required": "yes"},
     )
     prior_authorization_number: Series[Text] = _text(
@@ -193,7 +192,7 @@ class ClaimLineInput(pa.DataFrameModel):
     @column_rule(
         "claim_line_number",
         check="positive_integer",
-        message="{column} '{value}' is not a whole number of 1 or more",
+        message="{column} '{value}' is not a whole number from 1 to 999999999",
     )
     def _line_number(cls, s: pd.Series) -> pd.Series:
         return matches(s, r"0*[1-9][0-9]{0,8}")
@@ -336,7 +335,8 @@ class ClaimLineInput(pa.DataFrameModel):
     @column_rule(
         "charge_amount",
         check="money_two_places",
-        message="{column} '{value}' is not an amount >= 0 with at most two decimal places",
+        message="{column} '{value}' is not an amount >= 0 of at most 13 digits before the "
+        "point and two after it",
     )
     def _charge(cls, s: pd.Series) -> pd.Series:
         return matches(s, r"\d{1,13}(\.\d{1,2})?")
@@ -401,11 +401,12 @@ class ClaimLineInput(pa.DataFrameModel):
     @row_rule(
         column="claim_line_end_date",
         check="not_before_start",
-        reads=("claim_line_start_date", "claim_line_end_date"),
-        message="{column} '{value}' is before claim_line_start_date",
+        reads=("claim_line_start_date", "claim_start_date", "claim_line_end_date"),
+        message="{column} '{value}' is before the line's start (claim_line_start_date, or "
+        "claim_start_date where that is empty)",
     )
     def _line_dates_ordered(cls, df: pd.DataFrame) -> pd.Series:
-        start = parse_dates(df["claim_line_start_date"])
+        start = date_of_service(df)
         end = parse_dates(df["claim_line_end_date"])
         return ~(end < start).fillna(False).astype(bool)
 

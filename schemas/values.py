@@ -21,3 +21,6 @@ DENIAL_REASONS = (
     "UNITS_EXCEEDED",
 )
 """The reasons of a DENY, each of which the rules file gives its remittance codes."""
+
+HCPCS_SHAPE = r"[0-9]{4}[0-9A-Z]|[A-Z][0-9]{4}"
+"""CPT (five digits, or four and a letter for categories II and III) or HCPCS Level II."""

@@ -1,5 +1,5 @@
 """Which row of the code table is in force for a line: a code may have several rows,
-one per period, and the first row (in the table's order) whose dates hold wins. And the
+one per period (no two in force on one day: such a table is refused), in any order. And the
 authorization number each line reports: its own, else its claim's single one."""
 
 from __future__ import annotations
@@ -21,20 +21,22 @@ TABLE = (
     HEADER
     + b"""70450,CT,head,CT_HEAD,false,false,,2020-12-31,first period
 70450,CT,head,CT_HEAD,true,false,2021-01-01,2021-12-31,second period
-70450,CT,head,CT_HEAD,false,true,2021-06-01,,overlaps the second: comes after it
+70450,CT,head,CT_HEAD,false,true,2022-01-01,,third period
 70551,MRI,head,MR_HEAD,false,false,2024-01-01,,
 70552,MRI,head,MR_HEAD,true,false,,,
+70544,MRA,head,MRA_HEAD,false,false,,,the rules name MRA
+70554,MRI,brain,MR_FMRI,false,false,,,and MR_FMRI
 """
 )
 
 
-def test_the_first_row_whose_dates_hold_is_in_force() -> None:
+def test_the_row_whose_dates_hold_is_in_force() -> None:
     text = files("pipeline.rules").joinpath(DEFAULT_RULES).read_text(encoding="utf-8")
     rules = parse_rules(text, TABLE, "test")
     lines = [  # code, date of service, the table row in force (-1: none)
         ("70450", "2020-12-31", 0),  # first period, its last day
         ("70450", "2021-01-01", 1),  # second period, its first day
-        ("70450", "2021-07-01", 1),  # second and third: the second is listed first
+        ("70450", "2021-12-31", 1),  # second period, its last day
         ("70450", "2022-01-01", 2),  # third only
         ("70551", "2023-12-31", -1),  # listed, not yet in force
         ("70551", "2024-01-01", 3),

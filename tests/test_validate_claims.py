@@ -134,6 +134,11 @@ CASES: list[Case] = [
     ),
     case("line number 01 alone", prof("LN01", claim_line_number="01"), VALID),
     case(
+        "line number past 999999999",
+        prof("LNBIG", claim_line_number="1000000000"),
+        rejected("claim_line_number/positive_integer"),
+    ),
+    case(
         "lines x and y are malformed, not duplicates",
         [prof("LNXY", claim_line_number="x"), prof("LNXY", claim_line_number="y")],
         rejected("claim_line_number/positive_integer"),
@@ -212,6 +217,11 @@ CASES: list[Case] = [
         rejected("claim_line_end_date/not_before_start"),
     ),
     case("line end on line start", prof("DTSAME", claim_line_end_date="2026-03-10"), VALID),
+    case(  # the line dated by its claim: its end was compared with nothing
+        "line end before the claim's start, the line undated",
+        inst("DTENDCL", claim_line_start_date=None, claim_line_end_date="2026-03-01"),
+        rejected("claim_line_end_date/not_before_start"),
+    ),
     case(
         "claim end before claim start",
         inst("DTCLEND", claim_end_date="2026-03-01"),
@@ -604,10 +614,25 @@ def test_messages_are_filled_in(run: Run) -> None:
     assert not rejects["message"].str.contains("}", regex=False).any()
 
 
+def test_messages_name_the_rule_broken(run: Run) -> None:
+    (row,) = run.cases["line number past 999999999"]
+    assert rejects_of(run, row)["message"].tolist() == [
+        "claim_line_number '1000000000' is not a whole number from 1 to 999999999"
+    ]
+    (row,) = run.cases["line end before the claim's start, the line undated"]
+    assert rejects_of(run, row)["message"].tolist() == [
+        "claim_line_end_date '2026-03-01' is before the line's start (claim_line_start_date, "
+        "or claim_start_date where that is empty)"
+    ]
+
+
 def test_messages_quote_the_value_as_read(run: Run) -> None:
     row = run.cases["charge 12.345"][0]
     (message,) = rejects_of(run, row)["message"]
-    assert message == "charge_amount '12.345' is not an amount >= 0 with at most two decimal places"
+    assert message == (
+        "charge_amount '12.345' is not an amount >= 0 of at most 13 digits before the point "
+        "and two after it"
+    )
     (value,) = rejects_of(run, row)["value"]
     assert value == "12.345"
 

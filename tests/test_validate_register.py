@@ -96,6 +96,7 @@ CASES: list[Case] = [
         rejected("units_approved/non_negative_integer"),
     ),
     case("units 0", auth("UN3", units_approved="0"), VALID),
+    case("units padded with zeros", auth("UNPAD", units_approved="0000000001"), VALID),
     case("units empty", auth("UN4", units_approved=""), rejected("units_approved/not_nullable")),
     case(
         "provider NPI wrong check digit",

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipeline.errors import PipelineError
-from schemas.values import DENIAL_REASONS, PLAN_TYPES, SETTING_REASONS
+from schemas.values import DENIAL_REASONS, HCPCS_SHAPE, PLAN_TYPES, SETTING_REASONS
 
 DEFAULT_RULES = "default.toml"
 CODE_TABLE_COLUMNS = (
@@ -50,8 +50,8 @@ PROFESSIONAL_CONDITIONS = frozenset({"place_of_service"})
 a setting shows that names both kinds could never hold."""
 MODIFIER_SHAPE = re.compile(r"[A-Z0-9]{2}")
 """A modifier as a claim carries it (upper-cased when read)."""
-HCPCS_SHAPE = re.compile(r"[A-Z0-9]{5}")
-"""A code of the code table: five letters or digits, as a claim's ``hcpcs_code`` is."""
+CODE_SHAPE = re.compile(HCPCS_SHAPE)
+"""A code of the code table, of the shape a claim's ``hcpcs_code`` must have."""
 REMITTANCE_SHAPES = {
     "carc": re.compile(r"[A-Z0-9]{1,3}"),
     "rarc": re.compile(r"[A-Z]{1,2}[0-9]{1,4}"),
@@ -177,11 +177,11 @@ def _refuse_unclear_table(frame: pd.DataFrame, where: str) -> None:
     authorization's family is read by its code alone)."""
     if frame.empty:
         raise RulesError(f"{where}: the code table has no rows")
-    misshapen = sorted({c for c in frame["hcpcs_code"] if not HCPCS_SHAPE.fullmatch(c)})
+    misshapen = sorted({c for c in frame["hcpcs_code"] if not CODE_SHAPE.fullmatch(c)})
     if misshapen:
         raise UnclearRules(
             f"{where}: the code table has codes no claim can carry: {', '.join(misshapen)} "
-            "(expected five letters or digits)"
+            "(expected a CPT or HCPCS code: five digits, four and a letter, or a letter and four)"
         )
     for name in ("modality", "body_region"):
         lacking = frame.loc[frame[name].fillna("").str.strip().eq(""), "hcpcs_code"]
