@@ -128,7 +128,23 @@ REFUSED = [
     (  # misspelt, the table was ignored and the inpatient exemption gone
         '[[exemptions]]\nreason = "INPATIENT"',
         '[[exemption]]\nreason = "INPATIENT"',
-        "a table named 'exemption' is not read (did you mean 'exemptions'?)",
+        "'exemption' holds exemptions (a reason, ways it shows) the program does not read",
+    ),
+    (  # in capitals, the same
+        '[[exemptions]]\nreason = "INPATIENT"',
+        '[[EXEMPTIONS]]\nreason = "INPATIENT"',
+        "a table named 'EXEMPTIONS' is not read (the program reads 'exemptions', in lower case)",
+    ),
+    ("[switches]\n", "[Switches]\n", "a table named 'Switches' is not read"),
+    (
+        '{ place_of_service = ["21"] },',
+        "{},",
+        "exemption INPATIENT has a way with no condition",
+    ),
+    (
+        'switch = "observation_exempt"',
+        'switch = "urgent_exempt"',
+        "test: exemption OBSERVATION: exemption switch 'urgent_exempt' is not a switch",
     ),
     (  # a place of service is read on professional claims, a revenue code on institutional
         '{ place_of_service = ["23"] },\n  { revenue_code = ["0450",',
@@ -226,6 +242,36 @@ def test_the_run_refuses_such_rules_before_any_work(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "switches.allow_family_substitution must be true or false" in result.stderr
     assert not out.exists()
+
+
+def test_notes_under_any_other_name_are_the_payers_own() -> None:
+    for name in ("exemption_notes", "remittance_notes", "approval"):
+        noted = DEFAULT + f'\n[{name}]\nEMERGENCY_ROOM = "per manual 4.2"\n'
+        assert parse_rules(noted, TABLE, "test").allow_family_substitution is True
+
+
+def test_a_pattern_only_re2_reads_is_read() -> None:
+    # \z and \pN are RE2's; Python's engine refused them, though the run reads with RE2
+    rules = parse_rules(edited('"^F(0[1-9]|[1-9][0-9])"', r"'^F\pN\pN.*\z'"), TABLE, "test")
+    assert rules.behavioral_health_diagnosis == r"^F\pN\pN.*\z"
+
+
+def test_blanks_around_a_code_table_cell_are_no_part_of_it() -> None:
+    table = TABLE + b"C8900, MRA, abdomen, MRA_ABD, false, false,,,\n"
+    rules = parse_rules(DEFAULT, table, "test")
+    row = rules.code_table.set_index("hcpcs_code").loc["C8900"]
+    assert (row["modality"], row["body_region"], row["code_family"]) == (
+        "MRA",
+        "abdomen",
+        "MRA_ABD",
+    )
+
+
+def test_a_rules_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(b"\xef\xbb\xbf" + DEFAULT.encode())
+    (tmp_path / TABLE_NAME).write_bytes(TABLE)
+    assert load_rules(rules).allow_family_substitution is True
 
 
 def test_a_note_with_a_toml_date_is_digested_not_a_crash() -> None:

@@ -5,7 +5,6 @@ The code that applies the rules has no code numbers in it; they are all here.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import io
 import json
@@ -145,6 +144,11 @@ def _read_code_table(data: bytes, where: str) -> pd.DataFrame:
     if missing:
         raise RulesError(f"{where}: the code table is missing columns: {', '.join(missing)}")
     frame = table.select(list(CODE_TABLE_COLUMNS)).to_pandas()
+    # Blanks around a cell are no part of it, as around a claim's value (" MRA" was another
+    # modality, and its lines needed no records).
+    for name in ("modality", "body_region", "code_family"):
+        trimmed = frame[name].str.strip()
+        frame[name] = trimmed.where(trimmed.ne(""))
     flags = {}
     for name in ("records_required", "behavioral_health_only"):
         text = frame[name].str.strip().str.lower()
@@ -252,7 +256,9 @@ def _exemptions(entries: list[dict[str, Any]], where: str) -> tuple[Exemption, .
         parsed = []
         for way in ways:
             unknown = set(way) - set(EXEMPTION_CONDITIONS)
-            if unknown or not way:
+            if not way:
+                raise UnclearRules(f"{where}: exemption {reason} has a way with no condition")
+            if unknown:
                 raise RulesError(
                     f"{where}: exemption {reason} has conditions other than "
                     f"{', '.join(EXEMPTION_CONDITIONS)}: {', '.join(sorted(unknown))}"
@@ -410,22 +416,33 @@ def parse_rules(text: str, code_table: bytes, where: str) -> Rules:
     except KeyError as error:
         raise RulesError(f"{where}: the rules file lacks the setting {error}") from error
     for exemption in rules.exemptions:
-        rules.switch_on(exemption.switch)
+        try:
+            rules.switch_on(exemption.switch)
+        except RulesError as error:
+            raise UnclearRules(f"{where}: exemption {exemption.reason}: {error}") from error
     return rules
 
 
 def _refuse_unread_settings(document: dict[str, Any], where: str) -> None:
-    """The tables the program reads hold settings it reads, and no table is named like one
-    of them: a misspelt setting or table would be ignored, and the rules read otherwise
-    than written (an exemption written ``swich``, an ``[[exemption]]`` table)."""
+    """The tables the program reads hold settings it reads, and no other table is one of
+    them under another name: a misspelt setting or table would be ignored, and the rules
+    read otherwise than written (an exemption written ``swich``; ``[[exemption]]`` or
+    ``[[EXEMPTIONS]]`` entries, each with its reason and its ways, and ``[PROGRAM]``).
+    Notes under any other name are the payer's own."""
     known = [*TABLES, "exemptions"]
-    for key in document:
+    for key, value in document.items():
         if key in known:
             continue
-        near = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-        if near:
+        if key.lower() in known:
             raise UnclearRules(
-                f"{where}: a table named {key!r} is not read (did you mean {near[0]!r}?)"
+                f"{where}: a table named {key!r} is not read (the program reads "
+                f"{key.lower()!r}, in lower case)"
+            )
+        entries = value if isinstance(value, list) else [value]
+        if any(isinstance(e, dict) and {"reason", "when"} & set(e) for e in entries):
+            raise UnclearRules(
+                f"{where}: {key!r} holds exemptions (a reason, ways it shows) the program "
+                "does not read: exemptions are [[exemptions]] entries"
             )
     for name, settings in TABLES.items():
         table = document.get(name)
@@ -443,15 +460,14 @@ def _refuse_unread_settings(document: dict[str, Any], where: str) -> None:
 
 
 def _pattern(pattern: Any, where: str) -> str:
-    """The behavioral-health diagnosis pattern, as both of the job's engines read it:
-    Python's (the code check) and Arrow's (RE2: no look-ahead, no back-reference)."""
+    """The behavioral-health diagnosis pattern, as the job reads it: with Arrow's
+    regular expressions (RE2: no look-ahead, no back-reference)."""
     name = "program.behavioral_health_diagnosis"
     if not isinstance(pattern, str):
         raise UnclearRules(f"{where}: {name} must be a regular expression in quotes")
     try:
-        re.compile(pattern)
         pc.match_substring_regex(pa.array([""], pa.string()), pattern=pattern)
-    except (re.error, pa.ArrowInvalid) as error:
+    except pa.ArrowInvalid as error:
         raise UnclearRules(
             f"{where}: {name} is not a regular expression the job can read (RE2's): {error}"
         ) from error
@@ -488,7 +504,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
         return parse_rules(text, package.joinpath(table_name).read_bytes(), "built-in")
     rules_path = Path(path)
     try:
-        text = rules_path.read_text(encoding="utf-8")
+        text = rules_path.read_text(encoding="utf-8-sig")  # a byte-order mark is no setting
         program = tomllib.loads(text).get("program", {})
     except OSError as error:
         raise RulesError(f"{rules_path}: cannot be read: {error.strerror}") from error
