@@ -406,7 +406,10 @@ class ClaimLineInput(pa.DataFrameModel):
         "claim_start_date where that is empty)",
     )
     def _line_dates_ordered(cls, df: pd.DataFrame) -> pd.Series:
-        start = date_of_service(df)
+        # The claim's start only where the line has none: a line start that is not a
+        # date is rejected for itself, not compared in its claim's stead.
+        own = df["claim_line_start_date"]
+        start = parse_dates(own).where(own.notna(), parse_dates(df["claim_start_date"]))
         end = parse_dates(df["claim_line_end_date"])
         return ~(end < start).fillna(False).astype(bool)
 

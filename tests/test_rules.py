@@ -128,7 +128,8 @@ REFUSED = [
     (  # misspelt, the table was ignored and the inpatient exemption gone
         '[[exemptions]]\nreason = "INPATIENT"',
         '[[exemption]]\nreason = "INPATIENT"',
-        "'exemption' holds exemptions (a reason, ways it shows) the program does not read",
+        "'exemption' holds an exemption (INPATIENT, with the ways it shows) the program "
+        "does not read",
     ),
     (  # in capitals, the same
         '[[exemptions]]\nreason = "INPATIENT"',
@@ -136,6 +137,12 @@ REFUSED = [
         "a table named 'EXEMPTIONS' is not read (the program reads 'exemptions', in lower case)",
     ),
     ("[switches]\n", "[Switches]\n", "a table named 'Switches' is not read"),
+    (  # a second, misspelt table of switches was ignored
+        "[switches]\n",
+        "[swiches]\nobservation_exempt = true\n\n[switches]\n",
+        "'swiches' holds settings of [switches] the program does not read there: "
+        "observation_exempt",
+    ),
     (
         '{ place_of_service = ["21"] },',
         "{},",
@@ -244,10 +251,18 @@ def test_the_run_refuses_such_rules_before_any_work(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_notes_under_any_other_name_are_the_payers_own() -> None:
-    for name in ("exemption_notes", "remittance_notes", "approval"):
-        noted = DEFAULT + f'\n[{name}]\nEMERGENCY_ROOM = "per manual 4.2"\n'
-        assert parse_rules(noted, TABLE, "test").allow_family_substitution is True
+@pytest.mark.parametrize(
+    "notes",
+    [
+        '[exemption_notes]\nEMERGENCY_ROOM = "per manual 4.2"',
+        '[remittance_notes]\nname = "as filed"',
+        '[notes]\nreason = "annual update"\nwhen = "approved 2026-01-15 by the committee"',
+        '[[changes]]\ndate = 2026-01-01\nreason = "added C8900 per manual 4.2"',
+        '[[history]]\nreason = "INPATIENT"',
+    ],
+)
+def test_notes_under_any_other_name_are_the_payers_own(notes: str) -> None:
+    assert parse_rules(DEFAULT + "\n" + notes + "\n", TABLE, "test").observation_exempt is False
 
 
 def test_a_pattern_only_re2_reads_is_read() -> None:

@@ -217,6 +217,11 @@ CASES: list[Case] = [
         rejected("claim_line_end_date/not_before_start"),
     ),
     case("line end on line start", prof("DTSAME", claim_line_end_date="2026-03-10"), VALID),
+    case(  # its own start is rejected for itself, not compared in its claim's stead
+        "line start not a date, line end before the claim's start",
+        inst("DTENDBAD", claim_line_start_date="2026-13-01", claim_line_end_date="2026-03-05"),
+        rejected("claim_line_start_date/iso_date"),
+    ),
     case(  # the line dated by its claim: its end was compared with nothing
         "line end before the claim's start, the line undated",
         inst("DTENDCL", claim_line_start_date=None, claim_line_end_date="2026-03-01"),

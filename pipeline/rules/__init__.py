@@ -428,22 +428,8 @@ def _refuse_unread_settings(document: dict[str, Any], where: str) -> None:
     them under another name: a misspelt setting or table would be ignored, and the rules
     read otherwise than written (an exemption written ``swich``; ``[[exemption]]`` or
     ``[[EXEMPTIONS]]`` entries, each with its reason and its ways, and ``[PROGRAM]``).
-    Notes under any other name are the payer's own."""
-    known = [*TABLES, "exemptions"]
-    for key, value in document.items():
-        if key in known:
-            continue
-        if key.lower() in known:
-            raise UnclearRules(
-                f"{where}: a table named {key!r} is not read (the program reads "
-                f"{key.lower()!r}, in lower case)"
-            )
-        entries = value if isinstance(value, list) else [value]
-        if any(isinstance(e, dict) and {"reason", "when"} & set(e) for e in entries):
-            raise UnclearRules(
-                f"{where}: {key!r} holds exemptions (a reason, ways it shows) the program "
-                "does not read: exemptions are [[exemptions]] entries"
-            )
+    Notes under any other name are the payer's own, unless they hold an exemption (a
+    setting's reason and the ways it shows) or a setting of those tables."""
     for name, settings in TABLES.items():
         table = document.get(name)
         if table is None:
@@ -457,6 +443,33 @@ def _refuse_unread_settings(document: dict[str, Any], where: str) -> None:
                 f"{', '.join(unknown)} (it reads {', '.join(settings)}; notes go in a "
                 "table of their own, such as [notes])"
             )
+    known = [*TABLES, "exemptions"]
+    for key, value in document.items():
+        if key in known:
+            continue
+        if key.lower() in known:
+            raise UnclearRules(
+                f"{where}: a table named {key!r} is not read (the program reads "
+                f"{key.lower()!r}, in lower case)"
+            )
+        entries = value if isinstance(value, list) else [value]
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            reason, ways = entry.get("reason"), entry.get("when")
+            if isinstance(reason, str) and reason in SETTING_REASONS and isinstance(ways, list):
+                raise UnclearRules(
+                    f"{where}: {key!r} holds an exemption ({reason}, with the ways "
+                    "it shows) the program does not read: exemptions are [[exemptions]] "
+                    "entries"
+                )
+            for name, settings in TABLES.items():
+                misplaced = sorted(set(entry) & set(settings) - {"name"})
+                if misplaced:
+                    raise UnclearRules(
+                        f"{where}: {key!r} holds settings of [{name}] the program does not "
+                        f"read there: {', '.join(misplaced)}"
+                    )
 
 
 def _pattern(pattern: Any, where: str) -> str:
