@@ -300,7 +300,8 @@ def _columns(path: str) -> tuple[list[str], bool]:
     if file_kind(path) == "csv":
         return _csv_head(path)
     try:
-        return list(pq.read_schema(path).names), False
+        # Blanks around a name are no part of it, as in a CSV file's header.
+        return [name.strip() for name in pq.read_schema(path).names], False
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"{path}: cannot be read as a Parquet file: {error}") from error
 
@@ -483,7 +484,7 @@ def _as_text(path: str, table: pa.Table) -> pa.Table:
         except pa.ArrowInvalid as error:
             raise InputError(f"{path}: column {name} is not UTF-8 text") from error
         columns.append(_float_text(text) if pa.types.is_floating(column.type) else text)
-    return pa.table(columns, names=table.column_names)
+    return pa.table(columns, names=[name.strip() for name in table.column_names])
 
 
 def _float_text(text: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -728,7 +728,18 @@ def formats(claims: Path) -> dict[str, Path]:
     )
     parquet = claims.with_name("claims.parquet")
     pq.write_table(table, parquet)
-    return {"csv": claims, "csv.gz": gz, "CSV.GZ": shouted, "parquet": parquet}
+    padded = claims.with_name("padded.parquet")  # blanks around names, as a header may have
+    names = [
+        f" {n} " if n in ("claim_id", "place_of_service_code") else n for n in table.column_names
+    ]
+    pq.write_table(table.rename_columns(names), padded)
+    return {
+        "csv": claims,
+        "csv.gz": gz,
+        "CSV.GZ": shouted,
+        "parquet": parquet,
+        "parquet, names padded": padded,
+    }
 
 
 def test_csv_gz_and_parquet_are_read_like_the_csv(claims: Path, tmp_path: Path) -> None:
@@ -746,7 +757,7 @@ def test_csv_gz_and_parquet_are_read_like_the_csv(claims: Path, tmp_path: Path) 
     assert csv_valid["place_of_service_code"].tolist()[0] == "02"
     assert csv_valid["bill_type_code"].tolist()[1] == "0131"
     assert csv_rejects.loc[0, "value"] == "2"
-    for kind in ("csv.gz", "CSV.GZ", "parquet"):
+    for kind in ("csv.gz", "CSV.GZ", "parquet", "parquet, names padded"):
         valid, rejects = frames[kind]
         pd.testing.assert_frame_equal(valid, csv_valid, obj=f"{kind} valid lines")
         pd.testing.assert_frame_equal(rejects, csv_rejects, obj=f"{kind} rejects")
