@@ -58,7 +58,7 @@ def _compression(path: str) -> str | None:
 def _csv_head(path: str) -> tuple[list[str], bool]:
     """The header row of a CSV file, compressed or not, and whether the file holds
     nothing but it (blank lines aside)."""
-    if path.lower().endswith(".gz"):
+    if _compression(path):
         with open(path, "rb") as raw:
             if raw.read(2) != b"\x1f\x8b":  # gzip's magic number
                 raise InputError(f"{path}: cannot be read as a UTF-8 CSV file: not gzip")

@@ -2,8 +2,9 @@
 
 ``LEDGER`` is a directory that outlives runs. Each run adds one entry, a
 Parquet file named ``<sequence>-<run_id>.parquet``, holding the units each
-line took ("take" rows) and the claims that this run's replacements and voids release
-("release" rows), and the claims it decided again, each released by itself.
+line took ("take" rows), the claims that this run's replacements and voids
+release ("release" rows), and the claims it decided again, each released by
+itself.
 Entries are read in order: a claim's takes count only from the last entry
 that took for it or released it, and not when it is decided again, or
 released, in the run reading them. So a rerun of a night replaces that
@@ -215,14 +216,13 @@ def taken_before(standing: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     the ``standing`` takes (:func:`standing_takes`) but those of claims the run releases
     (a replacement or void of the same member) or decides again.
     """
-    takes = standing
     frequency = lines["claim_frequency_code"].fillna("1")
     releasing = lines[frequency.isin(["7", "8"])]
     gone = [
         (releasing["member_id"], releasing["original_claim_id"]),
         (lines["member_id"], lines["claim_id"]),
     ]
-    counting = takes[~_among(takes["member_id"], takes["claim_id"], gone)]
+    counting = standing[~_among(standing["member_id"], standing["claim_id"], gone)]
     # as_index=False makes this a DataFrame; pandas-stubs type it as a Series.
     return counting.groupby(  # type: ignore[return-value]
         ["authorization_id", "hcpcs_code"], as_index=False

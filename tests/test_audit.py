@@ -692,6 +692,20 @@ def test_a_replacement_naming_itself_takes_its_units_afresh(tmp_path: Path) -> N
     assert third.loc["N", "reason"] == "UNITS_EXCEEDED", "R holds the one unit"
 
 
+OLD_TAKE: dict[str, object] = {
+    "run_id": "0123456789abcdef",
+    "kind": "take",
+    "member_id": "M1",
+    "claim_id": "C1",
+    "claim_line_number": "1",
+    "authorization_id": "A1",
+    "hcpcs_code": "70553",
+    "units": 1.0,
+    "released_by": None,
+}
+"""A take of an entry as version 0.3.0 wrote it: no ``as_of``."""
+
+
 def test_a_night_rerun_after_a_later_void_stays_voided(tmp_path: Path) -> None:
     register = write_csv(tmp_path / "register.csv", [auth()])
     ledger = tmp_path / "ledger"
@@ -708,10 +722,7 @@ def test_a_night_rerun_after_a_later_void_stays_voided(tmp_path: Path) -> None:
 def test_an_entry_of_the_earlier_version_counts_before_the_others(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     ledger.mkdir()
-    entry: dict[str, object] = {"run_id": "0123456789abcdef", "kind": "take", "member_id": "M1"}
-    entry |= {"claim_id": "C1", "claim_line_number": "1", "authorization_id": "A1"}
-    entry |= {"hcpcs_code": "70553", "units": 1.0, "released_by": None}
-    pd.DataFrame([entry]).to_parquet(ledger / "000001-0123456789abcdef.parquet")  # no as_of
+    pd.DataFrame([OLD_TAKE]).to_parquet(ledger / "000001-0123456789abcdef.parquet")
     register = write_csv(tmp_path / "register.csv", [auth(units_approved="2")])
     second = night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)
     assert second.loc["C2", "decision"] == "AUTHORIZED"
@@ -726,17 +737,14 @@ def test_a_ledger_entry_that_is_none_fails_the_run_with_a_message(
     ledger = tmp_path / "ledger"
     ledger.mkdir()
     entry = ledger / "000001-0123456789abcdef.parquet"
-    rows: dict[str, object] = {"run_id": "0123456789abcdef", "kind": "take", "member_id": "M1"}
-    rows |= {"claim_id": "C1", "claim_line_number": "1", "authorization_id": "A1"}
-    rows |= {"hcpcs_code": "70553", "units": 1.0, "released_by": None}
     if written == "junk":
         entry.write_text("junk\n")
     elif written == "a claims file":
         pd.DataFrame([line()]).to_parquet(entry)
     elif written == "TAKE":  # a kind the ledger does not know was counted as nothing
-        pd.DataFrame([rows | {"kind": "TAKE"}]).to_parquet(entry)
+        pd.DataFrame([OLD_TAKE | {"kind": "TAKE"}]).to_parquet(entry)
     else:
-        pd.DataFrame([rows | {"units": "1"}]).to_parquet(entry)
+        pd.DataFrame([OLD_TAKE | {"units": "1"}]).to_parquet(entry)
     register = write_csv(tmp_path / "register.csv", [auth()])
     claims = write_csv(tmp_path / "claims.csv", [line()])
     code, output = run_cli(

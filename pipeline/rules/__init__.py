@@ -188,7 +188,7 @@ def _refuse_unclear_table(frame: pd.DataFrame, where: str) -> None:
             "(expected a CPT or HCPCS code: five digits, four and a letter, or a letter and four)"
         )
     for name in ("modality", "body_region"):
-        lacking = frame.loc[frame[name].fillna("").str.strip().eq(""), "hcpcs_code"]
+        lacking = frame.loc[frame[name].isna(), "hcpcs_code"]  # blank: trimmed to nothing
         if len(lacking):
             raise UnclearRules(
                 f"{where}: the code table has rows without a {name}: "
