@@ -18,7 +18,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -32,6 +32,7 @@ from pipeline.progress import JsonLog, Observer, Silent, TerminalProgress
 from pipeline.publish import refuse_existing
 from pipeline.report import MANIFEST, write_report
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS, started_early
+from schemas import codesets
 from schemas.values import PLAN_TYPES
 
 
@@ -410,24 +411,56 @@ def report_command(directory: Path, out: Path | None) -> None:
     click.echo(f"wrote {written}")
 
 
-def _shaped(pattern: str, what: str) -> Any:
-    """A click callback refusing an option value not of the given shape."""
+def _shaped(
+    pattern: str,
+    what: str,
+    known: tuple[str, Callable[[], frozenset[str]]] | None = None,
+    read: Callable[[str], str] = str,
+) -> Any:
+    """A click callback refusing an option value not of the given shape or, given
+    ``known`` (a code set's name and its codes, as ``run`` checks them; ``read`` makes a
+    value its set's form), not in that set; the value is passed on trimmed, as ``run``
+    trims a CSV value."""
 
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         values = value if isinstance(value, tuple) else (value,)
-        for item in values:
-            if item is not None and not re.fullmatch(pattern, item.strip().upper()):
-                raise click.BadParameter(f"{item!r} is not {what}", ctx, param)
-        return value
+        trimmed = tuple(None if item is None else item.strip(" \t") for item in values)
+        for item, given in zip(trimmed, values, strict=True):
+            if item is None:
+                continue
+            if not re.fullmatch(pattern, item.upper()):
+                raise click.BadParameter(f"{given!r} is not {what}", ctx, param)
+            if known is not None and read(item) not in known[1]():
+                raise click.BadParameter(
+                    f"{given!r} is not in the {known[0]} code set: run rejects a line with it",
+                    ctx,
+                    param,
+                )
+        return trimmed if isinstance(value, tuple) else trimmed[0]
 
     return callback
 
 
+class ServiceDate(click.ParamType):
+    """A date written ``YYYY-MM-DD``, as a claim's dates are (``2026-3-1`` refused)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                raise ValueError(text)
+            return date.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a real date written YYYY-MM-DD", param, ctx)
+
+
 @main.command("check-code")
 @click.argument("code")
-@click.option(
-    "--date", "when", type=click.DateTime(["%Y-%m-%d"]), help="Date of service. Default: today."
-)
+@click.option("--date", "when", type=ServiceDate(), help="Date of service. Default: today (UTC).")
 @click.option(
     "--plan-type",
     type=click.Choice(PLAN_TYPES, case_sensitive=False),
@@ -436,17 +469,28 @@ def _shaped(pattern: str, what: str) -> Any:
 )
 @click.option(
     "--place-of-service",
-    callback=_shaped(r"\d{2}", "a two-digit place of service code"),
+    callback=_shaped(
+        r"\d{2}",
+        "a two-digit place of service code",
+        ("CMS Place of Service", codesets.place_of_service_codes),
+    ),
     help="Where the service is provided (professional claims).",
 )
 @click.option(
     "--bill-type",
-    callback=_shaped(r"0?\d{3}", "a three-digit type of bill"),
+    callback=_shaped(
+        r"0?\d{3}",
+        "a three-digit type of bill",
+        ("UB-04 type of bill", codesets.bill_type_codes),
+        read=lambda code: code[-3:],  # 0131 is 131, as run reads it
+    ),
     help="UB-04 type of bill (institutional claims).",
 )
 @click.option(
     "--revenue-code",
-    callback=_shaped(r"\d{4}", "a four-digit revenue code"),
+    callback=_shaped(
+        r"\d{4}", "a four-digit revenue code", ("UB-04 revenue", codesets.revenue_center_codes)
+    ),
     help="A revenue code on the same claim (institutional).",
 )
 @click.option(
@@ -462,7 +506,7 @@ def _shaped(pattern: str, what: str) -> Any:
 def check_code_command(
     *,
     code: str,
-    when: datetime | None,
+    when: date | None,
     plan_type: str,
     place_of_service: str | None,
     bill_type: str | None,
@@ -480,13 +524,18 @@ def check_code_command(
             "--place-of-service describes a professional claim and --bill-type or "
             "--revenue-code an institutional one; give one or the other."
         )
+    if revenue_code is not None and bill_type is None:
+        raise click.UsageError(
+            "--revenue-code describes an institutional claim, which needs --bill-type: "
+            "run rejects an institutional line without a type of bill."
+        )
     try:
         rules = load_rules(rules_path)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
     service = Service(
         hcpcs_code=code,
-        date_of_service=(when or now_utc()).date(),
+        date_of_service=when or now_utc().date(),
         plan_type=plan_type,
         place_of_service=place_of_service,
         bill_type=bill_type,

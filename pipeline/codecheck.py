@@ -6,6 +6,7 @@ register, so that the code check tool and the nightly job cannot disagree.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from datetime import date
 
@@ -16,6 +17,7 @@ from pipeline.io import SOURCE_FILE, SOURCE_ROW
 from pipeline.rules import Rules
 from pipeline.scope import code_in_force, in_program, line_facts
 from schemas.claims import CONTRACT_COLUMNS, DIAGNOSIS_COLUMNS
+from schemas.values import HCPCS_SHAPE
 
 SETTING_WORDS = {
     "INPATIENT": "a hospital inpatient stay",
@@ -123,21 +125,7 @@ def explain(answer: Answer, service: Service, rules: Rules) -> str:
     """One sentence a provider can act on."""
     code, when = answer.hcpcs_code, answer.date_of_service
     if not answer.in_program:
-        table = rules.code_table
-        # The table's row in force on the day, as run finds it: not in force says more
-        # than what a diagnosis would have changed.
-        row = int(code_in_force(line_facts(one_line_claim(service), rules), rules)[0])
-        if row >= 0 and table["behavioral_health_only"].iloc[row]:
-            return (
-                f"{code} is in the program only for behavioral-health indications (an ICD-10-CM "
-                "chapter F diagnosis), and none was given: no prior authorization is needed."
-            )
-        if table["hcpcs_code"].eq(code).any():
-            return (
-                f"{code} is not in force in the imaging program on {when}: "
-                "no prior authorization is needed."
-            )
-        return f"{code} is not in the advanced imaging program: no prior authorization is needed."
+        return _outside(code, when, service, rules)
     what = f"{code} ({answer.modality}, {str(answer.body_region).replace('_', ' ')})"
     if answer.exempt_reason == "PLAN_EXCEPTION":
         return f"{what} needs no prior authorization: {answer.plan_type} plans are excepted."
@@ -150,3 +138,27 @@ def explain(answer: Answer, service: Service, rules: Rules) -> str:
         else " Medical records are not required with the request."
     )
     return f"{what} requires prior authorization on {when}.{records}"
+
+
+def _outside(code: str, when: str, service: Service, rules: Rules) -> str:
+    """Why a code outside the program needs no authorization, or is no code at all."""
+    if not re.fullmatch(HCPCS_SHAPE, code):
+        return (
+            f"{code!r} is not a five-character CPT or HCPCS code (such as 70553): check "
+            "the code as it will be billed; run rejects a claim line with this one."
+        )
+    table = rules.code_table
+    # The table's row in force on the day, as run finds it: not in force says more
+    # than what a diagnosis would have changed.
+    row = int(code_in_force(line_facts(one_line_claim(service), rules), rules)[0])
+    if row >= 0 and table["behavioral_health_only"].iloc[row]:
+        return (
+            f"{code} is in the program only for behavioral-health indications (an ICD-10-CM "
+            "chapter F diagnosis), and none was given: no prior authorization is needed."
+        )
+    if table["hcpcs_code"].eq(code).any():
+        return (
+            f"{code} is not in force in the imaging program on {when}: "
+            "no prior authorization is needed."
+        )
+    return f"{code} is not in the advanced imaging program: no prior authorization is needed."

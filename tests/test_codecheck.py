@@ -84,3 +84,55 @@ def test_a_malformed_date_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["check-code", "70553", "--date", "2026-02-30"])
     assert result.exit_code == 2
     assert "--date" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--place-of-service", " 23"], "EMERGENCY_ROOM"),
+        (["--bill-type", " 131", "--revenue-code", "0456 "], "HOSPITAL_URGENT_CARE"),
+        (["--bill-type", "0131", "--revenue-code", "0450"], "EMERGENCY_ROOM"),
+    ],
+    ids=["place of service", "type of bill and revenue code", "four-digit type of bill"],
+)
+def test_option_values_are_trimmed_as_run_trims_a_claims_value(
+    args: list[str], reason: str
+) -> None:
+    answer = check("70553", "--date", "2026-03-01", *args)
+    assert answer["exempt_reason"] == reason
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "words"),
+    [
+        (["--date", "2026-3-1"], "--date", "written YYYY-MM-DD"),
+        (["--place-of-service", "00"], "--place-of-service", "CMS Place of Service code set"),
+        (["--bill-type", "999"], "--bill-type", "UB-04 type of bill code set"),
+        (
+            ["--bill-type", "131", "--revenue-code", "0457"],
+            "--revenue-code",
+            "UB-04 revenue code set",
+        ),
+        (["--revenue-code", "0450"], "--bill-type", "needs --bill-type"),
+    ],
+    ids=[
+        "an unpadded date",
+        "an unknown place of service",
+        "an unknown type of bill",
+        "an unknown revenue code",
+        "a revenue code without a type of bill",
+    ],
+)
+def test_facts_run_would_reject_are_a_usage_error(args: list[str], option: str, words: str) -> None:
+    result = CliRunner().invoke(main, ["check-code", "70553", *args])
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr
+    assert words in result.stderr
+
+
+@pytest.mark.parametrize("code", ["70553.0", "70553 26", "7055"])
+def test_a_malformed_code_is_not_told_it_needs_no_authorization(code: str) -> None:
+    answer = check(code, "--date", "2026-03-01")
+    assert answer["in_program"] is False
+    assert "is not a five-character CPT or HCPCS code" in answer["explanation"]
+    assert "no prior authorization is needed" not in answer["explanation"]
