@@ -41,6 +41,7 @@ import ctypes
 import functools
 import hashlib
 import math
+import os
 import resource
 import shutil
 import tempfile
@@ -897,6 +898,15 @@ def _numbered(table: pa.Table, context: _Context) -> pa.Table:
     return table.set_column(table.schema.get_field_index(SOURCE_ROW), SOURCE_ROW, pa.array(rows))
 
 
+def _standing() -> str | None:
+    """This process's working directory; None where it is gone (a run of absolute
+    paths still runs)."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        return None
+
+
 @dataclass(frozen=True)
 class _Context:
     """What every worker needs, handed over once when the worker starts."""
@@ -931,6 +941,10 @@ class _Context:
     invalid_members: frozenset[str] = frozenset()
     ledger_state: LedgerState | None = None
     ledger_partition: np.ndarray | None = None
+    working_directory: str | None = field(default_factory=_standing)
+    """Where the run stands, which its relative paths are read from: workers started
+    ahead of it stand where the command started (``verify`` then moves into the
+    run's recorded working directory), and move here for each task."""
 
 
 _CONTEXT: _Context | None = None
@@ -952,6 +966,8 @@ def _enter(context: _Context) -> None:
     global _CONTEXT  # noqa: PLW0603 (one context per worker process, set once)
     _CONTEXT = context
     _allow_open_files(context.open_files)  # a worker's own limit, as the run's was raised
+    if context.working_directory is not None:
+        os.chdir(context.working_directory)
 
 
 def _context() -> _Context:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,48 @@ def test_verify_starts_its_workers_before_it_checks_the_inputs(
     assert code == 0, output
     claims = str(SAMPLES / "claims.csv")
     assert events == [("workers", WORKERS, [claims], ROWS_PER_PARTITION), "verify"]
+
+
+def test_verify_reads_relative_inputs_from_the_run_s_directory_in_workers_started_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers started before verify moves into the run's directory read a relative path
+    # from where the auditor stands, where a file of the same name may be another.
+    night, audit = tmp_path / "night", tmp_path / "audit"
+    for folder in (night, audit):
+        folder.mkdir()
+        shutil.copy(SAMPLES / "authorizations.csv", folder)
+    shutil.copy(SAMPLES / "claims.csv", night)
+    text = (SAMPLES / "claims.csv").read_text()
+    (audit / "claims.csv").write_text(text.replace(",145.00,", ",945.00,"))
+    assert (audit / "claims.csv").read_text() != text
+    monkeypatch.chdir(night)
+    code, output = run_cli(
+        "run",
+        "--claims",
+        "claims.csv",
+        "--authorizations",
+        "authorizations.csv",
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(tmp_path / "out"),
+        *LENIENT,
+    )
+    assert code == 0, output
+    # Workers started early, and a rerun in several partitions, which they read.
+    monkeypatch.setattr(pipeline.cli, "WORKERS", 2)
+    monkeypatch.setattr(pipeline.cli, "ROWS_PER_PARTITION", 10)
+    options = pipeline.verify._options
+    monkeypatch.setattr(
+        pipeline.verify,
+        "_options",
+        lambda manifest: replace(options(manifest), workers=2, rows_per_partition=10),
+    )
+    monkeypatch.chdir(audit)
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 0, output
+    assert "reproduced; every output is byte-identical" in output
 
 
 def test_verify_catches_one_flipped_byte(tmp_path: Path) -> None:
