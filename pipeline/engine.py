@@ -606,13 +606,17 @@ def _identity(
         for f in files
     ]
     # Each input's path as given, in order, beside its content: the lines carry the path
-    # (source_file), and the files' order cuts the row groups.
+    # (source_file), and the files' order cuts the row groups. A run given a ledger
+    # says so even where it holds no entries yet: it publishes units.parquet.
+    ledger = (
+        () if ledger_state is None else ("ledger", *(f"{n}:{s}" for n, s in ledger_state.entries))
+    )
     run_id = run_id_for(
         [
             *(f"{i['source']}:{i['path']}:{i['sha256']}" for i in inputs),
             as_of.isoformat(),
             rules.digest,
-            *(f"{n}:{s}" for n, s in (ledger_state.entries if ledger_state else ())),
+            *ledger,
         ]
     )
     return inputs, run_id

@@ -586,6 +586,20 @@ def night(
     return pd.read_parquet(out / "adjudicated.parquet").set_index("claim_id")
 
 
+def test_a_run_given_an_empty_ledger_is_not_the_run_given_none(tmp_path: Path) -> None:
+    # The two publish different files (units.parquet), so they are two runs.
+    code, output = sample_run(tmp_path / "plain")
+    assert code == 0, output
+    code, output = sample_run(tmp_path / "ledgered", "--ledger", str(tmp_path / "ledger"))
+    assert code == 0, output
+    plain, ledgered = (
+        json.loads((tmp_path / name / "manifest.json").read_text())["run_id"]
+        for name in ("plain", "ledgered")
+    )
+    assert (tmp_path / "ledgered" / "units.parquet").exists()
+    assert plain != ledgered
+
+
 def test_three_nights_with_the_ledger(tmp_path: Path) -> None:
     register = write_csv(tmp_path / "register.csv", [auth()])
     ledger = tmp_path / "ledger"
