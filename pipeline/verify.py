@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -58,7 +58,58 @@ def _manifest(directory: Path) -> dict[str, Any]:
         raise VerifyRefused(f"{path}: no manifest; {directory} is not a published run") from error
     except ValueError as error:
         raise VerifyRefused(f"{path}: the manifest is not valid JSON") from error
+    misshapen = _misshapen(document)
+    if misshapen is not None:
+        raise VerifyRefused(
+            f"{path}: the manifest's {misshapen} is missing or not what a run writes; "
+            "it is no manifest of this program's, and the run cannot be repeated from it"
+        )
     return document
+
+
+def _misshapen(manifest: Any) -> str | None:
+    """The first part of a manifest ``verify`` reads that is missing or of another
+    shape than a run writes, named as :func:`_walk` names a key; None where all are."""
+    if not isinstance(manifest, dict):
+        return "document"
+    for key, kind in (("run_id", str), ("as_of", str), ("working_directory", str)):
+        if not isinstance(manifest.get(key), kind):
+            return key
+    with contextlib.suppress(ValueError):
+        datetime.fromisoformat(manifest["as_of"])
+        return _misshapen_parts(manifest)
+    return "as_of"
+
+
+def _misshapen_parts(manifest: dict[str, Any]) -> str | None:
+    """:func:`_misshapen` for the manifest's inputs, rules and options, checked in turn
+    (each check only once those before it hold)."""
+    inputs: Any = manifest.get("inputs")
+    rules: Any = manifest.get("rules")
+    options: Any = manifest.get("options")
+    checks: list[tuple[str, Callable[[], bool]]] = [
+        ("inputs", lambda: isinstance(inputs, list)),
+        ("inputs", lambda: all(_texts(entry, "source", "path", "sha256") for entry in inputs)),
+        ("inputs", lambda: [e["source"] for e in inputs].count("authorizations") == 1),
+        ("inputs", lambda: any(entry["source"] == "claims" for entry in inputs)),
+        ("rules", lambda: _texts(rules, "digest")),
+        ("rules.source", lambda: isinstance(rules.get("source"), str | None)),
+        ("options", lambda: isinstance(options, dict)),
+        ("options.ledger", lambda: isinstance(options.get("ledger"), str | None)),
+        ("options.max_reject_rate", lambda: type(options.get("max_reject_rate")) in (int, float)),
+        ("options.max_denial_rate", lambda: type(options.get("max_denial_rate")) in (int, float)),
+        ("options.ledger_entries", lambda: isinstance(options.get("ledger_entries"), list)),
+        (
+            "options.ledger_entries",
+            lambda: all(_texts(entry, "name", "sha256") for entry in options["ledger_entries"]),
+        ),
+    ]
+    return next((name for name, holds in checks if not holds()), None)
+
+
+def _texts(entry: Any, *keys: str) -> bool:
+    """Whether ``entry`` is an object holding text under each of ``keys``."""
+    return isinstance(entry, dict) and all(isinstance(entry.get(key), str) for key in keys)
 
 
 def _check_inputs(manifest: dict[str, Any]) -> None:

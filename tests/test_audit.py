@@ -309,6 +309,50 @@ def _rewrite_manifest(directory: Path, change: Any) -> None:
     path.write_text(json.dumps(manifest))
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda m: m.pop("working_directory"), "working_directory"),
+        (lambda m: m.update(as_of="last night"), "as_of"),
+        (lambda m: m.update(inputs={}), "inputs"),
+        (lambda m: m["inputs"][0].pop("sha256"), "inputs"),
+        (lambda m: m.update(inputs=m["inputs"][:1]), "inputs"),
+        (lambda m: m["rules"].update(source=3), "rules.source"),
+        (lambda m: m["options"].update(max_denial_rate="0.5"), "options.max_denial_rate"),
+        (lambda m: m["options"].update(ledger_entries=[{}]), "options.ledger_entries"),
+        (lambda m: m.clear(), "run_id"),
+    ],
+    ids=[
+        "no working directory",
+        "an as-of that is no date",
+        "inputs not a list",
+        "an input without its digest",
+        "no register",
+        "a rules source not text",
+        "a rate as text",
+        "a ledger entry without its name",
+        "an empty object",
+    ],
+)
+def test_verify_refuses_a_manifest_it_cannot_read_and_names_what(
+    tmp_path: Path, change: Any, named: str
+) -> None:
+    sample_run(tmp_path / "out")
+    _rewrite_manifest(tmp_path / "out", change)
+    result = CliRunner().invoke(main, ["verify", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"the manifest's {named} is missing or not what a run writes" in result.output
+
+
+def test_verify_refuses_a_manifest_that_is_no_object(tmp_path: Path) -> None:
+    sample_run(tmp_path / "out")
+    (tmp_path / "out" / "manifest.json").write_text("[]")
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1, output
+    assert "the manifest's document is missing or not what a run writes" in output
+
+
 def test_verify_compares_an_output_the_manifest_leaves_out(tmp_path: Path) -> None:
     sample_run(tmp_path / "out")
 
