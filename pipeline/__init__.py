@@ -2,7 +2,6 @@
 
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 if sys.platform.startswith("linux"):  # where pyarrow's wheels are built with jemalloc
     # Arrow's memory from jemalloc for Arrow's own work too, named before pyarrow is
@@ -13,7 +12,7 @@ if sys.platform.startswith("linux"):  # where pyarrow's wheels are built with je
     # environment's own choice stands.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
-try:
-    __version__ = version("imaging-pa-adjudication")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = "0.5.0"
+"""The program's version, written in every manifest: read from here, not from what an
+install recorded, so that code updated in place names its own version
+(``pyproject.toml`` reads its version from here too)."""
