@@ -12,6 +12,8 @@ process instead of after it (``pipeline.workers``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import re
@@ -19,7 +21,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, TextIO
@@ -97,7 +98,7 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _sigterm_stops() -> Iterator[None]:
     """Within: SIGTERM (a scheduler's stop or timeout) or SIGHUP (the terminal or session
     that started the run gone) raises :class:`Stopped`, so the run removes its staging
@@ -352,16 +353,33 @@ def run(
 
 @main.command("verify")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
-def verify_command(directory: Path) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=WORKERS,
+    show_default=True,
+    help="As run's: the rerun's processes (same output).",
+)
+@click.option(
+    "--partition-rows",
+    type=click.IntRange(1, None),
+    default=ROWS_PER_PARTITION,
+    show_default=True,
+    help="As run's: the rerun's peak memory follows it (same output).",
+)
+def verify_command(directory: Path, workers: int, partition_rows: int) -> None:
     """Recompute DIR from the inputs its manifest names; exit 0 only if byte-identical."""
+    # The manifest's digest as verify reads it, for the scheduler's log, whatever follows.
+    with contextlib.suppress(OSError):
+        digest = hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()
+        click.echo(f"{directory}: manifest sha256 {digest}")
     try:
         # The rerun's scratch directory is removed on a stop; its workers start first,
         # as run's do, and import the engine while this process checks the inputs.
-        with _sigterm_stops(), started_early(WORKERS, _claims_of(directory), ROWS_PER_PARTITION):
-            from pipeline.io import sha256_of
+        with _sigterm_stops(), started_early(workers, _claims_of(directory), partition_rows):
             from pipeline.verify import verify
 
-            verdict = verify(directory)
+            verdict = verify(directory, workers=workers, rows_per_partition=partition_rows)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
@@ -371,7 +389,6 @@ def verify_command(directory: Path) -> None:
             f"{directory}: stopped ({stopped.signal_name}) before the rerun was done", err=True
         )
         raise SystemExit(1) from stopped
-    click.echo(f"{directory}: manifest sha256 {sha256_of(directory / MANIFEST)}")
     if verdict.identical:
         click.echo(f"{directory}: run {verdict.run_id} reproduced; every output is byte-identical")
         return

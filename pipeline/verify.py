@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from pipeline.ledger import read_ledger
 from pipeline.report import MANIFEST
 from pipeline.rules import UnclearRules, load_rules
 from pipeline.run import RunOptions, environment, run_into, tripped_guards
+from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 
 
 class VerifyRefused(PipelineError):
@@ -140,7 +141,9 @@ def _options(manifest: dict[str, Any]) -> RunOptions:
     )
 
 
-def verify(directory: Path) -> Verdict:
+def verify(
+    directory: Path, *, workers: int = WORKERS, rows_per_partition: int = ROWS_PER_PARTITION
+) -> Verdict:
     """Recompute the run published in ``directory`` and compare every output.
 
     Every file in ``directory`` but the manifest is compared with the rerun's outputs
@@ -161,7 +164,9 @@ def verify(directory: Path) -> Verdict:
         )
     with contextlib.chdir(where) if where.is_dir() else contextlib.nullcontext():
         _check_inputs(manifest)
-        options = _options(manifest)
+        options = replace(
+            _options(manifest), workers=workers, rows_per_partition=rows_per_partition
+        )
         made_by = manifest.get("program", {}).get("version")
         try:
             rules = load_rules(options.rules_path)

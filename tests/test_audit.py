@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -200,9 +199,9 @@ def test_verify_starts_its_workers_before_it_checks_the_inputs(
 
     verify = pipeline.verify.verify
 
-    def verified(directory: Path) -> pipeline.verify.Verdict:
+    def verified(directory: Path, **options: int) -> pipeline.verify.Verdict:
         events.append("verify")
-        return verify(directory)
+        return verify(directory, **options)
 
     monkeypatch.setattr(pipeline.cli, "started_early", started_early)
     monkeypatch.setattr(pipeline.verify, "verify", verified)
@@ -240,16 +239,10 @@ def test_verify_reads_relative_inputs_from_the_run_s_directory_in_workers_starte
     )
     assert code == 0, output
     # Workers started early, and a rerun in several partitions, which they read.
-    monkeypatch.setattr(pipeline.cli, "WORKERS", 2)
-    monkeypatch.setattr(pipeline.cli, "ROWS_PER_PARTITION", 10)
-    options = pipeline.verify._options
-    monkeypatch.setattr(
-        pipeline.verify,
-        "_options",
-        lambda manifest: replace(options(manifest), workers=2, rows_per_partition=10),
-    )
     monkeypatch.chdir(audit)
-    code, output = run_cli("verify", str(tmp_path / "out"))
+    code, output = run_cli(
+        "verify", str(tmp_path / "out"), "--workers", "2", "--partition-rows", "10"
+    )
     assert code == 0, output
     assert "reproduced; every output is byte-identical" in output
 
@@ -351,6 +344,8 @@ def test_verify_refuses_a_manifest_that_is_no_object(tmp_path: Path) -> None:
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 1, output
     assert "the manifest's document is missing or not what a run writes" in output
+    # The digest of what was read, for the scheduler's log, though the rerun was refused.
+    assert f"manifest sha256 {hashlib.sha256(b'[]').hexdigest()}" in output
 
 
 def test_verify_compares_an_output_the_manifest_leaves_out(tmp_path: Path) -> None:
