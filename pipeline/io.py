@@ -332,7 +332,14 @@ def text_schema(
         if duplicated:
             named = ", ".join(name or "(an empty name)" for name in duplicated)
             raise InputError(f"{path}: the header names a column twice: {named}")
-        clashing = [name for name in names if name in reserved]
+        # In any case: a reader that folds case (DuckDB, Spark, a warehouse) would read a
+        # passed-through `Decision` for the job's `decision`, or rename one of them.
+        ours = {name.casefold(): name for name in reserved}
+        clashing = [
+            name if name in reserved else f"{name} (as {ours[name.casefold()]})"
+            for name in names
+            if name.casefold() in ours
+        ]
         if clashing:
             raise InputError(
                 f"{path} has columns the job writes itself: {', '.join(clashing)}; "

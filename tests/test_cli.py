@@ -401,9 +401,21 @@ def test_a_file_with_no_date_column_names_both(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("column", ["decision", "run_id", "source_row", "_span"])
+@pytest.mark.parametrize(
+    ("column", "named"),
+    [
+        ("decision", "decision"),
+        ("run_id", "run_id"),
+        ("source_row", "source_row"),
+        ("_span", "_span"),
+        # A reader that folds case would take it for the job's own.
+        ("Decision", "Decision (as decision)"),
+        ("DENIED_AMOUNT", "DENIED_AMOUNT (as denied_amount)"),
+        ("Source_File", "Source_File (as source_file)"),
+    ],
+)
 def test_a_column_named_like_one_the_job_adds_is_refused(
-    column: str, register: Path, tmp_path: Path
+    column: str, named: str, register: Path, tmp_path: Path
 ) -> None:
     path = write_csv(
         tmp_path / "claims.csv", [*CLAIM_COLUMNS, column], [[*r, "x"] for r in CLAIM_ROWS]
@@ -413,7 +425,7 @@ def test_a_column_named_like_one_the_job_adds_is_refused(
         result = publish(command, path, register, out)
         assert result.exit_code == 1, result.output
         assert result.stderr.splitlines()[0] == (
-            f"Error: {path} has columns the job writes itself: {column}; "
+            f"Error: {path} has columns the job writes itself: {named}; "
             "rename them to pass them through"
         )
         assert "Traceback" not in result.output
