@@ -488,7 +488,8 @@ def _codes(series: pd.Series) -> pd.Series:
 
 
 def duplicated_claim_lines(df: pd.DataFrame) -> pd.Series:
-    """True on every copy of a (claim_id, claim_line_number) seen more than once.
+    """True on every copy of a (claim_id, claim_line_number) seen more than once, of
+    lines that name a claim.
 
     Line numbers written as whole numbers compare as numbers (``01`` is line
     1); any other value, already rejected by its format check, compares as
@@ -508,12 +509,14 @@ def duplicated_claim_lines(df: pd.DataFrame) -> pd.Series:
             as_written = _codes(text.where(~whole))
             line_codes = line_codes.where(whole, int(line_codes.max()) + 1 + as_written)
     key = _codes(df["claim_id"]) * (int(line_codes.max()) + 1 if len(df) else 1) + line_codes
-    return key.duplicated(keep=False)
+    # Lines without a claim id belong to no claim (each is rejected for it alone).
+    return key.duplicated(keep=False) & df["claim_id"].notna()
 
 
 def differs_within_claim(df: pd.DataFrame, column: str) -> pd.Series:
     """True on every line of a claim whose lines disagree on ``column``: some line's value
-    is not its claim's first line's (two empty values agree). Member, claim type and plan
+    is not its claim's first line's (two empty values agree); never on a line without a
+    claim id. Member, claim type and plan
     type of 200,000 lines: 16.3 ms -> 9.4 ms, where each column was coded and its
     smallest and largest code kept per claim."""
     claim = _codes(df["claim_id"]).to_numpy()
@@ -524,7 +527,8 @@ def differs_within_claim(df: pd.DataFrame, column: str) -> pd.Series:
     ).fill_null(False)
     disagreeing = np.zeros(int(claim.max(initial=-1)) + 1, dtype=bool)
     disagreeing[claim[~np.asarray(agree.to_numpy(zero_copy_only=False), dtype=bool)]] = True
-    return pd.Series(disagreeing[claim], index=df.index)
+    # Lines without a claim id belong to no claim: they disagree with none.
+    return pd.Series(disagreeing[claim], index=df.index) & df["claim_id"].notna()
 
 
 def _first_rows(claim_id: pd.Series) -> np.ndarray:

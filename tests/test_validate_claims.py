@@ -111,6 +111,13 @@ CASES: list[Case] = [
     case("claim_id of 51 characters", prof("C" * 51), rejected("claim_id/text_1_to_50")),
     case("claim_id of 50 characters", prof("L" * 50), VALID),
     case("claim_id empty", prof("", member_id="M-EMPTY"), rejected("claim_id/not_nullable")),
+    # Lines without a claim id belong to no claim: not one another's copies, nor lines
+    # of one claim that disagree (with the row above too, in the same file).
+    case(
+        "claim_id empty on lines of other members and plans",
+        [prof("", member_id="M-EMPTY-2"), prof("", member_id="M-EMPTY-3", plan_type="PPO")],
+        rejected("claim_id/not_nullable"),
+    ),
     # claim_line_number
     case(
         "line number 0",
