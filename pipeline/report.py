@@ -370,14 +370,16 @@ def weeks_section(summary: dict[str, Any]) -> Section:
     columns = (Column("Week of (Monday)"), LINES, DENIED)
     empty = _absent("week") if rows is None else "No line was denied."
     gaps = (
-        "Weeks between the first and the last denial with none show as zero."
+        ""
+        if not weeks
+        else " Weeks between the first and the last denial with none show as zero."
         if filled
-        else "Only weeks with a denial are listed."
+        else f" Only weeks with a denial are listed: they span more than {MAX_FILLED_WEEKS} weeks."
     )
     return Section(
         key="weeks",
         heading="Denials by week of service",
-        intro=f"Denied dollars by the week (from Monday) of the date of service. {gaps}",
+        intro=f"Denied dollars by the week (from Monday) of the date of service.{gaps}",
         charts=(Chart("chart-weeks", "Denied dollars by week of service", columns, bars, empty),),
     )
 
@@ -407,7 +409,8 @@ def _rejects_chart(index: int, entry: dict[str, Any]) -> Chart:
 def rejects_section(summary: dict[str, Any]) -> Section:
     """Failed checks per input file, the most frequent first."""
     charts = tuple(_rejects_chart(i, e) for i, e in enumerate(summary["inputs"], start=1))
-    if not any(chart.bars for chart in charts):
+    rejected = any(chart.bars for chart in charts)
+    if not rejected:
         charts = (Chart("chart-rejects", "", (), (), "No row of any input was rejected."),)
     return Section(
         key="rejects",
@@ -416,7 +419,9 @@ def rejects_section(summary: dict[str, Any]) -> Section:
         "rejects.parquet has each one with its file and row.",
         charts=charts,
         note="A row that fails several checks counts once under each, so the rejects can "
-        "outnumber the rows rejected.",
+        "outnumber the rows rejected."
+        if rejected
+        else "",
     )
 
 

@@ -286,7 +286,15 @@ def test_weeks_years_apart_are_listed_without_the_gap() -> None:
     weeks = [denial("week_of", "2020-01-06", "10.00"), denial("week_of", "2026-01-26", "20.00")]
     page = render_report(tiny_summary(denied_amount="30.00", denied_by_week=weeks))
     assert figure_of(page, "chart-weeks").count("<rect") == 2
-    assert "Only weeks with a denial are listed." in page
+    assert "Only weeks with a denial are listed: they span more than 104 weeks." in page
+
+
+def test_a_run_without_denials_or_rejects_says_nothing_of_their_gaps_or_counts() -> None:
+    page = render_report(tiny_summary())
+    assert "No line was denied." in page
+    assert "No row of any input was rejected." in page
+    assert "weeks" not in page.split("Denials by week of service")[1].split("</p>")[0].lower()
+    assert "outnumber the rows rejected" not in page
 
 
 def test_every_text_is_escaped() -> None:
