@@ -90,8 +90,9 @@ def _unreadable(path: str, error: Exception, block: int = 0) -> InputError:
     shape = re.search(r"Expected \d+ columns, got \d+", text)
     if "straddles two block boundaries" in text:
         why = (
-            f"a row is longer than {block >> 20} MiB, the longest the reader takes "
-            "(a value of that size in a column the job passes through?)"
+            f"a row lies across more than two of the reader's {block >> 20} MiB blocks "
+            f"(a row longer than {block >> 20} to {2 * block >> 20} MiB, by where it falls: "
+            "a value that long in a column the job passes through?)"
         )
     elif shape:
         why = shape.group(0).lower() + " in a row (a stray comma or an unclosed quote?)"

@@ -573,8 +573,9 @@ def test_a_row_longer_than_the_readers_block_is_named_as_such(
     )
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == (
-        f"Error: {path}: cannot be read as a UTF-8 CSV file: a row is longer than 1 MiB, the "
-        "longest the reader takes (a value of that size in a column the job passes through?)"
+        f"Error: {path}: cannot be read as a UTF-8 CSV file: a row lies across more than two "
+        "of the reader's 1 MiB blocks (a row longer than 1 to 2 MiB, by where it falls: a "
+        "value that long in a column the job passes through?)"
     )
     assert not out.exists()
 
