@@ -16,11 +16,13 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, TextIO
@@ -91,6 +93,16 @@ def _is_date(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _named(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A directory option as a path, refused empty: a scheduler's unset variable would
+    otherwise name the working directory (``.`` names it on purpose)."""
+    if value is None:
+        return None
+    if not value.strip(" \t"):
+        raise click.BadParameter("is empty (an unset variable?); name a directory", ctx, param)
+    return Path(value)
 
 
 def now_utc() -> datetime:
@@ -232,7 +244,8 @@ HELD = 3
 )
 @click.option(
     "--ledger",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(file_okay=False),
+    callback=_named,
     help="The units ledger, a directory that outlives runs.",
 )
 @click.option(
@@ -296,6 +309,13 @@ def run(
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
     started_at = now_utc()
+    if ledger is not None and Path(os.path.abspath(ledger)).is_relative_to(os.path.abspath(out)):
+        # Its entry is written before DIR is published, which would then exist.
+        raise click.BadParameter(
+            f"{ledger} is inside --out {out}: the ledger outlives runs, so it cannot be "
+            "a part of one",
+            param_hint="'--ledger'",
+        )
     try:
         refuse_existing(out)
         with _sigterm_stops(), started_early(workers, claims, partition_rows):
@@ -330,6 +350,8 @@ def run(
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(_system_error(error, out)) from error
+    except (BrokenProcessPool, MemoryError) as error:
+        raise click.ClickException(f"{_ran_out(error)}; nothing was published to {out}") from error
     except Stopped as stopped:
         if not out.exists():
             click.echo(f"stopped ({stopped.signal_name}); nothing was published to {out}", err=True)
@@ -338,17 +360,45 @@ def run(
         return
     if quiet:
         return
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    _echo_counts(summary)
-    decisions = summary["decisions"]
-    click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in decisions.items()))
-    click.echo(f"denied amount: {summary['denied_amount']}")
-    for reason in guards:
-        click.echo(f"forced past a guard: {reason}")
-    # The manifest's digest, for the scheduler's log: an auditor's verify prints it too.
-    click.echo(
-        f"published {out} (run {execution.run_id}; manifest sha256 {sha256_of(out / MANIFEST)})"
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        _echo_counts(summary)
+        decisions = summary["decisions"]
+        click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in decisions.items()))
+        click.echo(f"denied amount: {summary['denied_amount']}")
+        for reason in guards:
+            click.echo(f"forced past a guard: {reason}")
+        # The manifest's digest, for the scheduler's log: an auditor's verify prints it too.
+        digest = sha256_of(out / MANIFEST)
+        click.echo(f"published {out} (run {execution.run_id}; manifest sha256 {digest})")
+    except OSError as error:
+        # Published all the same (exit 0): a closed or full stdout, or DIR taken away at
+        # once by what waits for it, makes the account unprintable, not the run failed.
+        _stdout_to_nowhere()
+        with contextlib.suppress(OSError):
+            click.echo(
+                f"published {out} (run {execution.run_id}); its account could not be "
+                f"printed: {_system_error(error, None)}",
+                err=True,
+            )
+
+
+def _ran_out(error: BaseException) -> str:
+    """What a worker's end or a failed allocation means, for the scheduler's log."""
+    if isinstance(error, MemoryError):
+        return "the run ran out of memory (a smaller --partition-rows needs less)"
+    return (
+        "a worker process ended abruptly (killed, or by the system for want of memory: a "
+        "smaller --partition-rows needs less)"
     )
+
+
+def _stdout_to_nowhere() -> None:
+    """Standard output sent to the null device from here on, so that the interpreter's
+    last flush of it fails no more (which would exit 120)."""
+    with contextlib.suppress(OSError, ValueError):
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, sys.stdout.fileno())
 
 
 @main.command("verify")
@@ -384,6 +434,10 @@ def verify_command(directory: Path, workers: int, partition_rows: int) -> None:
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(_system_error(error, None)) from error
+    except (BrokenProcessPool, MemoryError) as error:
+        raise click.ClickException(
+            f"{directory}: {_ran_out(error)}; nothing was verified"
+        ) from error
     except Stopped as stopped:
         click.echo(
             f"{directory}: stopped ({stopped.signal_name}) before the rerun was done", err=True

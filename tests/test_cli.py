@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
+import pipeline.run
 from pipeline.cli import main, parse_as_of
 from pipeline.io import SOURCE_FILE
 from pipeline.run import read_claims
@@ -877,3 +880,89 @@ def test_a_parquet_text_column_that_is_not_utf8_fails_the_run(tmp_path: Path) ->
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == f"Error: {path}: column claim_id is not UTF-8 text"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--claims", "--rules"])
+def test_a_pipe_is_refused_not_waited_on(
+    option: str, claims: Path, register: Path, tmp_path: Path
+) -> None:
+    # Nothing ever writes to it: opening it would wait for a writer, the night long.
+    pipe = tmp_path / ("pipe.csv" if option == "--claims" else "pipe.toml")
+    os.mkfifo(pipe)
+    given = {"--claims": str(claims), "--rules": None, option: str(pipe)}
+    rules = [] if given["--rules"] is None else ["--rules", given["--rules"]]
+    command = [sys.executable, "-m", "pipeline", "run", "--claims", given["--claims"]]
+    command += ["--authorizations", str(register), "--as-of", AS_OF, "--out"]
+    command += [str(tmp_path / "out"), *rules]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr
+    assert f"{pipe}: not a regular file (a directory, a pipe or a device)" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("ledger", ["", "  "])
+def test_an_empty_ledger_path_is_a_usage_error(
+    ledger: str, claims: Path, register: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unset variable in a scheduler's template would make the working directory the
+    # ledger, which the next night, given the right one, would not count.
+    monkeypatch.chdir(tmp_path)
+    result = publish("run", claims, register, tmp_path / "out", "--ledger", ledger, "--force")
+    assert result.exit_code == 2, result.output
+    assert "is empty (an unset variable?)" in result.stderr
+    assert not list(tmp_path.glob("*.parquet"))
+
+
+@pytest.mark.parametrize("inside", [".", "ledger", "../out/ledger"])
+def test_a_ledger_inside_the_output_is_a_usage_error(
+    inside: str, claims: Path, register: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    ledger = out if inside == "." else out / inside
+    result = publish("run", claims, register, out, "--ledger", str(ledger), "--force")
+    assert result.exit_code == 2, result.output
+    assert f"{ledger} is inside --out {out}" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_published_run_whose_account_cannot_be_printed_still_exits_0(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pipeline", "run", "--claims", str(claims)]
+    command += ["--authorizations", str(register), "--as-of", AS_OF, "--out", str(out)]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*command, "--force"], stdout=full, stderr=subprocess.PIPE, text=True, check=False
+        )
+    assert done.returncode == 0, done.stderr
+    assert (out / "manifest.json").exists()
+    assert "its account could not be printed: No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (BrokenProcessPool("A child process terminated abruptly"), "a worker process ended"),
+        (MemoryError(), "the run ran out of memory"),
+    ],
+)
+def test_a_worker_s_end_or_want_of_memory_is_told_in_a_sentence(
+    *,
+    error: BaseException,
+    words: str,
+    claims: Path,
+    register: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(pipeline.run, "publish_run", broken)
+    result = publish("run", claims, register, tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {words}")
+    assert f"nothing was published to {tmp_path / 'out'}" in result.stderr

@@ -516,6 +516,8 @@ def load_rules(path: str | Path | None = None) -> Rules:
         table_name = tomllib.loads(text)["program"]["code_table"]
         return parse_rules(text, package.joinpath(table_name).read_bytes(), "built-in")
     rules_path = Path(path)
+    if rules_path.exists() and not rules_path.is_file():  # a pipe would be waited on
+        raise RulesError(f"{rules_path}: not a regular file (a directory, a pipe or a device)")
     try:
         text = rules_path.read_text(encoding="utf-8-sig")  # a byte-order mark is no setting
         program = tomllib.loads(text).get("program", {})
