@@ -889,11 +889,10 @@ def test_a_pipe_is_refused_not_waited_on(
     # Nothing ever writes to it: opening it would wait for a writer, the night long.
     pipe = tmp_path / ("pipe.csv" if option == "--claims" else "pipe.toml")
     os.mkfifo(pipe)
-    given = {"--claims": str(claims), "--rules": None, option: str(pipe)}
-    rules = [] if given["--rules"] is None else ["--rules", given["--rules"]]
-    command = [sys.executable, "-m", "pipeline", "run", "--claims", given["--claims"]]
+    read = pipe if option == "--claims" else claims
+    command = [sys.executable, "-m", "pipeline", "run", "--claims", str(read)]
     command += ["--authorizations", str(register), "--as-of", AS_OF, "--out"]
-    command += [str(tmp_path / "out"), *rules]
+    command += [str(tmp_path / "out"), *(["--rules", str(pipe)] if option == "--rules" else [])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 1, done.stderr
     assert f"{pipe}: not a regular file (a directory, a pipe or a device)" in done.stderr
