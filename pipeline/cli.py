@@ -96,12 +96,12 @@ def _is_date(text: str) -> bool:
 
 
 def _named(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
-    """A directory option as a path, refused empty: a scheduler's unset variable would
+    """A path option as a path, refused empty: a scheduler's unset variable would
     otherwise name the working directory (``.`` names it on purpose)."""
     if value is None:
         return None
     if not value.strip(" \t"):
-        raise click.BadParameter("is empty (an unset variable?); name a directory", ctx, param)
+        raise click.BadParameter("is empty (an unset variable?); name a path", ctx, param)
     return Path(value)
 
 
@@ -185,16 +185,24 @@ def validate(
     from pipeline.run import publish_validation, validate_files, validation_summary
 
     try:
-        if out is not None:
-            refuse_existing(out)
-        result = validate_files(claims, authorizations, as_of or now_utc())
-        summary = validation_summary(result)
-        if out is not None:
-            publish_validation(result, out)
+        with _sigterm_stops():  # a stop removes the staging directory, as run's does
+            if out is not None:
+                refuse_existing(out)
+            result = validate_files(claims, authorizations, as_of or now_utc())
+            summary = validation_summary(result)
+            if out is not None:
+                publish_validation(result, out)
     except PipelineError as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(_system_error(error, out)) from error
+    except Stopped as stopped:
+        if out is None or not out.exists():
+            where = "" if out is None else f"; nothing was published to {out}"
+            click.echo(f"stopped ({stopped.signal_name}){where}", err=True)
+            raise SystemExit(1) from stopped
+        click.echo(f"stopped ({stopped.signal_name}) after {out} was published", err=True)
+        return
     _echo_counts(summary)
     if out is not None:
         click.echo(f"published {out}")
@@ -468,7 +476,8 @@ def _claims_of(directory: Path) -> list[str]:
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(dir_okay=False),
+    callback=_named,
     help="Write the page here instead of DIR/report.html.",
 )
 def report_command(directory: Path, out: Path | None) -> None:

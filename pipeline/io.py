@@ -86,6 +86,8 @@ def _unreadable(path: str, error: Exception, block: int = 0) -> InputError:
     """A CSV file the reader refused (or a gzip file cut short), with the reader's
     complaint without the offending row, which may hold member ids (``block``: the
     reader's block size)."""
+    if isinstance(error, OSError) and error.errno:  # the system refused it: its words
+        return InputError(f"{path}: cannot be read: {os.strerror(error.errno)}")
     text = str(error)
     shape = re.search(r"Expected \d+ columns, got \d+", text)
     if "straddles two block boundaries" in text:

@@ -21,7 +21,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from pipeline.errors import PublishError
@@ -31,7 +31,7 @@ STAGING_SUFFIX = ".partial"
 
 def refuse_existing(target: Path) -> None:
     """Refuse, before any work, a target that already exists."""
-    if target.exists():
+    if os.path.lexists(target):  # a link to nothing too: the rename would fail on it
         raise PublishError(f"{target} already exists; a run never overwrites a published directory")
 
 
@@ -56,6 +56,7 @@ def publishing(target: Path) -> Iterator[Path]:
     """Yield a staging directory; on a clean exit, rename it to ``target``."""
     target = Path(target)
     refuse_existing(target)
+    made = [folder for folder in target.absolute().parents if not folder.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_abandoned(target)
     prefix = f"{_this_host(target)}{os.getpid()}."
@@ -78,6 +79,9 @@ def publishing(target: Path) -> Iterator[Path]:
         # the directory made and its name not yet returned.
         for mine in _staged(target, prefix):
             shutil.rmtree(mine, ignore_errors=True)
+        for folder in made:  # the folders made for it, deepest first, where still empty
+            with suppress(OSError):
+                folder.rmdir()
         raise
 
 

@@ -693,7 +693,7 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
         page = render_report(summary, _read_document(directory / MANIFEST))
     except ReportError as error:
         raise ReportError(f"{directory}: {error}") from error
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ReportError(
             f"{directory}: summary.json is not shaped like a run's summary "
             f"({type(error).__name__}: {error})"

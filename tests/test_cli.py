@@ -7,12 +7,14 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
+import pipeline.io
 import pipeline.run
 from pipeline.cli import main, parse_as_of
 from pipeline.io import SOURCE_FILE
@@ -908,7 +911,7 @@ def test_an_empty_ledger_path_is_a_usage_error(
     monkeypatch.chdir(tmp_path)
     result = publish("run", claims, register, tmp_path / "out", "--ledger", ledger, "--force")
     assert result.exit_code == 2, result.output
-    assert "is empty (an unset variable?)" in result.stderr
+    assert "is empty (an unset variable?); name a path" in result.stderr
     assert not list(tmp_path.glob("*.parquet"))
 
 
@@ -965,3 +968,53 @@ def test_a_worker_s_end_or_want_of_memory_is_told_in_a_sentence(
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {words}")
     assert f"nothing was published to {tmp_path / 'out'}" in result.stderr
+
+
+def test_a_file_the_system_will_not_open_is_named_with_the_system_s_words() -> None:
+    # As Arrow raises it for a file without read permission (root reads any file, so the
+    # error is made here rather than by a file's mode).
+    error = PermissionError(13, "Failed to open local file 'c.csv'. Detail: [errno 13]")
+    assert (
+        str(pipeline.io._unreadable("c.csv", error)) == "c.csv: cannot be read: Permission denied"
+    )
+
+
+def test_validate_stopped_by_sigterm_publishes_nothing_and_exits_1(
+    claims: Path, register: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_validation = pipeline.run.publish_validation
+
+    def stopped_as_it_publishes(*args: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at once, in this thread
+        publish_validation(*args)
+
+    monkeypatch.setattr(pipeline.run, "publish_validation", stopped_as_it_publishes)
+    out = tmp_path / "checked"
+    result = validate("--claims", claims, "--authorizations", register, "--out", out)
+    assert result.exit_code == 1, result.output
+    assert f"stopped (SIGTERM); nothing was published to {out}" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.csv", "register.csv"]
+
+
+def test_folders_made_for_a_run_that_is_held_are_removed(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    # One bad row, and no rejects allowed.
+    out = tmp_path / "nights" / "2026" / "out"
+    bad = tmp_path / "bad.csv"
+    rows = [dict(zip(CLAIM_COLUMNS, row, strict=True)) for row in CLAIM_ROWS]
+    rows[0]["charge_amount"] = "x"
+    write_csv(bad, CLAIM_COLUMNS, [[r[c] for c in CLAIM_COLUMNS] for r in rows])
+    result = publish("run", bad, register, out, "--max-reject-rate", "0")
+    assert result.exit_code == 3, result.output
+    assert not (tmp_path / "nights").exists()
+
+
+def test_a_link_to_nothing_as_out_is_refused_before_any_work(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "nowhere")
+    result = publish("run", claims, register, out)
+    assert result.exit_code == 1, result.output
+    assert f"{out} already exists" in result.stderr

@@ -171,6 +171,24 @@ def test_report_refuses_the_summary_of_a_validation(tmp_path: Path) -> None:
     )
 
 
+def test_report_refuses_a_summary_whose_parts_are_of_another_shape(
+    published: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(published, copy)
+    summary = json.loads((copy / "summary.json").read_text())
+    (copy / "summary.json").write_text(json.dumps({**summary, "decisions": "DENY"}))
+    code, output = run_cli("report", str(copy))
+    assert code == 1, output
+    assert f"Error: {copy}: summary.json is not shaped like a run's summary" in output
+
+
+def test_report_refuses_an_empty_out(published: Path) -> None:
+    code, output = run_cli("report", str(published), "--out", "")
+    assert code == 2
+    assert "is empty (an unset variable?)" in output
+
+
 def test_verify_compares_the_page_byte_for_byte(tmp_path: Path) -> None:
     out = sample_run(tmp_path / "run")
     page = out / "report.html"
