@@ -19,6 +19,7 @@ costs in memory.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -168,13 +169,20 @@ def run_peer(
     threads: int = 2,
     memory_limit: str | None = None,
 ) -> None:
-    """Run the peer job once (``memory_limit``: DuckDB's setting, or its default)."""
+    """Run the peer job once (``memory_limit``: DuckDB's setting, or its default). What
+    DuckDB spills, held to a memory limit, goes beside ``out`` (its own default is
+    ``.tmp`` in the working directory) and is removed after."""
+    spill = Path(out).absolute().parent / f".{Path(out).name}.duckdb-spill"
     connection = duckdb.connect()
-    connection.execute(f"SET threads = {threads}")
-    if memory_limit is not None:
-        connection.execute("SET memory_limit = ?", [memory_limit])
-    connection.execute(peer_sql(claims, authorizations, as_of, out))
-    connection.close()
+    try:
+        connection.execute(f"SET threads = {threads}")
+        connection.execute("SET temp_directory = ?", [str(spill)])
+        if memory_limit is not None:
+            connection.execute("SET memory_limit = ?", [memory_limit])
+        connection.execute(peer_sql(claims, authorizations, as_of, out))
+    finally:
+        connection.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def main() -> None:
