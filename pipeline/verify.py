@@ -20,7 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import __version__
@@ -281,7 +283,7 @@ def compare(published: Path, recomputed: Path) -> list[str]:
     name = published.name
     if not published.is_file():
         return [f"{name}: missing from the published run"]
-    if published.read_bytes() == recomputed.read_bytes():
+    if _same_bytes(published, recomputed):
         return []
     if name.endswith(".parquet"):
         return [f"{name}: {line}" for line in _table_differences(published, recomputed)]
@@ -290,30 +292,66 @@ def compare(published: Path, recomputed: Path) -> list[str]:
     return [f"{name}: bytes differ"]
 
 
+def _same_bytes(a: Path, b: Path, block: int = 1 << 20) -> bool:
+    """Whether two files hold the same bytes, read a block at a time (an output of
+    millions of lines is not held whole, twice)."""
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as left, b.open("rb") as right:
+        while chunk := left.read(block):
+            if chunk != right.read(block):
+                return False
+    return True
+
+
+COMPARED_ROWS = 65_536
+"""Rows of a published and a recomputed table compared at a time."""
+
+
 def _table_differences(published: Path, recomputed: Path) -> list[str]:
     try:
-        left = pq.read_table(published)
+        left = pq.ParquetFile(published)
     except (pa.ArrowInvalid, OSError) as error:
         return [f"bytes differ and the published file cannot be read ({type(error).__name__})"]
-    right = pq.read_table(recomputed)
-    if left.schema != right.schema:
+    right = pq.ParquetFile(recomputed)
+    if left.schema_arrow != right.schema_arrow:
         return [
-            f"columns or types differ: published {left.schema.names}, "
-            f"recomputed {right.schema.names}"
+            f"columns or types differ: published {left.schema_arrow.names}, "
+            f"recomputed {right.schema_arrow.names}"
         ]
-    if left.num_rows != right.num_rows:
-        return [f"{left.num_rows} rows published, {right.num_rows} recomputed"]
-    found = []
-    for column in left.column_names:
-        a = left.column(column).to_pandas().astype("object")
-        b = right.column(column).to_pandas().astype("object")
-        differs = ~((a == b) | (a.isna() & b.isna()))
-        if differs.any():
-            first = int(differs.to_numpy().nonzero()[0][0])
-            found.append(
-                f"column {column}: {int(differs.sum())} rows differ (first at row {first + 1})"
-            )
+    if left.metadata.num_rows != right.metadata.num_rows:
+        return [f"{left.metadata.num_rows} rows published, {right.metadata.num_rows} recomputed"]
+    names = left.schema_arrow.names
+    differing = dict.fromkeys(names, 0)
+    first: dict[str, int] = {}
+    try:
+        batches = zip(
+            left.iter_batches(COMPARED_ROWS), right.iter_batches(COMPARED_ROWS), strict=True
+        )
+        start = 0
+        for a, b in batches:
+            for name in names:
+                differs = _differs(a.column(name), b.column(name))
+                if differs.any():
+                    differing[name] += int(differs.sum())
+                    first.setdefault(name, start + int(differs.nonzero()[0][0]))
+            start += a.num_rows
+    except (pa.ArrowInvalid, OSError) as error:
+        return [f"bytes differ and the published file cannot be read ({type(error).__name__})"]
+    found = [
+        f"column {name}: {differing[name]} rows differ (first at row {first[name] + 1})"
+        for name in names
+        if differing[name]
+    ]
     return found or ["bytes differ but every value is equal (file layout or metadata)"]
+
+
+def _differs(a: pa.Array, b: pa.Array) -> np.ndarray:
+    """Where two columns' values differ, two empty values alike."""
+    equal = pc.fill_null(pc.equal(a, b), False)
+    both_empty = pc.and_(pc.is_null(a), pc.is_null(b))
+    same = pc.or_(equal, both_empty)
+    return ~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _json_differences(published: Path, recomputed: Path, limit: int = 20) -> list[str]:

@@ -1131,3 +1131,19 @@ def test_a_staging_directory_is_named_for_its_run(tmp_path: Path) -> None:
         assert staging.name.startswith(f".out.{socket.gethostname()}-{os.getpid()}.")
         assert not sweep_abandoned(tmp_path / "out"), "a running run's directory is kept"
     assert (tmp_path / "out").is_dir()
+
+
+def test_table_differences_are_counted_across_the_batches_compared(tmp_path: Path) -> None:
+    # Compared a batch at a time (pipeline.verify.COMPARED_ROWS): a row past the first
+    # batch is numbered in the whole file, and empty values alike are no difference.
+    rows = pipeline.verify.COMPARED_ROWS + 5_000
+    values = pa.array([None if i % 7 == 0 else f"v{i}" for i in range(rows)])
+    published, recomputed = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"same": values, "changed": values}), published)
+    changed = values.to_pylist()
+    changed[rows - 10] = "other"
+    changed[rows - 3] = None
+    pq.write_table(pa.table({"same": values, "changed": pa.array(changed)}), recomputed)
+    assert pipeline.verify.compare(published, recomputed) == [
+        f"a.parquet: column changed: 2 rows differ (first at row {rows - 9})"
+    ]
