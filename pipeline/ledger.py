@@ -24,11 +24,13 @@ depend on which partition another member's claims landed in.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -117,6 +119,35 @@ def settle_entry(ledger: Path, note: Path) -> None:
     elif staged is not None and staged.exists():
         staged.unlink()
     note.unlink(missing_ok=True)
+
+
+LOCK_FILE = ".lock"
+"""The file a run holds locked in the ledger while it reads and writes it."""
+
+
+@contextmanager
+def writing(ledger: Path) -> Iterator[None]:
+    """Hold the ledger for one run, from its reading to its entry's commit, or refuse
+    at once where another run holds it: two runs at once would each count the units
+    of neither's entry, and one could discard the other's pending entry as it settled
+    the ledger. An advisory lock (``flock``) on ``LEDGER/.lock``, let go when the run
+    ends however it ends (the system releases it with the process)."""
+    ledger = Path(ledger)
+    if ledger.exists() and not ledger.is_dir():
+        raise LedgerError(f"{ledger}: the ledger must be a directory")
+    ledger.mkdir(parents=True, exist_ok=True)
+    with open(ledger / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise LedgerError(
+                f"{ledger}: another run is writing to this ledger; one writer at a time "
+                "(run again when it is done)"
+            ) from error
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -30,6 +31,7 @@ from pipeline.ledger import (
     commit_entry,
     settle_entry,
     stage_entry,
+    writing,
 )
 from pipeline.memory import use_jemalloc
 from pipeline.progress import Observer
@@ -266,6 +268,21 @@ def publish_run(
 
     Raises :class:`Held` (publishing nothing) when a guard trips without ``force``.
     """
+    ledger = options.ledger
+    with writing(ledger) if ledger is not None else nullcontext():
+        return _published(options, rules, out, started_at, clock=clock, observer=observer)
+
+
+def _published(
+    options: RunOptions,
+    rules: Rules,
+    out: Path,
+    started_at: datetime,
+    *,
+    clock: Callable[[], datetime],
+    observer: Observer | None,
+) -> tuple[Execution, list[str]]:
+    """:func:`publish_run`, the ledger (if any) held."""
     ledger = options.ledger
     note = None
     try:

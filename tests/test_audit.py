@@ -31,7 +31,7 @@ import pipeline.publish
 import pipeline.verify
 from pipeline.cli import main
 from pipeline.errors import PublishError, Stopped
-from pipeline.ledger import settle_entry, stage_entry
+from pipeline.ledger import settle_entry, stage_entry, writing
 from pipeline.publish import STAGING_SUFFIX, publishing, sweep_abandoned
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 from tests.policy_helpers import NPI_A, NPI_B, auth, line
@@ -639,6 +639,21 @@ def test_a_run_given_an_empty_ledger_is_not_the_run_given_none(tmp_path: Path) -
     assert plain != ledgered
 
 
+def test_a_second_writer_to_a_ledger_is_refused_while_the_first_holds_it(
+    tmp_path: Path,
+) -> None:
+    # Two runs at once would each count neither's units: one unit paid twice.
+    ledger = tmp_path / "ledger"
+    with writing(ledger):  # a run writing to it, as far as the lock says
+        code, output = sample_run(tmp_path / "second", "--ledger", str(ledger))
+    assert code == 1, output
+    assert f"{ledger}: another run is writing to this ledger; one writer at a time" in output
+    assert not (tmp_path / "second").exists()
+    assert not [p for p in ledger.iterdir() if p.name != ".lock"]
+    code, output = sample_run(tmp_path / "second", "--ledger", str(ledger))
+    assert code == 0, output
+
+
 def test_three_nights_with_the_ledger(tmp_path: Path) -> None:
     register = write_csv(tmp_path / "register.csv", [auth()])
     ledger = tmp_path / "ledger"
@@ -667,7 +682,7 @@ def test_three_nights_with_the_ledger(tmp_path: Path) -> None:
     assert fourth.loc["C4", "decision"] == "NOT_APPLICABLE"
     assert fourth.loc["C5", "decision"] == "AUTHORIZED", "the void gave the unit back"
 
-    entries = sorted(p.name for p in ledger.iterdir())
+    entries = sorted(p.name for p in ledger.iterdir() if p.name != ".lock")
     assert [e.split("-")[0] for e in entries] == ["000001", "000002", "000003", "000004"]
 
 
@@ -712,7 +727,7 @@ def test_a_stop_after_the_rename_keeps_the_published_runs_units(
     monkeypatch.setattr(pipeline.publish, "_fsync_directory", stopped)
     night(tmp_path, "n1", [line(claim_id="C1")], register, ledger)
     assert (tmp_path / "n1" / "manifest.json").is_file()
-    assert [p.name.split("-")[0] for p in ledger.iterdir()] == ["000001"]
+    assert [p.name.split("-")[0] for p in ledger.iterdir() if p.name != ".lock"] == ["000001"]
     monkeypatch.undo()
     second = night(tmp_path, "n2", [line(claim_id="C2")], register, ledger)
     assert (second.loc["C2", "decision"], second.loc["C2", "reason"]) == ("DENY", "UNITS_EXCEEDED")
@@ -738,7 +753,7 @@ def test_a_pending_entry_counts_only_for_the_run_that_published(
         manifest=digest if published_by_it else hashlib.sha256(b"the other run's").hexdigest(),
     )
     settle_entry(ledger, note)
-    entries = sorted(p.name for p in ledger.iterdir())
+    entries = sorted(p.name for p in ledger.iterdir() if p.name != ".lock")
     assert entries == sorted(
         [f"000001-{run_id}.parquet", *([f"000002-{run_id}.parquet"] if published_by_it else [])]
     )
