@@ -61,7 +61,7 @@ import pyarrow.parquet as pq
 
 from pipeline.authorization import STATE_SCHEMA, state_and_invalid_members
 from pipeline.decide import ADDED_COLUMNS, DECISION_COLUMNS, Partition, decide
-from pipeline.errors import PipelineError
+from pipeline.errors import InputError, PipelineError
 from pipeline.io import (
     SOURCE_FILE,
     SOURCE_ROW,
@@ -425,6 +425,7 @@ def execute(
     partitions = partition_count(claims, rows_per_partition)
     workers = workers if partitions > 1 else 1
     partitions = math.ceil(partitions / workers) * workers  # no worker left to finish alone
+    read_as = {path: _signature(path) for path in dict.fromkeys([*claims, authorizations])}
     # Spans and digests (each reads the files once) beside the register's reading: the
     # spans first, the reading waits for them (the command may have cut them already).
     with ThreadPoolExecutor(max_workers=2) as beside:
@@ -497,6 +498,7 @@ def execute(
             inputs, run_id = _identity(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
+            _refuse_changed(read_as)  # every input read, and its digest taken
             rejects: list[pd.DataFrame] = []
             with Spill(len(bounds) + 1, _coded(_without(output_schema, lacked)), where) as by_range:
                 context = replace(context, by_range=by_range, bounds=bounds, run_id=run_id)
@@ -900,6 +902,28 @@ def _numbered(table: pa.Table, context: _Context) -> pa.Table:
     files = pa.DictionaryArray.from_arrays(file_of_span[span], pa.array(paths, pa.string()))
     table = table.drop_columns([SPAN.name]).append_column(SOURCE_FILE, files)
     return table.set_column(table.schema.get_field_index(SOURCE_ROW), SOURCE_ROW, pa.array(rows))
+
+
+def _signature(path: str) -> tuple[int, int, int, int]:
+    """What changes when a file does: its device and inode (a file put in its place),
+    its size (appended to) and its modification time (written over)."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def _refuse_changed(read_as: dict[str, tuple[int, int, int, int]]) -> None:
+    """Refuse a run whose inputs changed while it read them: its lines would be of two
+    versions of a file, or of one its manifest's digest is not."""
+    for path, signature in read_as.items():
+        try:
+            now = _signature(path)
+        except OSError:
+            now = None
+        if now != signature:
+            raise InputError(
+                f"{path}: changed while the run read it (written to, or another file put "
+                "in its place); run again once the file is complete"
+            )
 
 
 def _standing() -> str | None:

@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline.cli
+import pipeline.engine
 import pipeline.publish
 import pipeline.verify
 from pipeline.cli import main
@@ -245,6 +246,43 @@ def test_verify_reads_relative_inputs_from_the_run_s_directory_in_workers_starte
     )
     assert code == 0, output
     assert "reproduced; every output is byte-identical" in output
+
+
+@pytest.mark.parametrize("how", ["appended to", "put in its place"])
+def test_an_input_that_changes_while_the_run_reads_it_fails_the_run(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its lines would be of two versions of the file, or of one the manifest's digest
+    # is not: an upstream job still writing it, or dropping a new one in its place.
+    claims = tmp_path / "claims.csv"
+    shutil.copy(SAMPLES / "claims.csv", claims)
+    identity = pipeline.engine._identity
+
+    def changed_meanwhile(*args: Any) -> Any:
+        if how == "appended to":
+            with claims.open("a") as file:
+                file.write(claims.read_text().splitlines()[1] + "\n")
+        else:
+            shutil.copy(SAMPLES / "claims.csv", tmp_path / "next.csv")
+            os.replace(tmp_path / "next.csv", claims)
+        return identity(*args)
+
+    monkeypatch.setattr(pipeline.engine, "_identity", changed_meanwhile)
+    code, output = run_cli(
+        "run",
+        "--claims",
+        str(claims),
+        "--authorizations",
+        str(SAMPLES / "authorizations.csv"),
+        "--as-of",
+        AS_OF,
+        "--out",
+        str(tmp_path / "out"),
+        *LENIENT,
+    )
+    assert code == 1, output
+    assert f"{claims}: changed while the run read it" in output
+    assert not (tmp_path / "out").exists()
 
 
 def test_verify_catches_one_flipped_byte(tmp_path: Path) -> None:
