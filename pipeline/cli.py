@@ -13,6 +13,7 @@ process instead of after it (``pipeline.workers``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -223,7 +224,9 @@ def _observer(log_format: str, quiet: bool) -> Observer:
     """JSON lines when asked; a progress line on a terminal; else nothing."""
     # Click 8.5 deprecated get_text_stream (removed in 9) and serves it through a module
     # __getattr__ typed ``object``; it still returns the text stream.
-    stream: TextIO = sys.stderr
+    stream: TextIO | None = sys.stderr  # None where the scheduler closed it (2>&-)
+    if stream is None:
+        return Silent()
     if log_format == "json":
         return JsonLog(stream)
     if not quiet and stream.isatty():
@@ -369,6 +372,8 @@ def run(
     if quiet:
         return
     try:
+        if sys.stdout is None:  # closed by the scheduler (>&-): click would drop every line
+            raise OSError(errno.EBADF, "standard output is closed")
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         _echo_counts(summary)
         decisions = summary["decisions"]
@@ -404,7 +409,7 @@ def _ran_out(error: BaseException) -> str:
 def _stdout_to_nowhere() -> None:
     """Standard output sent to the null device from here on, so that the interpreter's
     last flush of it fails no more (which would exit 120)."""
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # None: closed at start
         nowhere = os.open(os.devnull, os.O_WRONLY)
         os.dup2(nowhere, sys.stdout.fileno())
 

@@ -56,37 +56,45 @@ class _Timed:
         self.mark = time.monotonic()
 
 
-class TerminalProgress(_Timed):
-    """One line on a terminal, rewritten as the stages advance."""
+class _Written(_Timed):
+    """What writes to a stream, and stops writing once the stream fails: a log that
+    cannot be written (closed, full, its reader gone) does not fail the run."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO | None) -> None:
         super().__init__()
         self.stream = stream
+
+    def _say(self, text: str) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # ValueError: a stream closed under it
+            self.stream = None
+
+
+class TerminalProgress(_Written):
+    """One line on a terminal, rewritten as the stages advance."""
 
     def advance(self, stage: str, rows: int) -> None:
         """Show the stage and its rows so far."""
         self._count(stage, rows)
         number = STAGES.index(stage) + 1 if stage in STAGES else 0
-        self.stream.write(
+        self._say(
             f"\r[{number}/{len(STAGES)}] {stage:<11} {self.rows[stage]:>13,} rows  "
             f"{self._seconds(stage):6.1f} s"
         )
-        self.stream.flush()
 
     def finish(self, stage: str, counts: dict[str, int] | None = None) -> None:
         """End the stage's line."""
         self.advance(stage, 0)
-        self.stream.write("\n")
-        self.stream.flush()
+        self._say("\n")
         self._done()
 
 
-class JsonLog(_Timed):
+class JsonLog(_Written):
     """One JSON object per finished stage, for a scheduler's log."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self.stream = stream
 
     def advance(self, stage: str, rows: int) -> None:
         """Count; JSON lines are written per stage, not per batch."""
@@ -101,6 +109,5 @@ class JsonLog(_Timed):
         }
         if counts is not None:
             record["decisions"] = counts
-        self.stream.write(json.dumps(record, sort_keys=True) + "\n")
-        self.stream.flush()
+        self._say(json.dumps(record, sort_keys=True) + "\n")
         self._done()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
+import io
 import json
 import os
 import shutil
@@ -28,6 +30,7 @@ import pipeline.io
 import pipeline.run
 from pipeline.cli import main, parse_as_of
 from pipeline.io import SOURCE_FILE
+from pipeline.progress import JsonLog
 from pipeline.run import read_claims
 from pipeline.validate import validate_claims
 from schemas.outputs import REJECT_COLUMNS, REJECT_SCHEMA
@@ -1018,3 +1021,35 @@ def test_a_link_to_nothing_as_out_is_refused_before_any_work(
     result = publish("run", claims, register, out)
     assert result.exit_code == 1, result.output
     assert f"{out} already exists" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("closed", "log"),
+    [("2>&-", "--log-format json"), ("2>&-", ""), (">&-", "")],
+    ids=["stderr closed, a JSON log", "stderr closed", "stdout closed"],
+)
+def test_a_run_with_a_closed_stream_publishes_and_exits_0(
+    closed: str, log: str, claims: Path, register: Path, tmp_path: Path
+) -> None:
+    # A log or an account that cannot be written does not fail the run.
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "pipeline", "run", "--claims", str(claims)]
+    command += ["--authorizations", str(register), "--as-of", AS_OF, "--out", str(out)]
+    line = " ".join(f"'{part}'" for part in command) + f" --force {log} {closed}"
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (out / "manifest.json").exists()
+    if closed == ">&-":
+        assert "its account could not be printed: standard output is closed" in done.stderr
+
+
+def test_a_json_log_that_cannot_be_written_stops_logging_without_failing() -> None:
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    log = JsonLog(Full())
+    log.advance("reading", 10)
+    log.finish("reading")
+    log.finish("deciding")
+    assert log.stream is None
