@@ -132,14 +132,22 @@ def _sigterm_stops() -> Iterator[None]:
             signal.signal(number, handler)
 
 
-STOPPING = (signal.SIGTERM, signal.SIGHUP)
-"""The signals that stop a run as a failure does."""
+STOPPING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+"""The signals that stop a run as a failure does: SIGINT (Ctrl-C) too, so that one
+landing after the rename says the run was published (exit 0), as SIGTERM's does."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="adjudicate")
 def main() -> None:
     """Adjudicate advanced-imaging claim lines against prior authorizations."""
+    try:
+        os.getcwd()
+    except FileNotFoundError as error:  # the libraries' imports and the manifest need it
+        raise click.ClickException(
+            "the working directory is gone (removed while the shell stood in it); "
+            "start the command from a directory that exists"
+        ) from error
 
 
 claims_option = click.option(
@@ -197,6 +205,8 @@ def validate(
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(_system_error(error, out)) from error
+    except (MemoryError, RuntimeError, UnicodeError) as error:
+        raise click.ClickException(_ran_out(error)) from error
     except Stopped as stopped:
         if out is None or not out.exists():
             where = "" if out is None else f"; nothing was published to {out}"
@@ -361,7 +371,7 @@ def run(
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(_system_error(error, out)) from error
-    except (BrokenProcessPool, MemoryError) as error:
+    except (BrokenProcessPool, MemoryError, RuntimeError, UnicodeError) as error:
         raise click.ClickException(f"{_ran_out(error)}; nothing was published to {out}") from error
     except Stopped as stopped:
         if not out.exists():
@@ -397,13 +407,21 @@ def run(
 
 
 def _ran_out(error: BaseException) -> str:
-    """What a worker's end or a failed allocation means, for the scheduler's log."""
-    if isinstance(error, MemoryError):
+    """What a worker's end, a failed allocation or a path the system cannot be given
+    means, for the scheduler's log; any other error as it is (a defect: its traceback)."""
+    if isinstance(error, UnicodeEncodeError) and isinstance(error.object, str):
+        return (
+            f"the path {error.object!r} is not UTF-8 text and cannot be given to the reader "
+            "or the system (rename it)"
+        )
+    if isinstance(error, MemoryError) or "can't start new thread" in str(error):
         return "the run ran out of memory (a smaller --partition-rows needs less)"
-    return (
-        "a worker process ended abruptly (killed, or by the system for want of memory: a "
-        "smaller --partition-rows needs less)"
-    )
+    if isinstance(error, BrokenProcessPool):
+        return (
+            "a worker process ended abruptly (killed, or by the system for want of memory: "
+            "a smaller --partition-rows needs less)"
+        )
+    raise error
 
 
 def _stdout_to_nowhere() -> None:
@@ -447,7 +465,7 @@ def verify_command(directory: Path, workers: int, partition_rows: int) -> None:
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(_system_error(error, None)) from error
-    except (BrokenProcessPool, MemoryError) as error:
+    except (BrokenProcessPool, MemoryError, RuntimeError, UnicodeError) as error:
         raise click.ClickException(
             f"{directory}: {_ran_out(error)}; nothing was verified"
         ) from error

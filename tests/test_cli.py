@@ -952,6 +952,7 @@ def test_a_published_run_whose_account_cannot_be_printed_still_exits_0(
     [
         (BrokenProcessPool("A child process terminated abruptly"), "a worker process ended"),
         (MemoryError(), "the run ran out of memory"),
+        (RuntimeError("can't start new thread"), "the run ran out of memory"),
     ],
 )
 def test_a_worker_s_end_or_want_of_memory_is_told_in_a_sentence(
@@ -1053,3 +1054,56 @@ def test_a_json_log_that_cannot_be_written_stops_logging_without_failing() -> No
     log.finish("reading")
     log.finish("deciding")
     assert log.stream is None
+
+
+def test_ctrl_c_stops_a_run_as_sigterm_does(
+    claims: Path, register: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_run = pipeline.run.publish_run
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)  # the handler raises at once, in this thread
+        return publish_run(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.run, "publish_run", interrupted)
+    out = tmp_path / "out"
+    result = publish("run", claims, register, out, "--force")
+    assert result.exit_code == 1, result.output
+    assert f"stopped (SIGINT); nothing was published to {out}" in result.stderr
+    assert not out.exists()
+
+
+def test_a_working_directory_that_is_gone_is_told_in_a_sentence(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    command = [sys.executable, "-m", "pipeline", "run", "--claims", str(claims)]
+    command += ["--authorizations", str(register), "--as-of", AS_OF, "--out"]
+    command += [str(tmp_path / "out")]
+    line = f"cd '{gone}' && rmdir '{gone}' && " + " ".join(f"'{part}'" for part in command)
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        ["bash", "-c", line],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("Error: the working directory is gone"), done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_path_that_is_not_utf8_is_told_in_a_sentence(
+    command: str, claims: Path, register: Path, tmp_path: Path
+) -> None:
+    named = os.path.join(os.fsencode(tmp_path), b"cl\xe9ims.csv")
+    Path(os.fsdecode(named)).write_bytes(claims.read_bytes())
+    out = tmp_path / "out"
+    result = publish(command, Path(os.fsdecode(named)), register, out)
+    assert result.exit_code == 1, result.output
+    assert "is not UTF-8 text and cannot be given to the reader or the system" in result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists()
