@@ -214,9 +214,21 @@ def validate(
             raise SystemExit(1) from stopped
         click.echo(f"stopped ({stopped.signal_name}) after {out} was published", err=True)
         return
-    _echo_counts(summary)
-    if out is not None:
-        click.echo(f"published {out}")
+    try:
+        if sys.stdout is None:  # closed by the scheduler (>&-): click would drop every line
+            raise OSError(errno.EBADF, "standard output is closed")
+        _echo_counts(summary)
+        if out is not None:
+            click.echo(f"published {out}")
+    except OSError as error:
+        _stdout_to_nowhere()
+        if out is None:  # the counts were the command's only output
+            raise click.ClickException(_system_error(error, None)) from error
+        with contextlib.suppress(OSError):  # published all the same (exit 0), as run's
+            click.echo(
+                f"published {out}; its account could not be printed: {_system_error(error, None)}",
+                err=True,
+            )
 
 
 def _system_error(error: OSError, out: Path | None) -> str:
@@ -330,7 +342,7 @@ def run(
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
     started_at = now_utc()
-    if ledger is not None and Path(os.path.abspath(ledger)).is_relative_to(os.path.abspath(out)):
+    if ledger is not None and Path(os.path.realpath(ledger)).is_relative_to(os.path.realpath(out)):
         # Its entry is written before DIR is published, which would then exist.
         raise click.BadParameter(
             f"{ledger} is inside --out {out}: the ledger outlives runs, so it cannot be "
@@ -544,6 +556,14 @@ def _shaped(
     return callback
 
 
+def _plan_type(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A plan type read as run reads one: trimmed, in any case."""
+    plan = value.strip(" \t").upper()
+    if plan not in PLAN_TYPES:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(PLAN_TYPES)}", ctx, param)
+    return plan
+
+
 class ServiceDate(click.ParamType):
     """A date written ``YYYY-MM-DD``, as a claim's dates are (``2026-3-1`` refused)."""
 
@@ -566,9 +586,10 @@ class ServiceDate(click.ParamType):
 @click.option("--date", "when", type=ServiceDate(), help="Date of service. Default: today (UTC).")
 @click.option(
     "--plan-type",
-    type=click.Choice(PLAN_TYPES, case_sensitive=False),
     default="HMO",
     show_default=True,
+    callback=_plan_type,
+    help=f"One of {', '.join(PLAN_TYPES)}, in any case.",
 )
 @click.option(
     "--place-of-service",

@@ -47,7 +47,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -927,8 +927,8 @@ def _refuse_changed(read_as: dict[str, tuple[int, int, int, int]]) -> None:
 
 
 def _standing() -> str | None:
-    """This process's working directory; None where it is gone (a run of absolute
-    paths still runs)."""
+    """This process's working directory; None where it is gone (the command refuses
+    to start there; this is for a caller of the engine that did not check)."""
     try:
         return os.getcwd()
     except FileNotFoundError:
@@ -1206,6 +1206,13 @@ def _workers(count: int) -> Iterator[_Runner[Any]]:
     except BaseException:
         # A failed or stopped run: its staging directory is removed next, so the tasks
         # the workers are in are waited for, lest they write into it as it goes.
+        if getattr(pool, "_broken", False):
+            # A worker died (killed, or for want of memory). The pool ends the others
+            # with SIGTERM, which they ignore (see pipeline.workers._prepared), and waits
+            # for them: for ever, where one waits on the queue the dead one held.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                with suppress(OSError, ValueError, AttributeError):
+                    process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     else:

@@ -56,8 +56,13 @@ def publishing(target: Path) -> Iterator[Path]:
     """Yield a staging directory; on a clean exit, rename it to ``target``."""
     target = Path(target)
     refuse_existing(target)
-    made = [folder for folder in target.absolute().parents if not folder.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # Named as the system resolves them (``nothere/../runs`` is ``runs``, which exists).
+    made = [Path(f) for f in _ancestors(os.path.abspath(target)) if not os.path.lexists(f)]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        _remove_empty(made)
+        raise
     sweep_abandoned(target)
     prefix = f"{_this_host(target)}{os.getpid()}."
     try:
@@ -79,10 +84,24 @@ def publishing(target: Path) -> Iterator[Path]:
         # the directory made and its name not yet returned.
         for mine in _staged(target, prefix):
             shutil.rmtree(mine, ignore_errors=True)
-        for folder in made:  # the folders made for it, deepest first, where still empty
-            with suppress(OSError):
-                folder.rmdir()
+        _remove_empty(made)
         raise
+
+
+def _ancestors(path: str) -> list[str]:
+    """The folders above ``path`` (absolute, normalised), deepest first."""
+    found = []
+    while (parent := os.path.dirname(path)) != path:
+        found.append(parent)
+        path = parent
+    return found
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """The folders a run made for its output, deepest first, where still empty."""
+    for folder in folders:
+        with suppress(OSError):
+            folder.rmdir()
 
 
 def sweep_abandoned(target: Path) -> list[Path]:

@@ -91,6 +91,8 @@ def _misshapen_parts(manifest: dict[str, Any]) -> str | None:
     rules: Any = manifest.get("rules")
     options: Any = manifest.get("options")
     checks: list[tuple[str, Callable[[], bool]]] = [
+        ("program", lambda: isinstance(manifest.get("program", {}), dict)),
+        ("environment", lambda: isinstance(manifest.get("environment"), dict | None)),
         ("inputs", lambda: isinstance(inputs, list)),
         ("inputs", lambda: all(_texts(entry, "source", "path", "sha256") for entry in inputs)),
         ("inputs", lambda: [e["source"] for e in inputs].count("authorizations") == 1),

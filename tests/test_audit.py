@@ -352,6 +352,8 @@ def _rewrite_manifest(directory: Path, change: Any) -> None:
         (lambda m: m["options"].update(max_denial_rate="0.5"), "options.max_denial_rate"),
         (lambda m: m["options"].update(ledger_entries=[{}]), "options.ledger_entries"),
         (lambda m: m.clear(), "run_id"),
+        (lambda m: m.update(program="0.5.0"), "program"),
+        (lambda m: m.update(environment=[]), "environment"),
     ],
     ids=[
         "no working directory",
@@ -363,6 +365,8 @@ def _rewrite_manifest(directory: Path, change: Any) -> None:
         "a rate as text",
         "a ledger entry without its name",
         "an empty object",
+        "a program that is no object",
+        "an environment that is no object",
     ],
 )
 def test_verify_refuses_a_manifest_it_cannot_read_and_names_what(

@@ -918,12 +918,16 @@ def test_an_empty_ledger_path_is_a_usage_error(
     assert not list(tmp_path.glob("*.parquet"))
 
 
-@pytest.mark.parametrize("inside", [".", "ledger", "../out/ledger"])
+@pytest.mark.parametrize("inside", [".", "ledger", "../out/ledger", "through a link"])
 def test_a_ledger_inside_the_output_is_a_usage_error(
     inside: str, claims: Path, register: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     ledger = out if inside == "." else out / inside
+    if inside == "through a link":
+        (tmp_path / "real").mkdir()
+        (tmp_path / "link").symlink_to(tmp_path / "real")
+        out, ledger = tmp_path / "link" / "out", tmp_path / "real" / "out" / "ledger"
     result = publish("run", claims, register, out, "--ledger", str(ledger), "--force")
     assert result.exit_code == 2, result.output
     assert f"{ledger} is inside --out {out}" in result.stderr
@@ -986,17 +990,20 @@ def test_a_file_the_system_will_not_open_is_named_with_the_system_s_words() -> N
 def test_validate_stopped_by_sigterm_publishes_nothing_and_exits_1(
     claims: Path, register: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    publish_validation = pipeline.run.publish_validation
+    write_json = pipeline.run.write_json
+    staged: list[Path] = []
 
-    def stopped_as_it_publishes(*args: Any) -> None:
+    def stopped_as_it_publishes(document: Any, path: Path) -> None:
+        write_json(document, path)  # into the staging directory, which exists now
+        staged.append(path.parent)
         os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at once, in this thread
-        publish_validation(*args)
 
-    monkeypatch.setattr(pipeline.run, "publish_validation", stopped_as_it_publishes)
+    monkeypatch.setattr(pipeline.run, "write_json", stopped_as_it_publishes)
     out = tmp_path / "checked"
     result = validate("--claims", claims, "--authorizations", register, "--out", out)
     assert result.exit_code == 1, result.output
     assert f"stopped (SIGTERM); nothing was published to {out}" in result.stderr
+    assert staged and staged[0].name.endswith(".partial")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["claims.csv", "register.csv"]
 
 
@@ -1012,6 +1019,13 @@ def test_folders_made_for_a_run_that_is_held_are_removed(
     result = publish("run", bad, register, out, "--max-reject-rate", "0")
     assert result.exit_code == 3, result.output
     assert not (tmp_path / "nights").exists()
+    # A folder that was there, named through one that was not, is no folder made.
+    (tmp_path / "runs").mkdir()
+    result = publish(
+        "run", bad, register, tmp_path / "nothere" / ".." / "runs" / "out", "--max-reject-rate", "0"
+    )
+    assert result.exit_code == 3, result.output
+    assert (tmp_path / "runs").is_dir()
 
 
 def test_a_link_to_nothing_as_out_is_refused_before_any_work(
@@ -1107,3 +1121,26 @@ def test_a_path_that_is_not_utf8_is_told_in_a_sentence(
     assert "is not UTF-8 text and cannot be given to the reader or the system" in result.stderr
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_validate_publishes_and_exits_0_when_its_account_cannot_be_printed(
+    claims: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "checked"
+    command = [sys.executable, "-m", "pipeline", "validate", "--claims", str(claims)]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*command, "--out", str(out)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        alone = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (out / "summary.json").exists()
+    assert "its account could not be printed: No space left on device" in done.stderr
+    # Without --out the counts are all it makes: not printed, it failed.
+    assert alone.returncode == 1
+    assert alone.stderr == "Error: No space left on device\n"

@@ -92,8 +92,14 @@ def test_a_malformed_date_is_a_usage_error() -> None:
         (["--place-of-service", " 23"], "EMERGENCY_ROOM"),
         (["--bill-type", " 131", "--revenue-code", "0456 "], "HOSPITAL_URGENT_CARE"),
         (["--bill-type", "0131", "--revenue-code", "0450"], "EMERGENCY_ROOM"),
+        (["--plan-type", " ppo "], "PLAN_EXCEPTION"),
     ],
-    ids=["place of service", "type of bill and revenue code", "four-digit type of bill"],
+    ids=[
+        "place of service",
+        "type of bill and revenue code",
+        "four-digit type of bill",
+        "plan type",
+    ],
 )
 def test_option_values_are_trimmed_as_run_trims_a_claims_value(
     args: list[str], reason: str

@@ -211,3 +211,45 @@ def test_workers_end_when_their_run_is_killed(tmp_path: Path) -> None:
         for pid in pids:
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+IDLE_WORKER_KILLED = """
+import os, signal, time
+from concurrent.futures.process import BrokenProcessPool
+
+
+def main() -> None:
+    from pipeline import engine, workers
+
+    pool = workers.start(2)
+    list(pool.map(abs, [1, 2]))
+    os.kill(next(iter(pool._processes.values())).pid, signal.SIGKILL)
+    engine.take = lambda count: pool
+    try:
+        with engine._workers(2):
+            time.sleep(1)  # the pool finds the worker gone
+            pool.submit(abs, 1).result()
+    except BrokenProcessPool:
+        print("ended")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_run_whose_idle_worker_is_killed_ends(tmp_path: Path) -> None:
+    # The pool ends its other workers with SIGTERM, which they ignore, and waited for
+    # them for ever: one waited on the task queue the killed one held.
+    script = tmp_path / "killed.py"
+    script.write_text(IDLE_WORKER_KILLED)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.stdout.strip() == "ended", done.stderr
