@@ -352,6 +352,8 @@ def _differs(a: pa.Array, b: pa.Array) -> np.ndarray:
     """Where two columns' values differ, two empty values alike."""
     equal = pc.fill_null(pc.equal(a, b), False)
     both_empty = pc.and_(pc.is_null(a), pc.is_null(b))
+    if pa.types.is_floating(a.type):  # NaN is not equal to itself, but is the same value
+        both_empty = pc.or_(both_empty, pc.fill_null(pc.and_(pc.is_nan(a), pc.is_nan(b)), False))
     same = pc.or_(equal, both_empty)
     return ~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
 

@@ -1204,3 +1204,12 @@ def test_table_differences_are_counted_across_the_batches_compared(tmp_path: Pat
     assert pipeline.verify.compare(published, recomputed) == [
         f"a.parquet: column changed: 2 rows differ (first at row {rows - 9})"
     ]
+
+
+def test_a_float_column_s_nan_is_the_same_value_in_both_tables(tmp_path: Path) -> None:
+    published, recomputed = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"units": [1.0, float("nan"), None]}), published)
+    pq.write_table(pa.table({"units": [1.0, float("nan"), None]}), recomputed, compression="gzip")
+    assert pipeline.verify.compare(published, recomputed) == [
+        "a.parquet: bytes differ but every value is equal (file layout or metadata)"
+    ]
