@@ -335,6 +335,11 @@ def text_schema(
         if duplicated:
             named = ", ".join(name or "(an empty name)" for name in duplicated)
             raise InputError(f"{path}: the header names a column twice: {named}")
+        if "" in names:
+            raise InputError(
+                f"{path}: the header has a column without a name (a comma at its end?); "
+                "name it, or remove it from every row"
+            )
         # In any case: a reader that folds case (DuckDB, Spark, a warehouse) would read a
         # passed-through `Decision` for the job's `decision`, or rename one of them.
         ours = {name.casefold(): name for name in reserved}
@@ -348,13 +353,47 @@ def text_schema(
                 f"{path} has columns the job writes itself: {', '.join(clashing)}; "
                 "rename them to pass them through"
             )
+        _refuse_other_cases(path, names, contract)
         passed.update(
             dict.fromkeys(n for n in names if n not in contract and n not in LINEAGE_COLUMNS)
         )
+    _refuse_folded_twice(paths, list(passed))
     fields = [pa.field(name, pa.string()) for name in [*contract, *passed]]
     return pa.schema(
         [*fields, pa.field(SOURCE_FILE, pa.string()), pa.field(SOURCE_ROW, pa.int64())]
     )
+
+
+def _refuse_other_cases(path: str, names: Sequence[str], contract: Sequence[str]) -> None:
+    """Refuses a contract column written in another case (``Revenue_Center_Code``): it
+    would pass through as another column, and the contract's be read empty, changing
+    decisions without a word."""
+    ours = {name.casefold(): name for name in contract}
+    cased = [
+        f"{name} (as {ours[name.casefold()]})"
+        for name in names
+        if name.casefold() in ours and name not in ours.values()
+    ]
+    if cased:
+        raise InputError(
+            f"{path} names contract columns in another case: {', '.join(cased)}; names "
+            "are matched as the contract writes them, in lower case: rename them"
+        )
+
+
+def _refuse_folded_twice(paths: Sequence[str], passed: Sequence[str]) -> None:
+    """Refuses files whose columns passed through differ in case alone (``Notes`` and
+    ``notes``): a reader that folds case would take one for the other."""
+    folded: dict[str, list[str]] = {}
+    for name in passed:
+        folded.setdefault(name.casefold(), []).append(name)
+    twice = [" and ".join(names) for names in folded.values() if len(names) > 1]
+    if twice:
+        raise InputError(
+            f"{', '.join(paths)}: columns passed through differ in case alone: "
+            f"{'; '.join(twice)}; a reader that folds case would take one for the other: "
+            "rename one of them"
+        )
 
 
 def _refuse_repeats(paths: Sequence[str]) -> None:

@@ -1144,3 +1144,66 @@ def test_validate_publishes_and_exits_0_when_its_account_cannot_be_printed(
     # Without --out the counts are all it makes: not printed, it failed.
     assert alone.returncode == 1
     assert alone.stderr == "Error: No space left on device\n"
+
+
+@pytest.mark.parametrize(
+    ("rename", "source", "words"),
+    [
+        (
+            ("revenue_center_code", "Revenue_Center_Code"),
+            "claims",
+            "names contract columns in another case: Revenue_Center_Code (as revenue_center_code)",
+        ),
+        (
+            ("provider_npi", "Provider_NPI"),
+            "register",
+            "names contract columns in another case: Provider_NPI (as provider_npi)",
+        ),
+        (
+            ("charge_amount", "charge_amount,"),
+            "claims",
+            "the header has a column without a name (a comma at its end?)",
+        ),
+    ],
+    ids=["a claims column", "a register column", "a header cell without a name"],
+)
+def test_a_header_a_reader_would_misread_is_refused(
+    *,
+    rename: tuple[str, str],
+    source: str,
+    words: str,
+    claims: Path,
+    register: Path,
+    tmp_path: Path,
+) -> None:
+    # Read as another column, a contract column's values were lost without a word.
+    path = claims if source == "claims" else register
+    header, rest = path.read_text().split("\n", 1)
+    if rename[0] not in header.split(","):
+        header += f",{rename[0]}"
+        rest = "".join(f"{line}," + "\n" for line in rest.splitlines())
+    path.write_text(header.replace(rename[0], rename[1]) + "\n" + rest)
+    out = tmp_path / "out"
+    result = publish("run", claims, register, out, "--force")
+    assert result.exit_code == 1, result.output
+    assert f"Error: {path} {words}" in result.stderr or f"Error: {path}: {words}" in result.stderr
+    assert not out.exists()
+
+
+def test_columns_passed_through_that_differ_in_case_alone_are_refused(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.csv"
+    header, rest = claims.read_text().split("\n", 1)
+    lines = rest.splitlines()
+    claims.write_text(f"{header},Notes\n" + "".join(f"{line},a\n" for line in lines[:1]))
+    other.write_text(f"{header},notes\n" + "".join(f"{line},b\n" for line in lines[1:]))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--claims", str(claims), "--claims", str(other), "--authorizations", str(register)]
+        + ["--as-of", AS_OF, "--out", str(out), "--force"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "columns passed through differ in case alone: Notes and notes" in result.stderr
+    assert not out.exists()
