@@ -499,6 +499,7 @@ def execute(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
             _refuse_changed(read_as)  # every input read, and its digest taken
+            _refuse_copies(inputs)
             rejects: list[pd.DataFrame] = []
             with Spill(len(bounds) + 1, _coded(_without(output_schema, lacked)), where) as by_range:
                 context = replace(context, by_range=by_range, bounds=bounds, run_id=run_id)
@@ -924,6 +925,21 @@ def _refuse_changed(read_as: dict[str, tuple[int, int, int, int]]) -> None:
                 f"{path}: changed while the run read it (written to, or another file put "
                 "in its place); run again once the file is complete"
             )
+
+
+def _refuse_copies(inputs: list[dict[str, object]]) -> None:
+    """Refuse claims files of the same bytes under two names: each line would be read
+    twice, and every one rejected as its own copy. Files with no rows may be alike."""
+    seen: dict[object, object] = {}
+    for entry in inputs:
+        if entry["source"] != "claims" or not entry["rows"]:
+            continue
+        if entry["sha256"] in seen:
+            raise InputError(
+                f"{seen[entry['sha256']]} and {entry['path']} hold the same bytes: one file "
+                "given twice under two names, whose every line would be rejected as a copy"
+            )
+        seen[entry["sha256"]] = entry["path"]
 
 
 def _standing() -> str | None:

@@ -1207,3 +1207,23 @@ def test_columns_passed_through_that_differ_in_case_alone_are_refused(
     assert result.exit_code == 1, result.output
     assert "columns passed through differ in case alone: Notes and notes" in result.stderr
     assert not out.exists()
+
+
+def test_a_copy_of_a_claims_file_under_another_name_is_refused(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy.csv"
+    shutil.copy(claims, copy)
+    out = tmp_path / "out"
+    arguments = ["run", "--claims", str(claims), "--claims", str(copy)]
+    arguments += ["--authorizations", str(register), "--as-of", AS_OF, "--force"]
+    result = CliRunner().invoke(main, [*arguments, "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert f"{claims} and {copy} hold the same bytes" in result.stderr
+    assert not out.exists()
+    # Two feeds with no lines tonight may well be alike.
+    header = claims.read_text().split("\n", 1)[0] + "\n"
+    claims.write_text(header)
+    copy.write_text(header)
+    result = CliRunner().invoke(main, [*arguments, "--out", str(out)])
+    assert result.exit_code == 0, result.output
