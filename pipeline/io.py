@@ -100,6 +100,11 @@ def _unreadable(path: str, error: Exception, block: int = 0) -> InputError:
         why = shape.group(0).lower() + " in a row (a stray comma or an unclosed quote?)"
     elif "UTF8" in text or "utf-8" in text.lower():
         why = "it is not UTF-8 text"
+    elif "inflate failed" in text:
+        why = (
+            "its gzip data cannot be unpacked: damaged, or followed by bytes that are not "
+            "gzip (zeros padding a copy?)"
+        )
     else:
         why = text.split(":", maxsplit=1)[0]
     return InputError(f"{path}: cannot be read as a UTF-8 CSV file: {why}")

@@ -1227,3 +1227,14 @@ def test_a_copy_of_a_claims_file_under_another_name_is_refused(
     copy.write_text(header)
     result = CliRunner().invoke(main, [*arguments, "--out", str(out)])
     assert result.exit_code == 0, result.output
+
+
+def test_a_gzip_file_with_bytes_after_its_end_is_told_so(claims: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "claims.csv.gz"
+    packed.write_bytes(gzip.compress(claims.read_bytes()) + bytes(512))
+    result = validate("--claims", packed)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"Error: {packed}: cannot be read as a UTF-8 CSV file: its gzip data cannot be "
+        "unpacked: damaged, or followed by bytes that are not gzip (zeros padding a copy?)"
+    )
