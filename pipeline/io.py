@@ -308,10 +308,16 @@ def _columns(path: str) -> tuple[list[str], bool]:
     if file_kind(path) == "csv":
         return _csv_head(path)
     try:
-        # Blanks around a name are no part of it, as in a CSV file's header.
-        return [name.strip() for name in pq.read_schema(path).names], False
+        schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"{path}: cannot be read as a Parquet file: {error}") from error
+    for field in schema:  # refused by its footer, though it has no rows to cast
+        if pa.types.is_nested(field.type):
+            raise InputError(
+                f"{path}: column {field.name} of type {field.type} cannot be read as text"
+            )
+    # Blanks around a name are no part of it, as in a CSV file's header.
+    return [name.strip() for name in schema.names], False
 
 
 def text_schema(

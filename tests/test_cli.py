@@ -1238,3 +1238,23 @@ def test_a_gzip_file_with_bytes_after_its_end_is_told_so(claims: Path, tmp_path:
         f"Error: {packed}: cannot be read as a UTF-8 CSV file: its gzip data cannot be "
         "unpacked: damaged, or followed by bytes that are not gzip (zeros padding a copy?)"
     )
+
+
+def test_a_parquet_file_of_no_rows_with_a_nested_column_is_refused_as_one_with_rows(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    names = claims.read_text().split("\n", 1)[0].split(",")
+    empty = pa.table({name: pa.array([], pa.string()) for name in names})
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(empty.append_column("tags", pa.array([], pa.list_(pa.string()))), nested)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--claims", str(nested), "--claims", str(claims), "--authorizations"]
+        + [str(register), "--as-of", AS_OF, "--out", str(out), "--force"],
+    )
+    assert result.exit_code == 1, result.output
+    assert f"{nested}: column tags of type list<element: string> cannot be read as text" in (
+        result.stderr
+    )
+    assert not out.exists()
