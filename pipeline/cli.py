@@ -150,6 +150,24 @@ def main() -> None:
         ) from error
 
 
+def workers_option(text: str) -> Any:
+    """``--workers``, as ``run`` and ``verify`` take it."""
+    return click.option(
+        "--workers", type=click.IntRange(1, 64), default=WORKERS, show_default=True, help=text
+    )
+
+
+def partition_rows_option(text: str) -> Any:
+    """``--partition-rows``, as ``run`` and ``verify`` take it."""
+    return click.option(
+        "--partition-rows",
+        type=click.IntRange(1, None),
+        default=ROWS_PER_PARTITION,
+        show_default=True,
+        help=text,
+    )
+
+
 claims_option = click.option(
     "--claims",
     "claims",
@@ -302,21 +320,11 @@ HELD = 3
     "--force", is_flag=True, help="Publish even if a safety guard trips (the manifest says so)."
 )
 @click.option("--quiet", is_flag=True, help="Print nothing but errors and held-run reasons.")
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=WORKERS,
-    show_default=True,
-    help="Processes that read, validate and decide partitions side by side (same output); "
-    "the default is two, one on a one-core machine.",
+@workers_option(
+    "Processes that read, validate and decide partitions side by side (same output); "
+    "the default is two, one on a one-core machine."
 )
-@click.option(
-    "--partition-rows",
-    type=click.IntRange(1, None),
-    default=ROWS_PER_PARTITION,
-    show_default=True,
-    help="Claim lines a partition holds: peak memory follows it (same output).",
-)
+@partition_rows_option("Claim lines a partition holds: peak memory follows it (same output).")
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -446,20 +454,8 @@ def _stdout_to_nowhere() -> None:
 
 @main.command("verify")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=WORKERS,
-    show_default=True,
-    help="As run's: the rerun's processes (same output).",
-)
-@click.option(
-    "--partition-rows",
-    type=click.IntRange(1, None),
-    default=ROWS_PER_PARTITION,
-    show_default=True,
-    help="As run's: the rerun's peak memory follows it (same output).",
-)
+@workers_option("As run's: the rerun's processes (same output).")
+@partition_rows_option("As run's: the rerun's peak memory follows it (same output).")
 def verify_command(directory: Path, workers: int, partition_rows: int) -> None:
     """Recompute DIR from the inputs its manifest names; exit 0 only if byte-identical."""
     # The manifest's digest as verify reads it, for the scheduler's log, whatever follows.

@@ -48,12 +48,13 @@ def run_cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def sample_run(out: Path, *extra: str, lenient: bool = True) -> tuple[int, str]:
-    """A run of the sample data into ``out``; ``lenient``: past its ten bad rows."""
+def run_of(claims: Path, out: Path, *extra: str, lenient: bool = True) -> tuple[int, str]:
+    """A run of ``claims`` and the sample register into ``out``; ``lenient``: past the
+    sample's ten bad rows."""
     return run_cli(
         "run",
         "--claims",
-        str(SAMPLES / "claims.csv"),
+        str(claims),
         "--authorizations",
         str(SAMPLES / "authorizations.csv"),
         "--as-of",
@@ -63,6 +64,11 @@ def sample_run(out: Path, *extra: str, lenient: bool = True) -> tuple[int, str]:
         *(LENIENT if lenient else ()),
         *extra,
     )
+
+
+def sample_run(out: Path, *extra: str, lenient: bool = True) -> tuple[int, str]:
+    """A run of the sample data into ``out`` (see :func:`run_of`)."""
+    return run_of(SAMPLES / "claims.csv", out, *extra, lenient=lenient)
 
 
 def test_two_runs_are_byte_identical(tmp_path: Path) -> None:
@@ -268,18 +274,7 @@ def test_an_input_that_changes_while_the_run_reads_it_fails_the_run(
         return identity(*args)
 
     monkeypatch.setattr(pipeline.engine, "_identity", changed_meanwhile)
-    code, output = run_cli(
-        "run",
-        "--claims",
-        str(claims),
-        "--authorizations",
-        str(SAMPLES / "authorizations.csv"),
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(tmp_path / "out"),
-        *LENIENT,
-    )
+    code, output = run_of(claims, tmp_path / "out")
     assert code == 1, output
     assert f"{claims}: changed while the run read it" in output
     assert not (tmp_path / "out").exists()
@@ -567,18 +562,7 @@ def pa_table(frame: pd.DataFrame, schema: object) -> object:
 def test_verify_refuses_a_changed_input(tmp_path: Path) -> None:
     claims = tmp_path / "claims.csv"
     shutil.copy(SAMPLES / "claims.csv", claims)
-    code, _ = run_cli(
-        "run",
-        "--claims",
-        str(claims),
-        "--authorizations",
-        str(SAMPLES / "authorizations.csv"),
-        "--as-of",
-        AS_OF,
-        "--out",
-        str(tmp_path / "out"),
-        *LENIENT,
-    )
+    code, _ = run_of(claims, tmp_path / "out")
     assert code == 0
     claims.write_text(claims.read_text().replace("MBR", "MBX", 1))
     code, output = run_cli("verify", str(tmp_path / "out"))
