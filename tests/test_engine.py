@@ -532,8 +532,12 @@ def test_claims_whose_lines_name_different_members_are_rejected_whole(tmp_path: 
     differs = rejects[
         rejects["check"].eq("differs_within_claim") & rejects["column"].eq("member_id")
     ]
-    claim_lines = claims["claim_id"].isin([first, second]) | claims["claim_id"].isna()
+    claim_lines = claims["claim_id"].isin([first, second])
     assert set(differs["source_row"]) >= set(claims.index[claim_lines] + 1)
+    # Lines without a claim belong to none: rejected for that alone, at any partitioning.
+    no_claim = set(claims.index[claims["claim_id"].isna()] + 1)
+    assert not no_claim & set(differs["source_row"])
+    assert no_claim <= set(rejects.loc[rejects["check"].eq("not_nullable"), "source_row"])
     copies = rejects[rejects["check"].eq("duplicate_claim_line")]
     assert {201, len(claims)} <= set(copies["source_row"])
     adjudicated = pd.read_parquet(outputs[60] / "adjudicated.parquet", columns=["source_row"])
@@ -558,7 +562,9 @@ def test_two_copies_of_a_file_are_each_numbered_from_one(
 ) -> None:
     samples = REPO / "data" / "samples"
     claims, register = str(samples / "claims.csv"), str(samples / "authorizations.csv")
-    copy = str(shutil.copy(claims, tmp_path / "copy.csv"))
+    # Not the same bytes, which are refused: the same lines, and a blank line after them.
+    copy = str(tmp_path / "copy.csv")
+    Path(copy).write_bytes(Path(claims).read_bytes() + b"\n")
     for span_bytes in (10_000_000, 3_000):
         monkeypatch.setattr(spans, "SPAN_BYTES", span_bytes)
         assert (len(spans.spans_of(claims)) > 3) == (span_bytes == 3_000)
