@@ -498,7 +498,7 @@ def execute(
             inputs, run_id = _identity(
                 [*files.values(), register_file], digests, as_of, rules, ledger_state
             )
-            _refuse_changed(read_as)  # every input read, and its digest taken
+            _refuse_changed(read_as, context.spans)  # every input read, its digest taken
             _refuse_copies(inputs)
             rejects: list[pd.DataFrame] = []
             with Spill(len(bounds) + 1, _coded(_without(output_schema, lacked)), where) as by_range:
@@ -912,15 +912,23 @@ def _signature(path: str) -> tuple[int, int, int, int]:
     return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
-def _refuse_changed(read_as: dict[str, tuple[int, int, int, int]]) -> None:
+def _refuse_changed(
+    read_as: dict[str, tuple[int, int, int, int]], spans: Sequence[tuple[int, Span]]
+) -> None:
     """Refuse a run whose inputs changed while it read them: its lines would be of two
-    versions of a file, or of one its manifest's digest is not."""
+    versions of a file, or of one its manifest's digest is not. A file's spans may
+    have been cut as the command started, before ``read_as`` was taken: they must
+    reach the size it found."""
+    cut_to: dict[str, int] = {}
+    for _, span in spans:
+        if span.end is not None:
+            cut_to[span.path] = max(cut_to.get(span.path, 0), span.end)
     for path, signature in read_as.items():
         try:
             now = _signature(path)
         except OSError:
             now = None
-        if now != signature:
+        if now != signature or cut_to.get(path, signature[2]) != signature[2]:
             raise InputError(
                 f"{path}: changed while the run read it (written to, or another file put "
                 "in its place); run again once the file is complete"

@@ -934,3 +934,24 @@ def test_arrow_memory_comes_from_jemalloc_unless_the_environment_names_a_pool(
         assert pa.default_memory_pool().backend_name == "jemalloc"
     finally:
         pa.set_memory_pool(before)
+
+
+def test_a_file_grown_after_its_spans_were_cut_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command cuts a large file's spans as it starts, before the run stats its
+    # inputs: lines appended between the two would be in the digest, not in the spans.
+    samples = REPO / "data" / "samples"
+    claims = tmp_path / "claims.csv"
+    shutil.copy(samples / "claims.csv", claims)
+    monkeypatch.setattr(spans, "SPAN_BYTES", 3_000)
+    cut = spans.spans_of(str(claims))
+    assert len(cut) > 1 and cut[-1].end == claims.stat().st_size
+    with claims.open("a") as file:
+        file.write(claims.read_text().splitlines()[1] + "\n")
+    monkeypatch.setattr(engine, "cut_early", lambda path, ways: cut)
+    out = tmp_path / "out"
+    out.mkdir()
+    register = str(samples / "authorizations.csv")
+    with pytest.raises(InputError, match="changed while the run read it"):
+        execute([str(claims)], register, AS_OF, load_rules(), out)
