@@ -124,7 +124,13 @@ def _sigterm_stops() -> Iterator[None]:
     def stop(signum: int, frame: Any) -> None:
         raise Stopped(signal.Signals(signum).name)
 
-    previous = {number: signal.signal(number, stop) for number in STOPPING}
+    # A signal the process was started ignoring stays ignored: a shell's background job
+    # ignores SIGINT, and nohup asks for SIGHUP to be.
+    previous = {
+        number: signal.signal(number, stop)
+        for number in STOPPING
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
@@ -141,9 +147,14 @@ landing after the rename says the run was published (exit 0), as SIGTERM's does.
 @click.version_option(__version__, prog_name="adjudicate")
 def main() -> None:
     """Adjudicate advanced-imaging claim lines against prior authorizations."""
+
+
+def _refuse_gone_directory() -> None:
+    """Refuse, in a sentence, to run from a working directory removed while the shell
+    stood in it: the libraries' imports, the workers' start and the manifest need it."""
     try:
         os.getcwd()
-    except FileNotFoundError as error:  # the libraries' imports and the manifest need it
+    except FileNotFoundError as error:
         raise click.ClickException(
             "the working directory is gone (removed while the shell stood in it); "
             "start the command from a directory that exists"
@@ -209,6 +220,7 @@ def validate(
     out: Path | None,
 ) -> None:
     """Validate claims (and the register) against the contract; adjudicate nothing."""
+    _refuse_gone_directory()
     from pipeline.run import publish_validation, validate_files, validation_summary
 
     try:
@@ -349,6 +361,7 @@ def run(
     log_format: str,
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
+    _refuse_gone_directory()
     started_at = now_utc()
     if ledger is not None and Path(os.path.realpath(ledger)).is_relative_to(os.path.realpath(out)):
         # Its entry is written before DIR is published, which would then exist.
@@ -458,6 +471,7 @@ def _stdout_to_nowhere() -> None:
 @partition_rows_option("As run's: the rerun's peak memory follows it (same output).")
 def verify_command(directory: Path, workers: int, partition_rows: int) -> None:
     """Recompute DIR from the inputs its manifest names; exit 0 only if byte-identical."""
+    _refuse_gone_directory()
     # The manifest's digest as verify reads it, for the scheduler's log, whatever follows.
     with contextlib.suppress(OSError):
         digest = hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()

@@ -107,7 +107,14 @@ from pipeline.validate import (
     validate_authorizations,
     validate_claims,
 )
-from pipeline.workers import ROWS_PER_PARTITION, WORKERS, cut_early, rows_by_size, take
+from pipeline.workers import (
+    ROWS_PER_PARTITION,
+    WORKERS,
+    cut_early,
+    cut_early_signature,
+    rows_by_size,
+    take,
+)
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import fixed_width, forget
@@ -428,10 +435,16 @@ def execute(
     read_as = {path: _signature(path) for path in dict.fromkeys([*claims, authorizations])}
     # Spans and digests (each reads the files once) beside the register's reading: the
     # spans first, the reading waits for them (the command may have cut them already).
-    with ThreadPoolExecutor(max_workers=2) as beside:
+    with _blamed_on_change(read_as), ThreadPoolExecutor(max_workers=2) as beside:
         cut = beside.submit(
             lambda: [(n, span) for n, path in enumerate(claims) for span in _spans(path, workers)]
         )
+        # A file cut as the command started is held to what it was then.
+        read_as |= {
+            path: signature
+            for path in claims
+            if (signature := cut_early_signature(path, workers)) is not None
+        }
         digests: dict[str, Future[str]] = {
             path: beside.submit(sha256_of, path)
             for path in dict.fromkeys([*claims, authorizations])
@@ -913,12 +926,11 @@ def _signature(path: str) -> tuple[int, int, int, int]:
 
 
 def _refuse_changed(
-    read_as: dict[str, tuple[int, int, int, int]], spans: Sequence[tuple[int, Span]]
+    read_as: dict[str, tuple[int, int, int, int]], spans: Sequence[tuple[int, Span]] = ()
 ) -> None:
     """Refuse a run whose inputs changed while it read them: its lines would be of two
-    versions of a file, or of one its manifest's digest is not. A file's spans may
-    have been cut as the command started, before ``read_as`` was taken: they must
-    reach the size it found."""
+    versions of a file, or of one its manifest's digest is not. A file's spans must
+    reach the size it was found at."""
     cut_to: dict[str, int] = {}
     for _, span in spans:
         if span.end is not None:
@@ -933,6 +945,17 @@ def _refuse_changed(
                 f"{path}: changed while the run read it (written to, or another file put "
                 "in its place); run again once the file is complete"
             )
+
+
+@contextmanager
+def _blamed_on_change(read_as: dict[str, tuple[int, int, int, int]]) -> Iterator[None]:
+    """A reading that failed on a file that changed meanwhile (a row cut in two, a
+    field count gone wrong) is told as the change, not as a defect of the file."""
+    try:
+        yield
+    except PipelineError as error:
+        _refuse_changed(read_as)
+        raise error
 
 
 def _refuse_copies(inputs: list[dict[str, object]]) -> None:

@@ -348,8 +348,9 @@ def text_schema(
             raise InputError(f"{path}: the header names a column twice: {named}")
         if "" in names:
             raise InputError(
-                f"{path}: the header has a column without a name (a comma at its end?); "
-                "name it, or remove it from every row"
+                f"{path}: the header has a column without a name (a comma at its start or "
+                "end, or an index column written by pandas?); name it, or remove it from "
+                "every row"
             )
         # In any case: a reader that folds case (DuckDB, Spark, a warehouse) would read a
         # passed-through `Decision` for the job's `decision`, or rename one of them.

@@ -30,7 +30,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -135,19 +135,30 @@ def writing(ledger: Path) -> Iterator[None]:
     ledger = Path(ledger)
     if ledger.exists() and not ledger.is_dir():
         raise LedgerError(f"{ledger}: the ledger must be a directory")
+    absolute = Path(os.path.abspath(ledger))
+    made = [f for f in [absolute, *absolute.parents] if not os.path.lexists(f)]
     ledger.mkdir(parents=True, exist_ok=True)
-    with open(ledger / LOCK_FILE, "a") as lock:
+    # Read-only: the lock needs none, and another account's .lock is as good a lock.
+    lock = os.open(ledger / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
         try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:
             raise LedgerError(
                 f"{ledger}: another run is writing to this ledger; one writer at a time "
                 "(run again when it is done)"
             ) from error
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        yield
+    except BaseException:
+        if made and [p.name for p in ledger.iterdir()] == [LOCK_FILE]:
+            # A ledger this run made and wrote nothing to: gone with the run.
+            (ledger / LOCK_FILE).unlink(missing_ok=True)
+            for folder in made:
+                with suppress(OSError):
+                    folder.rmdir()
+        raise
+    finally:
+        os.close(lock)  # the lock let go with it
 
 
 def read_ledger(ledger: Path, only: Sequence[str] | None = None) -> LedgerState:

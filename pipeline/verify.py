@@ -27,11 +27,11 @@ import pyarrow.parquet as pq
 
 from pipeline import __version__
 from pipeline.engine import Execution
-from pipeline.errors import PipelineError
+from pipeline.errors import InputError, PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
 from pipeline.report import MANIFEST
-from pipeline.rules import UnclearRules, load_rules
+from pipeline.rules import Rules, UnclearRules, load_rules
 from pipeline.run import RunOptions, environment, run_into, tripped_guards
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 
@@ -195,7 +195,7 @@ def verify(
                 if sha != recorded["sha256"]:
                     raise VerifyRefused(f"ledger entry {name} changed since the run")
         with _scratch() as scratch:
-            execution = run_into(options, rules, scratch, ledger_entries=entries)
+            execution = _rerun(options, rules, scratch, entries, made_by)
             differences = []
             if execution.run_id != manifest["run_id"]:
                 differences.append(
@@ -218,6 +218,22 @@ def verify(
     if differences:
         differences += _environment_differences(manifest.get("environment"))
     return Verdict(run_id=manifest["run_id"], differences=differences)
+
+
+def _rerun(
+    options: RunOptions, rules: Rules, scratch: Path, entries: list[str], made_by: str | None
+) -> Execution:
+    """The run again, into ``scratch``; inputs this version refuses, where another made
+    the run, refused with both versions named."""
+    try:
+        return run_into(options, rules, scratch, ledger_entries=entries)
+    except InputError as error:
+        if made_by == __version__:
+            raise
+        raise VerifyRefused(
+            f"{error}; {_versions(made_by)}, which reads inputs more strictly "
+            "(README, Changes between versions)"
+        ) from error
 
 
 def _relative_paths(manifest: dict[str, Any]) -> list[str]:

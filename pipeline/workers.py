@@ -181,6 +181,7 @@ def started_early(count: int, claims: Sequence[str], rows_per_partition: int) ->
             pool.shutdown(wait=False, cancel_futures=True)
         for path in claims:
             _early_cuts.pop((path, count), None)
+            _early_signatures.pop((path, count), None)
 
 
 _early_cuts: dict[tuple[str, int], Future[list[Span]]] = {}
@@ -202,12 +203,30 @@ def _cut(paths: Sequence[str], ways: int) -> None:
 
         for path, future in cuts.items():
             try:
+                # What the file was as it was cut: the run refuses it changed since.
+                status = os.stat(path)
+                _early_signatures[(path, ways)] = (
+                    status.st_dev,
+                    status.st_ino,
+                    status.st_size,
+                    status.st_mtime_ns,
+                )
                 future.set_result(spans_of(path, ways=ways))
             except BaseException as error:  # handed to the run, raised where it asks
                 future.set_exception(error)
 
     # A daemon: a run stopped meanwhile does not wait for a file's reading to end.
     threading.Thread(target=cut, name="cut-early", daemon=True).start()
+
+
+_early_signatures: dict[tuple[str, int], tuple[int, int, int, int]] = {}
+"""Each file cut early's device, inode, size and modification time as it was cut."""
+
+
+def cut_early_signature(path: str, ways: int) -> tuple[int, int, int, int] | None:
+    """What ``path`` was as it was cut for ``ways`` readers (:func:`cut_early`, which
+    it follows), or None where it was not cut early."""
+    return _early_signatures.get((path, ways))
 
 
 def cut_early(path: str, ways: int) -> list[Span] | None:

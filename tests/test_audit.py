@@ -31,8 +31,8 @@ import pipeline.engine
 import pipeline.publish
 import pipeline.verify
 from pipeline.cli import main
-from pipeline.errors import PublishError, Stopped
-from pipeline.ledger import settle_entry, stage_entry, writing
+from pipeline.errors import InputError, PublishError, Stopped
+from pipeline.ledger import LedgerError, settle_entry, stage_entry, writing
 from pipeline.publish import STAGING_SUFFIX, publishing, sweep_abandoned
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS
 from tests.policy_helpers import NPI_A, NPI_B, auth, line
@@ -280,6 +280,59 @@ def test_an_input_that_changes_while_the_run_reads_it_fails_the_run(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_reading_that_fails_on_a_file_changed_meanwhile_is_told_as_the_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A row cut in two by the change reads as a field count gone wrong: not the file's
+    # defect, and the operator is told so.
+    claims = tmp_path / "claims.csv"
+    shutil.copy(SAMPLES / "claims.csv", claims)
+
+    def torn(*args: Any, **kwargs: Any) -> Any:
+        with claims.open("a") as file:
+            file.write("half a row,")
+        raise InputError(f"{claims}: cannot be read as a UTF-8 CSV file: expected 26 columns")
+
+    monkeypatch.setattr(pipeline.engine, "_read_pass", torn)
+    code, output = run_of(claims, tmp_path / "out")
+    assert code == 1, output
+    assert f"{claims}: changed while the run read it" in output
+
+
+def test_a_ledger_made_for_a_run_that_is_held_is_removed(tmp_path: Path) -> None:
+    ledger = tmp_path / "nights" / "ledger"
+    code, output = sample_run(tmp_path / "out", "--ledger", str(ledger), lenient=False)
+    assert code == 3, output
+    assert not (tmp_path / "nights").exists()
+
+
+DROPPED = ["--bounding-set=-dac_override,-dac_read_search"]
+DROPPED += ["--inh-caps=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_the_ledger_s_lock_needs_no_write_permission(tmp_path: Path) -> None:
+    # Another account's .lock, read-only to this one, locks as well as one's own. Root
+    # writes any file: the check runs without its power to (setpriv).
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    (ledger / ".lock").touch()
+    (ledger / ".lock").chmod(0o444)
+    script = "from pipeline.ledger import writing\nwith writing(__import__('sys').argv[1]): pass"
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        ["setpriv", *DROPPED, sys.executable, "-c", script, str(ledger)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    assert done.returncode == 0, done.stderr
+    with writing(ledger), pytest.raises(LedgerError, match="another run is writing"):
+        with writing(ledger):
+            pass
+
+
 def test_verify_catches_one_flipped_byte(tmp_path: Path) -> None:
     sample_run(tmp_path / "out")
     summary = tmp_path / "out" / "summary.json"
@@ -521,6 +574,22 @@ def test_verify_names_the_program_versions_when_another_made_the_run(tmp_path: P
     code, output = run_cli("verify", str(tmp_path / "out"))
     assert code == 1
     assert f"made by version 0.0.1, this is {pipeline.__version__}" in output
+
+
+def test_verify_names_the_versions_when_this_one_refuses_the_runs_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert sample_run(tmp_path / "out")[0] == 0
+    _rewrite_manifest(tmp_path / "out", lambda m: m["program"].update(version="0.4.0"))
+
+    def stricter(*args: Any, **kwargs: Any) -> Any:  # as this version reads a header
+        raise InputError("claims.csv names contract columns in another case")
+
+    monkeypatch.setattr(pipeline.verify, "run_into", stricter)
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1, output
+    assert "names contract columns in another case; the run was made by version 0.4.0" in output
+    assert "which reads inputs more strictly" in output
 
 
 def test_verify_names_the_versions_when_this_one_refuses_the_runs_rules(tmp_path: Path) -> None:
