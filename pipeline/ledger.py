@@ -150,12 +150,13 @@ def writing(ledger: Path) -> Iterator[None]:
             ) from error
         yield
     except BaseException:
-        if made and [p.name for p in ledger.iterdir()] == [LOCK_FILE]:
-            # A ledger this run made and wrote nothing to: gone with the run.
-            (ledger / LOCK_FILE).unlink(missing_ok=True)
-            for folder in made:
-                with suppress(OSError):
-                    folder.rmdir()
+        with suppress(OSError):  # the run's own error is the one to tell
+            if made and [p.name for p in ledger.iterdir()] == [LOCK_FILE]:
+                # A ledger this run made and wrote nothing to: gone with the run.
+                (ledger / LOCK_FILE).unlink()
+                for folder in made:
+                    with suppress(OSError):
+                        folder.rmdir()
         raise
     finally:
         os.close(lock)  # the lock let go with it
