@@ -145,8 +145,11 @@ landing after the rename says the run was published (exit 0), as SIGTERM's does.
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="adjudicate")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Adjudicate advanced-imaging claim lines against prior authorizations."""
+    if ctx.invoked_subcommand in ("run", "validate", "verify"):  # before their arguments'
+        _refuse_gone_directory()  # checks, which a relative path fails first
 
 
 def _refuse_gone_directory() -> None:
@@ -220,7 +223,6 @@ def validate(
     out: Path | None,
 ) -> None:
     """Validate claims (and the register) against the contract; adjudicate nothing."""
-    _refuse_gone_directory()
     from pipeline.run import publish_validation, validate_files, validation_summary
 
     try:
@@ -361,7 +363,6 @@ def run(
     log_format: str,
 ) -> None:
     """The nightly job: validate, adjudicate, publish DIR."""
-    _refuse_gone_directory()
     started_at = now_utc()
     if ledger is not None and Path(os.path.realpath(ledger)).is_relative_to(os.path.realpath(out)):
         # Its entry is written before DIR is published, which would then exist.
@@ -471,7 +472,6 @@ def _stdout_to_nowhere() -> None:
 @partition_rows_option("As run's: the rerun's peak memory follows it (same output).")
 def verify_command(directory: Path, workers: int, partition_rows: int) -> None:
     """Recompute DIR from the inputs its manifest names; exit 0 only if byte-identical."""
-    _refuse_gone_directory()
     # The manifest's digest as verify reads it, for the scheduler's log, whatever follows.
     with contextlib.suppress(OSError):
         digest = hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()

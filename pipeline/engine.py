@@ -61,7 +61,7 @@ import pyarrow.parquet as pq
 
 from pipeline.authorization import STATE_SCHEMA, state_and_invalid_members
 from pipeline.decide import ADDED_COLUMNS, DECISION_COLUMNS, Partition, decide
-from pipeline.errors import InputError, PipelineError
+from pipeline.errors import InputChanged, InputError, PipelineError
 from pipeline.io import (
     SOURCE_FILE,
     SOURCE_ROW,
@@ -941,7 +941,7 @@ def _refuse_changed(
         except OSError:
             now = None
         if now != signature or cut_to.get(path, signature[2]) != signature[2]:
-            raise InputError(
+            raise InputChanged(
                 f"{path}: changed while the run read it (written to, or another file put "
                 "in its place); run again once the file is complete"
             )

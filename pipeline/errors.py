@@ -14,6 +14,10 @@ class InputError(PipelineError):
     """An input file cannot be read, or lacks a column every row needs."""
 
 
+class InputChanged(InputError):
+    """An input changed while the run read it."""
+
+
 class PublishError(PipelineError):
     """The output directory cannot be published."""
 

@@ -140,6 +140,7 @@ def writing(ledger: Path) -> Iterator[None]:
     ledger.mkdir(parents=True, exist_ok=True)
     # Read-only: the lock needs none, and another account's .lock is as good a lock.
     lock = os.open(ledger / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o644)
+    held = False
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,10 +149,12 @@ def writing(ledger: Path) -> Iterator[None]:
                 f"{ledger}: another run is writing to this ledger; one writer at a time "
                 "(run again when it is done)"
             ) from error
+        held = True
         yield
     except BaseException:
         with suppress(OSError):  # the run's own error is the one to tell
-            if made and [p.name for p in ledger.iterdir()] == [LOCK_FILE]:
+            # Only by the run that held it: one refused leaves the holder's ledger be.
+            if held and made and [p.name for p in ledger.iterdir()] == [LOCK_FILE]:
                 # A ledger this run made and wrote nothing to: gone with the run.
                 (ledger / LOCK_FILE).unlink()
                 for folder in made:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from pipeline import __version__
 from pipeline.engine import Execution
-from pipeline.errors import InputError, PipelineError
+from pipeline.errors import InputChanged, InputError, PipelineError
 from pipeline.io import sha256_of
 from pipeline.ledger import read_ledger
 from pipeline.report import MANIFEST
@@ -228,7 +228,7 @@ def _rerun(
     try:
         return run_into(options, rules, scratch, ledger_entries=entries)
     except InputError as error:
-        if made_by == __version__:
+        if made_by == __version__ or isinstance(error, InputChanged):
             raise
         raise VerifyRefused(
             f"{error}; {_versions(made_by)}, which reads inputs more strictly "

@@ -31,7 +31,7 @@ import pipeline.engine
 import pipeline.publish
 import pipeline.verify
 from pipeline.cli import main
-from pipeline.errors import InputError, PublishError, Stopped
+from pipeline.errors import InputChanged, InputError, PublishError, Stopped
 from pipeline.ledger import LedgerError, settle_entry, stage_entry, writing
 from pipeline.publish import STAGING_SUFFIX, publishing, sweep_abandoned
 from pipeline.workers import ROWS_PER_PARTITION, WORKERS
@@ -304,6 +304,22 @@ def test_a_ledger_made_for_a_run_that_is_held_is_removed(tmp_path: Path) -> None
     code, output = sample_run(tmp_path / "out", "--ledger", str(ledger), lenient=False)
     assert code == 3, output
     assert not (tmp_path / "nights").exists()
+
+
+def test_a_run_refused_at_the_lock_leaves_the_holder_s_new_ledger_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two first nights at once: the one refused had looked before the other made the
+    # ledger, and took it for one it had made itself.
+    ledger = tmp_path / "ledger"
+    with writing(ledger):
+        monkeypatch.setattr(os.path, "lexists", lambda path: False)
+        with pytest.raises(LedgerError, match="another run is writing"), writing(ledger):
+            pass
+        monkeypatch.undo()
+        assert (ledger / ".lock").exists()
+        with pytest.raises(LedgerError, match="another run is writing"), writing(ledger):
+            pass
 
 
 DROPPED = ["--bounding-set=-dac_override,-dac_read_search"]
@@ -590,6 +606,22 @@ def test_verify_names_the_versions_when_this_one_refuses_the_runs_inputs(
     assert code == 1, output
     assert "names contract columns in another case; the run was made by version 0.4.0" in output
     assert "which reads inputs more strictly" in output
+
+
+def test_verify_tells_an_input_changed_meanwhile_as_such_whatever_made_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert sample_run(tmp_path / "out")[0] == 0
+    _rewrite_manifest(tmp_path / "out", lambda m: m["program"].update(version="0.4.0"))
+
+    def changed(*args: Any, **kwargs: Any) -> Any:
+        raise InputChanged("claims.csv: changed while the run read it")
+
+    monkeypatch.setattr(pipeline.verify, "run_into", changed)
+    code, output = run_cli("verify", str(tmp_path / "out"))
+    assert code == 1, output
+    assert "changed while the run read it" in output
+    assert "more strictly" not in output
 
 
 def test_verify_names_the_versions_when_this_one_refuses_the_runs_rules(tmp_path: Path) -> None:

@@ -1097,14 +1097,17 @@ def test_ctrl_c_stops_a_run_as_sigterm_does_unless_the_run_began_ignoring_it(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("verifying", [False, True], ids=["run", "verify of a relative DIR"])
 def test_a_working_directory_that_is_gone_is_told_in_a_sentence(
-    claims: Path, register: Path, tmp_path: Path
+    verifying: bool, claims: Path, register: Path, tmp_path: Path
 ) -> None:
     gone = tmp_path / "gone"
     gone.mkdir()
     command = [sys.executable, "-m", "pipeline", "run", "--claims", str(claims)]
     command += ["--authorizations", str(register), "--as-of", AS_OF, "--out"]
     command += [str(tmp_path / "out")]
+    if verifying:  # told before the relative DIR is looked for
+        command = [sys.executable, "-m", "pipeline", "verify", "out"]
     line = f"cd '{gone}' && rmdir '{gone}' && " + " ".join(f"'{part}'" for part in command)
     root = str(Path(__file__).resolve().parents[1])
     done = subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -24,6 +25,7 @@ import pytest
 from benchmarks.generate import generate
 from pipeline import engine, io, spans
 from pipeline import partition as partition_module
+from pipeline import workers as early
 from pipeline.engine import (
     CODED,
     SAMPLE_EVERY,
@@ -955,3 +957,28 @@ def test_a_file_grown_after_its_spans_were_cut_is_refused(
     register = str(samples / "authorizations.csv")
     with pytest.raises(InputError, match="changed while the run read it"):
         execute([str(claims)], register, AS_OF, load_rules(), out)
+
+
+def test_a_file_written_over_after_the_command_cut_it_is_refused(tmp_path: Path) -> None:
+    # Cut as the command started, before the run stats its inputs: the run holds the
+    # file to what it was as it was cut, so a same-size rewrite between is seen.
+    samples = REPO / "data" / "samples"
+    claims = tmp_path / "claims.csv"
+    shutil.copy(samples / "claims.csv", claims)
+    register = str(samples / "authorizations.csv")
+    for rewritten in (False, True):
+        out = tmp_path / f"out-{rewritten}"
+        out.mkdir()
+        with early.started_early(2, [str(claims)], 10):
+            assert early.cut_early(str(claims), 2) is not None
+            if rewritten:
+                text = claims.read_bytes()
+                claims.unlink()  # another file of the same size in its place
+                claims.write_bytes(text)
+            refused = (
+                pytest.raises(InputError, match="changed while the run read it")
+                if rewritten
+                else contextlib.nullcontext()
+            )
+            with refused:
+                execute([str(claims)], register, AS_OF, load_rules(), out, rows_per_partition=10)
