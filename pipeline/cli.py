@@ -246,21 +246,10 @@ def validate(
             raise SystemExit(1) from stopped
         click.echo(f"stopped ({stopped.signal_name}) after {out} was published", err=True)
         return
-    try:
-        if sys.stdout is None:  # closed by the scheduler (>&-): click would drop every line
-            raise OSError(errno.EBADF, "standard output is closed")
+    with _account(None if out is None else f"published {out}"):
         _echo_counts(summary)
         if out is not None:
             click.echo(f"published {out}")
-    except OSError as error:
-        _stdout_to_nowhere()
-        if out is None:  # the counts were the command's only output
-            raise click.ClickException(_system_error(error, None)) from error
-        with contextlib.suppress(OSError):  # published all the same (exit 0), as run's
-            click.echo(
-                f"published {out}; its account could not be printed: {_system_error(error, None)}",
-                err=True,
-            )
 
 
 def _system_error(error: OSError, out: Path | None) -> str:
@@ -415,9 +404,7 @@ def run(
         return
     if quiet:
         return
-    try:
-        if sys.stdout is None:  # closed by the scheduler (>&-): click would drop every line
-            raise OSError(errno.EBADF, "standard output is closed")
+    with _account(f"published {out} (run {execution.run_id})"):
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         _echo_counts(summary)
         decisions = summary["decisions"]
@@ -428,14 +415,28 @@ def run(
         # The manifest's digest, for the scheduler's log: an auditor's verify prints it too.
         digest = sha256_of(out / MANIFEST)
         click.echo(f"published {out} (run {execution.run_id}; manifest sha256 {digest})")
+
+
+@contextlib.contextmanager
+def _account(published: str | None) -> Iterator[None]:
+    """Printing a command's account. Where it fails (stdout closed, full or its reader
+    gone; DIR taken away at once by what waits for it), a command that published
+    (``published``: what it says then) still exits 0, saying so on stderr: the run did
+    not fail. One that published nothing fails with the system's words."""
+    closed = sys.stdout is None  # closed by the scheduler (>&-): click drops every line
+    try:
+        if closed:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the account goes nowhere)
+        yield
+        if closed:
+            raise OSError(errno.EBADF, "standard output is closed")
     except OSError as error:
-        # Published all the same (exit 0): a closed or full stdout, or DIR taken away at
-        # once by what waits for it, makes the account unprintable, not the run failed.
         _stdout_to_nowhere()
+        if published is None:
+            raise click.ClickException(_system_error(error, None)) from error
         with contextlib.suppress(OSError):
             click.echo(
-                f"published {out} (run {execution.run_id}); its account could not be "
-                f"printed: {_system_error(error, None)}",
+                f"{published}; its account could not be printed: {_system_error(error, None)}",
                 err=True,
             )
 

@@ -110,9 +110,11 @@ from pipeline.validate import (
 from pipeline.workers import (
     ROWS_PER_PARTITION,
     WORKERS,
+    Signature,
     cut_early,
     cut_early_signature,
     rows_by_size,
+    signature,
     take,
 )
 from schemas import authorizations as register_contract
@@ -432,7 +434,7 @@ def execute(
     partitions = partition_count(claims, rows_per_partition)
     workers = workers if partitions > 1 else 1
     partitions = math.ceil(partitions / workers) * workers  # no worker left to finish alone
-    read_as = {path: _signature(path) for path in dict.fromkeys([*claims, authorizations])}
+    read_as = {path: signature(path) for path in dict.fromkeys([*claims, authorizations])}
     # Spans and digests (each reads the files once) beside the register's reading: the
     # spans first, the reading waits for them (the command may have cut them already).
     with _blamed_on_change(read_as), ThreadPoolExecutor(max_workers=2) as beside:
@@ -441,9 +443,7 @@ def execute(
         )
         # A file cut as the command started is held to what it was then.
         read_as |= {
-            path: signature
-            for path in claims
-            if (signature := cut_early_signature(path, workers)) is not None
+            path: was for path in claims if (was := cut_early_signature(path, workers)) is not None
         }
         digests: dict[str, Future[str]] = {
             path: beside.submit(sha256_of, path)
@@ -918,16 +918,7 @@ def _numbered(table: pa.Table, context: _Context) -> pa.Table:
     return table.set_column(table.schema.get_field_index(SOURCE_ROW), SOURCE_ROW, pa.array(rows))
 
 
-def _signature(path: str) -> tuple[int, int, int, int]:
-    """What changes when a file does: its device and inode (a file put in its place),
-    its size (appended to) and its modification time (written over)."""
-    status = os.stat(path)
-    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
-
-
-def _refuse_changed(
-    read_as: dict[str, tuple[int, int, int, int]], spans: Sequence[tuple[int, Span]] = ()
-) -> None:
+def _refuse_changed(read_as: dict[str, Signature], spans: Sequence[tuple[int, Span]] = ()) -> None:
     """Refuse a run whose inputs changed while it read them: its lines would be of two
     versions of a file, or of one its manifest's digest is not. A file's spans must
     reach the size it was found at."""
@@ -935,12 +926,12 @@ def _refuse_changed(
     for _, span in spans:
         if span.end is not None:
             cut_to[span.path] = max(cut_to.get(span.path, 0), span.end)
-    for path, signature in read_as.items():
+    for path, was in read_as.items():
         try:
-            now = _signature(path)
+            now = signature(path)
         except OSError:
             now = None
-        if now != signature or cut_to.get(path, signature[2]) != signature[2]:
+        if now != was or cut_to.get(path, was[2]) != was[2]:
             raise InputChanged(
                 f"{path}: changed while the run read it (written to, or another file put "
                 "in its place); run again once the file is complete"
@@ -948,7 +939,7 @@ def _refuse_changed(
 
 
 @contextmanager
-def _blamed_on_change(read_as: dict[str, tuple[int, int, int, int]]) -> Iterator[None]:
+def _blamed_on_change(read_as: dict[str, Signature]) -> Iterator[None]:
     """A reading that failed on a file that changed meanwhile (a row cut in two, a
     field count gone wrong) is told as the change, not as a defect of the file."""
     try:

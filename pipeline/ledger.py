@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from pipeline.errors import PipelineError
 from pipeline.io import sha256_of
+from pipeline.publish import missing_folders, remove_empty
 
 ENTRY = re.compile(r"^(\d{6})-([0-9a-f]{16})\.parquet$")
 PENDING_SUFFIX = ".pending.json"
@@ -135,8 +136,7 @@ def writing(ledger: Path) -> Iterator[None]:
     ledger = Path(ledger)
     if ledger.exists() and not ledger.is_dir():
         raise LedgerError(f"{ledger}: the ledger must be a directory")
-    absolute = Path(os.path.abspath(ledger))
-    made = [f for f in [absolute, *absolute.parents] if not os.path.lexists(f)]
+    made = missing_folders(ledger)
     ledger.mkdir(parents=True, exist_ok=True)
     # Read-only: the lock needs none, and another account's .lock is as good a lock.
     lock = os.open(ledger / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o644)
@@ -157,9 +157,7 @@ def writing(ledger: Path) -> Iterator[None]:
             if held and made and [p.name for p in ledger.iterdir()] == [LOCK_FILE]:
                 # A ledger this run made and wrote nothing to: gone with the run.
                 (ledger / LOCK_FILE).unlink()
-                for folder in made:
-                    with suppress(OSError):
-                        folder.rmdir()
+                remove_empty(made)
         raise
     finally:
         os.close(lock)  # the lock let go with it

@@ -56,12 +56,11 @@ def publishing(target: Path) -> Iterator[Path]:
     """Yield a staging directory; on a clean exit, rename it to ``target``."""
     target = Path(target)
     refuse_existing(target)
-    # Named as the system resolves them (``nothere/../runs`` is ``runs``, which exists).
-    made = [Path(f) for f in _ancestors(os.path.abspath(target)) if not os.path.lexists(f)]
+    made = missing_folders(Path(os.path.abspath(target)).parent)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except BaseException:
-        _remove_empty(made)
+        remove_empty(made)
         raise
     sweep_abandoned(target)
     prefix = f"{_this_host(target)}{os.getpid()}."
@@ -84,21 +83,21 @@ def publishing(target: Path) -> Iterator[Path]:
         # the directory made and its name not yet returned.
         for mine in _staged(target, prefix):
             shutil.rmtree(mine, ignore_errors=True)
-        _remove_empty(made)
+        remove_empty(made)
         raise
 
 
-def _ancestors(path: str) -> list[str]:
-    """The folders above ``path`` (absolute, normalised), deepest first."""
-    found = []
-    while (parent := os.path.dirname(path)) != path:
-        found.append(parent)
-        path = parent
-    return found
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and the folders above it that do not exist, deepest first: those a
+    run is about to make. Named as the system resolves them (absolute, normalised:
+    ``nothere/../runs`` is ``runs``, which may exist)."""
+    absolute = Path(os.path.abspath(folder))
+    return [f for f in [absolute, *absolute.parents] if not os.path.lexists(f)]
 
 
-def _remove_empty(folders: list[Path]) -> None:
-    """The folders a run made for its output, deepest first, where still empty."""
+def remove_empty(folders: list[Path]) -> None:
+    """The folders a run made (:func:`missing_folders`), deepest first, where still
+    empty."""
     for folder in folders:
         with suppress(OSError):
             folder.rmdir()

@@ -204,13 +204,7 @@ def _cut(paths: Sequence[str], ways: int) -> None:
         for path, future in cuts.items():
             try:
                 # What the file was as it was cut: the run refuses it changed since.
-                status = os.stat(path)
-                _early_signatures[(path, ways)] = (
-                    status.st_dev,
-                    status.st_ino,
-                    status.st_size,
-                    status.st_mtime_ns,
-                )
+                _early_signatures[(path, ways)] = signature(path)
                 future.set_result(spans_of(path, ways=ways))
             except BaseException as error:  # handed to the run, raised where it asks
                 future.set_exception(error)
@@ -219,11 +213,21 @@ def _cut(paths: Sequence[str], ways: int) -> None:
     threading.Thread(target=cut, name="cut-early", daemon=True).start()
 
 
-_early_signatures: dict[tuple[str, int], tuple[int, int, int, int]] = {}
+Signature = tuple[int, int, int, int]
+
+
+def signature(path: str) -> Signature:
+    """What changes when a file does: its device and inode (a file put in its place),
+    its size (appended to) and its modification time (written over)."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+_early_signatures: dict[tuple[str, int], Signature] = {}
 """Each file cut early's device, inode, size and modification time as it was cut."""
 
 
-def cut_early_signature(path: str, ways: int) -> tuple[int, int, int, int] | None:
+def cut_early_signature(path: str, ways: int) -> Signature | None:
     """What ``path`` was as it was cut for ``ways`` readers (:func:`cut_early`, which
     it follows), or None where it was not cut early."""
     return _early_signatures.get((path, ways))
