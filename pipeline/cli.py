@@ -143,7 +143,37 @@ STOPPING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 landing after the rename says the run was published (exit 0), as SIGTERM's does."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _EachOnce(click.Command):
+    """A command whose options of one value are each given at most once: the parser
+    keeps the last of two silently (a second ``--authorizations`` dropped the first
+    register, and its members' lines were denied), so two are a usage error (exit 2).
+    Options that take several values (``--claims``) repeat as before."""
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)
+        parse = parser.parse_args
+
+        def parse_once(args: list[str]) -> Any:
+            opts, rest, order = parse(args=args)
+            given: set[str | None] = set()
+            for param in order:  # one entry each time an option is given
+                if isinstance(param, click.Option) and not (
+                    param.multiple or param.count or param.is_eager
+                ):
+                    if param.name in given:
+                        raise click.UsageError(f"{param.opts[0]} is given twice; give it once", ctx)
+                    given.add(param.name)
+            return opts, rest, order
+
+        parser.parse_args = parse_once  # type: ignore[method-assign]
+        return parser
+
+
+class _Commands(click.Group):
+    command_class = _EachOnce
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="adjudicate")
 @click.pass_context
 def main(ctx: click.Context) -> None:

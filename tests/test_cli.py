@@ -1271,3 +1271,46 @@ def test_a_parquet_file_of_no_rows_with_a_nested_column_is_refused_as_one_with_r
         result.stderr
     )
     assert not out.exists()
+
+
+TWICE = {
+    "register": ["--authorizations", "{register}"],
+    "as-of": ["--as-of", "2025-01-01"],
+    "out as --out=": ["--out={out}-2"],
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "repeated"),
+    [
+        *(("validate", twice) for twice in TWICE.values()),
+        *(("run", twice) for twice in TWICE.values()),
+        ("run", ["--max-reject-rate", "0.5", "--max-reject-rate", "0.9"]),
+        ("run", ["--force"]),
+    ],
+    ids=[*(f"validate {name}" for name in TWICE), *(f"run {name}" for name in TWICE)]
+    + ["run a guard", "run a flag"],
+)
+def test_an_option_given_twice_is_a_usage_error(
+    command: str, repeated: list[str], claims: Path, register: Path, tmp_path: Path
+) -> None:
+    # The last one given was taken and the first dropped without a word: a register
+    # split in two files had its first half ignored, and its members' lines denied.
+    out = tmp_path / "out"
+    extra = [part.format(register=register, out=out) for part in repeated]
+    force = ["--force"] if command == "run" else []
+    result = publish(command, claims, register, out, *force, *extra)
+    assert result.exit_code == 2, result.output
+    assert f"{extra[0].split('=')[0]} is given twice; give it once" in result.stderr
+    assert not out.exists() and not Path(f"{out}-2").exists()
+    once = publish(command, claims, register, out, *force)  # each once: accepted
+    assert once.exit_code == 0, once.output
+
+
+def test_an_option_that_takes_several_values_may_be_repeated(
+    claims: Path, register: Path, tmp_path: Path
+) -> None:
+    second = tmp_path / "more.csv"
+    second.write_text(claims.read_text().replace("P1,", "P9,"))
+    result = publish("validate", claims, register, tmp_path / "out", "--claims", str(second))
+    assert result.exit_code == 0, result.output
