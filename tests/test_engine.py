@@ -35,6 +35,7 @@ from pipeline.engine import (
     _range_bounds,
     _range_of,
     _sort_keys,
+    dealt,
     execute,
     parquet_writer,
     partition_count,
@@ -125,6 +126,13 @@ def test_partitions_are_balanced() -> None:
     members = pa.array([f"M{i:09d}" for i in range(80_000)])
     counts = np.bincount(partition_of(members, 8), minlength=8)
     assert counts.min() > 9_000 and counts.max() < 11_000
+
+
+def test_lines_with_no_key_are_dealt_round_the_partitions() -> None:
+    keys = pa.chunked_array([[None, None, "M1"], [None, None, None, "M2"]])
+    hashed = np.array([2, 2, 1, 2, 2, 2, 0])
+    assert dealt(hashed, keys, 5, 3).tolist() == [2, 0, 1, 2, 0, 1, 0]
+    assert hashed.tolist() == [2, 2, 1, 2, 2, 2, 0]  # the caller's left as it was
 
 
 @pytest.fixture(scope="module")
@@ -982,3 +990,46 @@ def test_a_file_written_over_after_the_command_cut_it_is_refused(tmp_path: Path)
             )
             with refused:
                 execute([str(claims)], register, AS_OF, load_rules(), out, rows_per_partition=10)
+
+
+def test_blank_rows_are_spread_and_rejected_alike_at_any_partition_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rows with no member and no claim id (a spreadsheet's trailing empty rows) all went
+    # to one member partition and one claim index partition, whatever the count.
+    claims, register = generate(2_000, seed=5, bad_fraction=0.0)
+    claims = pd.concat(
+        [claims, pd.DataFrame(None, index=range(3_000), columns=claims.columns, dtype=str)],
+        ignore_index=True,
+    )
+    claims.loc[claims.index[100:400:3], "claim_id"] = None  # lines with a member only
+    for name, frame in (("claims.csv", claims), ("authorizations.csv", register)):
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / name)
+    read: list[np.ndarray] = []
+    add = partition_module.Spill.add
+
+    def counted(spill: Any, table: pa.Table, partition: np.ndarray, **kw: Any) -> None:
+        if "claim_line_number" in table.column_names and spill.partitions > 1:
+            read.append(partition)
+        add(spill, table, partition, **kw)
+
+    monkeypatch.setattr(partition_module.Spill, "add", counted)
+    for rows in (10_000_000, 500):
+        out = tmp_path / f"rows-{rows}"
+        out.mkdir()
+        execute(
+            [str(tmp_path / "claims.csv")],
+            str(tmp_path / "authorizations.csv"),
+            AS_OF,
+            load_rules(),
+            out,
+            rows_per_partition=rows,
+            workers=1,  # in this process, where the spills are watched
+        )
+    sizes = np.bincount(np.concatenate(read))
+    assert len(sizes) >= 10 and sizes.max() < 2 * sizes.mean(), sizes
+    rejects = pd.read_parquet(tmp_path / "rows-500" / "rejects.parquet")
+    assert rejects["source_row"].nunique() == 3_000 + 100
+    for name in OUTPUTS[:3]:  # no ledger
+        single = (tmp_path / "rows-10000000" / name).read_bytes()
+        assert (tmp_path / "rows-500" / name).read_bytes() == single, name
