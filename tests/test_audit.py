@@ -696,7 +696,7 @@ def test_reject_rate_guard_holds_and_force_publishes(tmp_path: Path) -> None:
 
 
 def test_denial_rate_guard(tmp_path: Path) -> None:
-    args = [*LENIENT, "--max-denial-rate", "0.2"]
+    args = ["--max-denial-rate", "0.2"]  # past the bad rows, as every sample run
     code, output = sample_run(tmp_path / "held", *args)
     assert code == 3
     assert "lines needing authorization were denied" in output
