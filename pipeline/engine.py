@@ -481,6 +481,7 @@ def execute(
                 claims_schema=schema,
                 open_files=open_files,
                 spans=cut.result(),
+                **_files_of(cut.result()),
                 claim_index=claim_index,
                 sampled=sampled,
                 sample_every=sample_every(ranges * ROWS_PER_GROUP),
@@ -837,7 +838,7 @@ def _read_task(index: int) -> tuple[int, int]:
     and the batches it was read in."""
     context = _context()
     assert context.claim_index is not None and context.sampled is not None
-    _, span = context.spans[index]
+    [(_, span)] = context.spans  # its own alone (see _slim)
     reading = [context.by_member, context.claim_index, context.sampled]
     by_member, claim_index, sampled = (spill.writer(beside=reading) for spill in reading)
     schema = context.by_member.schema.remove(context.by_member.schema.get_field_index(SPAN.name))
@@ -925,12 +926,12 @@ def _filled(table: pa.Table, schema: pa.Schema) -> pa.Table:
 def _numbered(table: pa.Table, context: _Context) -> pa.Table:
     """Spilled claim lines with their rows numbered within their files, not their spans,
     and their files named (the spill carries each line's span, not its file's path)."""
-    assert context.rows_before is not None
+    assert context.rows_before is not None and context.span_files is not None
     span = table.column(SPAN.name).to_numpy()
     rows = table.column(SOURCE_ROW).to_numpy() + context.rows_before[span]
-    paths = list(dict.fromkeys(where.path for _, where in context.spans))
-    file_of_span = np.array([paths.index(where.path) for _, where in context.spans], np.int32)
-    files = pa.DictionaryArray.from_arrays(file_of_span[span], pa.array(paths, pa.string()))
+    files = pa.DictionaryArray.from_arrays(
+        context.span_files[span], pa.array(context.paths, pa.string())
+    )
     table = table.drop_columns([SPAN.name]).append_column(SOURCE_FILE, files)
     return table.set_column(table.schema.get_field_index(SOURCE_ROW), SOURCE_ROW, pa.array(rows))
 
@@ -1007,7 +1008,13 @@ class _Context:
     started ahead of the run raise their own limit to it."""
     spans: list[tuple[int, Span]] = field(default_factory=list)
     """Each span with its file's place in the claims files given (a file given twice is
-    numbered twice from 1, as two files are)."""
+    numbered twice from 1, as two files are). A reading task's context holds its own
+    span alone, and other tasks' none (:func:`_slim`): with a span a file, a run of
+    4,000 files shipped each of its 4,000 reading tasks all 4,000 spans."""
+    paths: tuple[str, ...] = ()
+    """The claims files' paths, each once, in the order given."""
+    span_files: np.ndarray | None = None
+    """Each span's file, its place in ``paths``."""
     rows_before: np.ndarray | None = None
     claim_index: Spill | None = None
     sampled: Spill | None = None
@@ -1033,9 +1040,18 @@ class _Context:
 _CONTEXT: _Context | None = None
 
 
+def _files_of(spans: Sequence[tuple[int, Span]]) -> dict[str, Any]:
+    """The ``paths`` and ``span_files`` of a context with these spans."""
+    places: dict[str, int] = {}
+    span_files = [places.setdefault(span.path, len(places)) for _, span in spans]
+    return {"paths": tuple(places), "span_files": np.array(span_files, np.int32)}
+
+
 def _slim(context: _Context, task: Callable[[int], Any], index: int) -> _Context:
-    """Only what one task needs: a partition's decisions need only its members'
-    ledger rows; nothing else needs the ledger."""
+    """Only what one task needs: a reading task its own span (see ``_Context.spans``),
+    a partition's decisions only its members' ledger rows; nothing else needs the
+    ledger."""
+    context = replace(context, spans=[context.spans[index]] if task is _read_task else [])
     ledger_state = context.ledger_state
     if task is not _decide_task or ledger_state is None:
         return replace(context, ledger_state=None, ledger_partition=None)
