@@ -583,7 +583,7 @@ def text_batches(
                 columns.append(constant_text(path, rows))
             elif field.name == SOURCE_ROW:
                 columns.append(pa.array(np.arange(first_row, first_row + rows, dtype=np.int64)))
-            elif field.name in table.column_names:
+            elif field.name in present:  # a set: the names' list is made anew each call
                 column = table.column(field.name)
                 columns.append(
                     _tidy(column, may_hold_empty=kind != "csv")
