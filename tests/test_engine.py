@@ -42,6 +42,7 @@ from pipeline.engine import (
     _sort_keys,
     dealt,
     execute,
+    member_partition_count,
     parquet_writer,
     partition_count,
     sample_every,
@@ -1053,3 +1054,16 @@ def test_a_task_is_shipped_the_spans_it_reads_and_no_others(tmp_path: Path) -> N
     assert slim.spans == []
     assert slim.paths == ("/claims/0.csv", "/claims/1.csv", "/claims/2.csv")
     assert slim.span_files is not None and slim.span_files.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_the_member_partitions_are_counted_by_the_register_too(tmp_path: Path) -> None:
+    # A night's few lines against a large register made one partition holding the
+    # register's whole state (200,000 lines, 4M register rows: 684 MB against 308).
+    claims = tmp_path / "claims.csv"
+    claims.write_text("claim_id\n" + "C1\n" * 100)
+    register = tmp_path / "register.csv"
+    register.write_text("authorization_id\n" + "A1\n" * 1_000)
+    share = engine.STATE_SHARE
+    assert member_partition_count([str(claims)], str(register), 100) == 1_000 // (100 * share)
+    register.write_text("authorization_id\n" + "A1\n" * 100)
+    assert member_partition_count([str(claims)], str(register), 10) == 10  # by the lines
