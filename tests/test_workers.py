@@ -159,12 +159,30 @@ def test_a_gzipped_file_is_measured_unpacked(tmp_path: Path) -> None:
     packed = tmp_path / "claims.csv.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     assert workers.rows_by_size(str(packed)) == 1_000  # short: its lines counted
-    rows = 2 * workers.HEAD_BYTES // 100
-    lines = b"claim_id\n" + b"".join(b"C%098d\n" % n for n in range(rows))
-    packed.write_bytes(gzip.compress(lines, compresslevel=1))
-    # Past the first MiB: the file's size counted four times, over the lines' width.
-    expected = (packed.stat().st_size * 4 - len(b"claim_id\n")) // 100
-    assert abs(workers.rows_by_size(str(packed)) - expected) <= expected // 1000
+    # Past the first MiB: the file's size unpacked at the ratio its first MiB was packed
+    # at (four times its size, as it was taken, made lines packed 16 to 1 look a
+    # quarter as many, and their partitions four times the rows asked).
+    rows = 4 * workers.HEAD_BYTES // 100
+    for level, spread in ((1, 1_000), (9, 10), (9, 1)):
+        lines = b"claim_id\n" + b"".join(b"C%098d\n" % (n % spread) for n in range(rows))
+        packed.write_bytes(gzip.compress(lines, compresslevel=level))
+        assert abs(workers.rows_by_size(str(packed)) - rows) <= rows // 20, (level, spread)
+
+
+def test_a_few_long_values_among_the_first_lines_do_not_set_the_width(tmp_path: Path) -> None:
+    # Four 300 KB values among a file's first lines made its 1M lines look like 527:
+    # one partition (892 MB, against 294). The width is the median of nine places'.
+    rows = 8 * workers.HEAD_BYTES // 100
+    claims = tmp_path / "claims.csv"
+    with claims.open("wb") as file:
+        file.write(b"claim_id,note\n")
+        for n in range(rows):
+            file.write(b"C%097d,%s\n" % (n, b"y" * 300_000 if n < 4 else b""))
+    # The long values' bytes count as lines of the others' width: a few more, not fewer.
+    assert rows <= workers.rows_by_size(str(claims)) <= rows + 4 * 300_000 // 100 + rows // 100
+    one_line = tmp_path / "one.csv"
+    one_line.write_bytes(b"claim_id\n" + b"C" * (3 * workers.HEAD_BYTES))
+    assert workers.rows_by_size(str(one_line)) == 1
 
 
 def test_a_parquet_files_rows_are_guessed_by_its_size(tmp_path: Path) -> None:
