@@ -187,9 +187,9 @@ STATE_SHARE = 2
 """A member partition holds the register state of up to this many register rows for
 each claim line it is sized for. The member partitions were counted by the claim lines
 alone: a night's 200,000 lines against a register of 4M rows made one partition holding
-the whole state, 684 MB at its peak (12.9 s). Counted by the register too: 419 MB at 8
-rows a line, 361 at 4, 308 at 2 (12.0 s), against 294 for the benchmark's 1M lines and
-their register of 50,000 rows, whose count the register does not change."""
+the whole state, 668 MiB at its peak (12.9 s). Counted by the register too: 409 MiB at
+8 rows a line, 352 at 4, 301 at 2 (12.0 s), against 287 for the benchmark's 1M lines
+and their register of 50,000 rows, whose count the register does not change."""
 INDEX_SHARE = 4
 """The claim index (an id and a number per line) has one partition per this many member
 partitions. Its rows are a tenth the width of a claim line, but grouping them by claim
@@ -899,7 +899,8 @@ def dealt(partition: np.ndarray, keys: pa.ChunkedArray, first: int, count: int) 
     partitions by their place in the span (``first``: the batch's first row's). Such a
     line (no member and no claim id; in the claim index, no claim id) is rejected for
     that, and meets no other line in a check: otherwise all of them went to one
-    partition, and a feed's 400,000 blank rows made one of 400,000 lines (2.4 GB)."""
+    partition, and a feed's 400,000 blank rows made one of 400,000 lines (a run of
+    the benchmark's 1M lines and them peaked at 2,260 MiB, now 1,525, the rejects' own)."""
     missing = np.flatnonzero(keys.is_null().to_numpy(zero_copy_only=False))
     if len(missing):
         partition = partition.copy()

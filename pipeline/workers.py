@@ -63,7 +63,7 @@ PLACES = 8
 """Besides its first MiB, a plain CSV file is measured at this many places spread over
 the rest of it (:data:`PLACE_BYTES` each), and its lines' width taken as the median of
 the places' widths: four 300 KB values among a file's first lines had made its 1M lines
-look like 527, one partition (892 MB, against 294 with the same values spread)."""
+look like 527, one partition (a run peaked at 865 MiB, now 289)."""
 PLACE_BYTES = 128 << 10
 PARENT_CHECK_SECONDS = 0.1
 """How often a worker looks whether the run that started it is still there."""
