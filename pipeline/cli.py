@@ -144,10 +144,10 @@ landing after the rename says the run was published (exit 0), as SIGTERM's does.
 
 
 class _EachOnce(click.Command):
-    """A command whose options of one value are each given at most once: the parser
-    keeps the last of two silently (a second ``--authorizations`` dropped the first
-    register, and its members' lines were denied), so two are a usage error (exit 2).
-    Options that take several values (``--claims``) repeat as before."""
+    """A command whose options (flags too) are each given at most once: the parser keeps
+    the last of two silently (a second ``--authorizations`` dropped the first register,
+    and its members' lines were denied), so two are a usage error (exit 2). Options that
+    take several values (``--claims``) repeat as before; ``--help`` still answers."""
 
     def make_parser(self, ctx: click.Context) -> Any:
         parser = super().make_parser(ctx)
@@ -155,6 +155,8 @@ class _EachOnce(click.Command):
 
         def parse_once(args: list[str]) -> Any:
             opts, rest, order = parse(args=args)
+            if ctx.resilient_parsing or any(param.is_eager for param in order):
+                return opts, rest, order  # completing a command line, or --help: no check
             given: set[str | None] = set()
             for param in order:  # one entry each time an option is given
                 if isinstance(param, click.Option) and not (

@@ -78,7 +78,7 @@ def rows_by_size(path: str) -> int:
     of its lines, the median of their mean width in its first MiB after the header and
     at :data:`PLACES` places past it (a file that short, its lines counted; a gzipped
     file, its first MiB alone, measured unpacked, and its size unpacked taken at the
-    ratio that MiB was packed at). Lines of any width then make partitions of about the
+    ratio its first 2 MiB were packed at). Lines of any width then make partitions of about the
     rows asked for, where a size taken for every file (150 bytes) made this benchmark's
     147-byte lines' partitions 2% larger at 50M lines, and a Tuva Project
     ``medical_claim`` file's 358-byte lines' less than half.

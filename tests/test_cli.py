@@ -1307,6 +1307,28 @@ def test_an_option_given_twice_is_a_usage_error(
     assert once.exit_code == 0, once.output
 
 
+def test_help_and_completion_are_not_refused_for_an_option_given_twice(tmp_path: Path) -> None:
+    shown = CliRunner().invoke(main, ["run", "--out", "a", "--out", "b", "--help"])
+    assert shown.exit_code == 0, shown.output
+    assert "--partition-rows" in shown.stdout
+    command = Path(sys.executable).parent / "adjudicate"  # completion goes by its name
+    completing = subprocess.run(
+        [str(command)],
+        env=os.environ
+        | {
+            "_ADJUDICATE_COMPLETE": "bash_complete",
+            "COMP_WORDS": "adjudicate run --out a --out b --wor",
+            "COMP_CWORD": "6",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert completing.returncode == 0, completing.stderr
+    assert "--workers" in completing.stdout
+
+
 def test_an_option_that_takes_several_values_may_be_repeated(
     claims: Path, register: Path, tmp_path: Path
 ) -> None:
