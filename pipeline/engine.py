@@ -283,26 +283,29 @@ def run_id_for(parts: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def member_partition_count(
-    claims: Sequence[str], authorizations: str, rows_per_partition: int
-) -> int:
+def member_partition_count(claim_rows: int, register_rows: int, rows_per_partition: int) -> int:
     """Enough member partitions for the claim lines (``rows_per_partition`` each) and
     for the register's state, which is scattered by member too (:data:`STATE_SHARE`)."""
     return max(
-        partition_count(claims, rows_per_partition),
-        partition_count([authorizations], rows_per_partition * STATE_SHARE),
+        partitions_for(claim_rows, rows_per_partition),
+        partitions_for(register_rows, rows_per_partition * STATE_SHARE),
     )
 
 
-def partition_count(paths: Sequence[str], rows_per_partition: int) -> int:
-    """Enough partitions that each holds about ``rows_per_partition`` rows (a CSV
-    file's rows estimated by its size and its first lines', :func:`rows_by_size`)."""
+def estimated_rows(paths: Sequence[str]) -> int:
+    """About how many rows the files hold, before they are read: a Parquet file's from
+    its footer, a CSV file's by its size and its lines' width (:func:`rows_by_size`)."""
     rows = 0
     for path in paths:
         if path.lower().endswith(".parquet"):
             rows += pq.ParquetFile(path).metadata.num_rows
         else:
             rows += rows_by_size(path)
+    return rows
+
+
+def partitions_for(rows: int, rows_per_partition: int) -> int:
+    """Enough partitions that each holds about ``rows_per_partition`` of ``rows``."""
     return max(1, math.ceil(rows / rows_per_partition))
 
 
@@ -449,7 +452,12 @@ def execute(
     # diagnoses and two modifiers): carried through no spill, they are added back to
     # the lines decided and written.
     lacked = lacked_by_all(claims, claims_contract.CONTRACT_COLUMNS)
-    partitions = member_partition_count(claims, authorizations, rows_per_partition)
+    # Each file measured once (a CSV file at nine places: :func:`rows_by_size`).
+    partitions = member_partition_count(
+        claim_rows := estimated_rows(claims),
+        register_rows := estimated_rows([authorizations]),
+        rows_per_partition,
+    )
     workers = workers if partitions > 1 else 1
     partitions = math.ceil(partitions / workers) * workers  # no worker left to finish alone
     read_as = {path: signature(path) for path in dict.fromkeys([*claims, authorizations])}
@@ -468,7 +476,7 @@ def execute(
             for path in dict.fromkeys([*claims, authorizations])
         }
         index_partitions = math.ceil(partitions / INDEX_SHARE)
-        ranges = partition_count(claims, ROWS_PER_GROUP)  # about: the lines are not counted yet
+        ranges = partitions_for(claim_rows, ROWS_PER_GROUP)  # about: lines not counted yet
         open_files = partitions + index_partitions + ranges + OPEN_FILES_MARGIN
         _allow_open_files(open_files)
         files = {path: FileCounts(path, "claims") for path in claims}
@@ -478,7 +486,7 @@ def execute(
         with (
             _spill_root(directory) as where,
             Spill(
-                partition_count([authorizations], max(1, rows_per_partition // REGISTER_SHARE)),
+                partitions_for(register_rows, max(1, rows_per_partition // REGISTER_SHARE)),
                 register_schema,
                 where,
             ) as by_key,
@@ -499,7 +507,7 @@ def execute(
                 claims_schema=schema,
                 open_files=open_files,
                 spans=cut.result(),
-                **_files_of(cut.result()),
+                **_files_of(cut.result()),  # the one list the cutting made
                 claim_index=claim_index,
                 sampled=sampled,
                 sample_every=sample_every(ranges * ROWS_PER_GROUP),

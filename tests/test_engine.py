@@ -41,10 +41,11 @@ from pipeline.engine import (
     _slim,
     _sort_keys,
     dealt,
+    estimated_rows,
     execute,
     member_partition_count,
     parquet_writer,
-    partition_count,
+    partitions_for,
     sample_every,
 )
 from pipeline.errors import InputError
@@ -526,7 +527,7 @@ def test_claims_whose_lines_name_different_members_are_rejected_whole(tmp_path: 
     pacsv.write_csv(pa.Table.from_pandas(register, preserve_index=False), register_path)
     # The claims' lines land in different partitions (a line without a member goes by
     # its claim id), so they are set aside.
-    partitions = partition_count([str(path)], 60)
+    partitions = partitions_for(estimated_rows([str(path)]), 60)
     assert partitions > 40
     landing = partition_of(pa.array(["M-ONE", "M-OTHER", second]), partitions)
     assert len(set(landing.tolist())) == 3
@@ -1064,6 +1065,11 @@ def test_the_member_partitions_are_counted_by_the_register_too(tmp_path: Path) -
     register = tmp_path / "register.csv"
     register.write_text("authorization_id\n" + "A1\n" * 1_000)
     share = engine.STATE_SHARE
-    assert member_partition_count([str(claims)], str(register), 100) == 1_000 // (100 * share)
+
+    def counted(rows_per_partition: int) -> int:
+        lines, rows = estimated_rows([str(claims)]), estimated_rows([str(register)])
+        return member_partition_count(lines, rows, rows_per_partition)
+
+    assert counted(100) == 1_000 // (100 * share)
     register.write_text("authorization_id\n" + "A1\n" * 100)
-    assert member_partition_count([str(claims)], str(register), 10) == 10  # by the lines
+    assert counted(10) == 10  # by the lines
