@@ -19,12 +19,14 @@ Passes, each holding one partition at a time:
    together after (every line of such a claim is rejected: its lines disagree
    on the member). Duplicates and claims whose lines disagree are otherwise
    local to a member partition, since a claim's lines are. The decided lines
-   are scattered into ranges of ``claim_id``;
+   are scattered into ranges of ``claim_id``, and the rejects into the same
+   ranges of a spill of their own (the register's rejects are spilled in pass 0);
 4. sort each range and encode it as one Parquet row group; the row groups are
    joined, in order, into ``adjudicated.parquet`` (``pipeline.rowgroups``). The
    ranges split the claim ids sampled in pass 1 into about ``ROWS_PER_GROUP``
    lines each, whatever the partition or worker count: the file is the same
-   bytes either way.
+   bytes either way. ``rejects.parquet`` is then written from the rejects'
+   spill a range at a time, each sorted as it is read (``pipeline.rejects``).
 
 Peak memory follows ``rows_per_partition``, not the input. Passes 0 (but its
 reading), 1, 2, 3 and 4 can run in several worker processes (``workers``); each
@@ -94,6 +96,8 @@ from pipeline.partition import (
     take_rows,
 )
 from pipeline.progress import Observer, Silent
+from pipeline.rejects import SPILL_SCHEMA as REJECTS_SPILLED
+from pipeline.rejects import as_spilled, order, write_sorted
 from pipeline.rowgroups import JoinedParquet
 from pipeline.rules import Rules
 from pipeline.spans import Span, spans_of
@@ -103,7 +107,6 @@ from pipeline.validate import (
     Validated,
     count_validated,
     merge_counts,
-    sort_rejects,
     validate_authorizations,
     validate_claims,
 )
@@ -120,7 +123,6 @@ from pipeline.workers import (
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import fixed_width, forget
-from schemas.outputs import REJECT_COLUMNS, REJECT_SCHEMA, empty_rejects
 
 _T = TypeVar("_T")
 
@@ -477,7 +479,8 @@ def execute(
         }
         index_partitions = math.ceil(partitions / INDEX_SHARE)
         ranges = partitions_for(claim_rows, ROWS_PER_GROUP)  # about: lines not counted yet
-        open_files = partitions + index_partitions + ranges + OPEN_FILES_MARGIN
+        # A decide task writes to every output range twice: its lines and its rejects.
+        open_files = partitions + index_partitions + 2 * ranges + OPEN_FILES_MARGIN
         _allow_open_files(open_files)
         files = {path: FileCounts(path, "claims") for path in claims}
         register_file = FileCounts(authorizations, "authorizations")
@@ -497,6 +500,7 @@ def execute(
             Spill(index_partitions, INDEX_SCHEMA, where) as claim_index,
             Spill(1, SPLIT_SCHEMA, where) as sampled,
             Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
+            Spill(1, REJECTS_SPILLED, where) as register_rejects,
             _workers(workers) as pool,
         ):
             context = _Context(
@@ -513,6 +517,7 @@ def execute(
                 sample_every=sample_every(ranges * ROWS_PER_GROUP),
                 split_ids=split_ids,
                 state_by_member=state_by_member,
+                register_rejects=register_rejects,
                 ledger_state=ledger_state,
                 ledger_partition=None
                 if ledger_state is None
@@ -540,16 +545,23 @@ def execute(
             )
             _refuse_changed(read_as, context.spans)  # every input read, its digest taken
             _refuse_copies(inputs)
-            rejects: list[pd.DataFrame] = []
-            with Spill(len(bounds) + 1, _coded(_without(output_schema, lacked)), where) as by_range:
-                context = replace(context, by_range=by_range, bounds=bounds, run_id=run_id)
+            with (
+                Spill(len(bounds) + 1, _coded(_without(output_schema, lacked)), where) as by_range,
+                Spill(len(bounds) + 1, REJECTS_SPILLED, where) as claim_rejects,
+            ):
+                context = replace(
+                    context,
+                    by_range=by_range,
+                    claim_rejects=claim_rejects,
+                    bounds=bounds,
+                    run_id=run_id,
+                )
                 context, register_valid_rows, split_rows = _split_pass(
                     pool,
                     context,
                     index_partitions,
                     registered=registered,
                     register_file=register_file,
-                    rejects=rejects,
                     observer=observer,
                 )
                 # Lines of claims across members, set aside: partitions of the usual size.
@@ -560,15 +572,17 @@ def execute(
                     max(1, math.ceil(split_rows / rows_per_partition)), schema, where
                 )
                 parts, units = _decide_pass(
-                    pool, replace(context, split_lines=split_lines), files, rejects, observer
+                    pool, replace(context, split_lines=split_lines), files, observer
                 )
                 by_range.close_writers()
                 adjudicated_rows, adjudicated_digest = _write_pass(
                     pool, context, directory / "adjudicated.parquet", observer
                 )
+                rejected_rows = _write_rejects(context, directory / "rejects.parquet")
     outputs = [
         ("adjudicated.parquet", adjudicated_rows),
-        *_write_rejects_and_units(directory, rejects, units if ledger is not None else None),
+        ("rejects.parquet", rejected_rows),
+        *_write_units(directory, units if ledger is not None else None),
     ]
     known = {"adjudicated.parquet": adjudicated_digest}
     execution = Execution(
@@ -589,24 +603,33 @@ def execute(
     return execution
 
 
-def _write_rejects_and_units(
-    directory: Path, rejects: list[pd.DataFrame], units: list[pd.DataFrame] | None
-) -> list[tuple[str, int]]:
-    """rejects.parquet, and units.parquet for a run with a ledger: names and rows."""
-    all_rejects = sort_rejects(pd.concat(rejects, ignore_index=True))
-    written = [
-        (
-            "rejects.parquet",
-            write_parquet(
-                all_rejects[list(REJECT_COLUMNS)], directory / "rejects.parquet", REJECT_SCHEMA
-            ),
-        )
-    ]
-    if units is not None:
-        entry = sorted_entry(units)
-        path = directory / "units.parquet"
-        written.append(("units.parquet", write_parquet(entry, path, schema=LEDGER_SCHEMA)))
-    return written
+def _write_rejects(context: _Context, path: Path) -> int:
+    """rejects.parquet from the rejects spilled by the tasks: the claims' a range of
+    ``claim_id`` at a time, in the ranges' order, then the register's, each sorted as it
+    is read (:mod:`pipeline.rejects`); how many rows."""
+    assert context.claim_rejects is not None and context.register_rejects is not None
+    spills = [context.claim_rejects, context.register_rejects]
+    for spill in spills:
+        spill.close_writers()
+
+    def pieces() -> Iterator[pa.Table]:
+        for spill in spills:
+            for index in range(spill.partitions):
+                table = spill.read(index)
+                let_go_of_read_files()
+                if table.num_rows:
+                    yield take_rows(table, order(table))
+
+    return write_sorted(pieces(), path)
+
+
+def _write_units(directory: Path, units: list[pd.DataFrame] | None) -> list[tuple[str, int]]:
+    """units.parquet for a run with a ledger: its name and rows."""
+    if units is None:
+        return []
+    entry = sorted_entry(units)
+    path = directory / "units.parquet"
+    return [("units.parquet", write_parquet(entry, path, schema=LEDGER_SCHEMA))]
 
 
 def _allow_open_files(needed: int) -> None:
@@ -674,19 +697,17 @@ def _scatter_register(path: str, schema: pa.Schema, spill: Spill, counts: FileCo
 
 
 def _register_pass(
-    registered: Iterator[tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]],
+    registered: Iterator[tuple[dict[str, FileCounts], set[str], int]],
     context: _Context,
     counts: FileCounts,
-    rejects: list[pd.DataFrame],
 ) -> tuple[_Context, int]:
     """The register's partitions validated (``registered``: the results of
     :func:`_register_task`, in order): the context with the members of its invalid rows,
-    and how many rows were valid. Rejects are added to ``rejects``."""
+    and how many rows were valid."""
     assert context.state_by_member is not None
     invalid_members: set[str] = set()
     valid = 0
-    for found, found_counts, invalid, valid_rows in registered:
-        _add_rejects(rejects, found)
+    for found_counts, invalid, valid_rows in registered:
         merge_counts({counts.path: counts}, found_counts)
         invalid_members.update(invalid)
         valid += valid_rows
@@ -699,9 +720,8 @@ def _split_pass(
     context: _Context,
     index_partitions: int,
     *,
-    registered: Iterator[tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]],
+    registered: Iterator[tuple[dict[str, FileCounts], set[str], int]],
     register_file: FileCounts,
-    rejects: list[pd.DataFrame],
     observer: Observer,
 ) -> tuple[_Context, int, int]:
     """Pass 2 over the claim index (:func:`_split_task`), and the register's results
@@ -714,7 +734,7 @@ def _split_pass(
     split_ids = context.split_ids
     assert split_ids is not None
     splitting = pool(_split_task, context, index_partitions)
-    context, register_valid_rows = _register_pass(registered, context, register_file, rejects)
+    context, register_valid_rows = _register_pass(registered, context, register_file)
     split_rows = 0
     for indexed, split in splitting:
         split_rows += split
@@ -724,39 +744,26 @@ def _split_pass(
     return context, register_valid_rows, split_rows
 
 
-def _add_rejects(rejects: list[pd.DataFrame], found: pd.DataFrame) -> None:
-    """A partition's rejects to the run's: a partition with none adds nothing but the
-    first (which gives the columns), where an empty frame a partition kept ~18 KB held
-    to the end of the run (250 partitions at 50M lines, 4.5 MB)."""
-    if len(found) or not rejects:
-        rejects.append(found)
-
-
 def _decide_pass(
     pool: _Runner[Any],
     context: _Context,
     files: dict[str, FileCounts],
-    rejects: list[pd.DataFrame],
     observer: Observer,
 ) -> tuple[SummaryParts, list[pd.DataFrame]]:
     """Validate and decide every member partition, then validate the lines set aside
     (claims across members): the summary's figures and the ledger entry's parts.
-    Counts are added to ``files`` and rejects to ``rejects``."""
+    Counts are added to ``files``; the tasks spill their rejects."""
     assert context.split_lines is not None
     parts = SummaryParts()
     units: list[pd.DataFrame] = []
-    for found, counts, found_parts, found_units, rows in pool(
-        _decide_task, context, context.partitions
-    ):
-        _add_rejects(rejects, found)
+    for counts, found_parts, found_units, rows in pool(_decide_task, context, context.partitions):
         merge_counts(files, counts)
         parts.merge(found_parts)
         if found_units is not None:
             units.append(found_units)
         observer.advance("deciding", rows)
     context.split_lines.close_writers()
-    for found, counts in pool(_set_aside_task, context, context.split_lines.partitions):
-        _add_rejects(rejects, found)
+    for counts in pool(_set_aside_task, context, context.split_lines.partitions):
         merge_counts(files, counts)
     observer.finish("deciding", parts.decisions())
     return parts, units
@@ -908,7 +915,8 @@ def dealt(partition: np.ndarray, keys: pa.ChunkedArray, first: int, count: int) 
     line (no member and no claim id; in the claim index, no claim id) is rejected for
     that, and meets no other line in a check: otherwise all of them went to one
     partition, and a feed's 400,000 blank rows made one of 400,000 lines (a run of
-    the benchmark's 1M lines and them peaked at 2,260 MiB, now 1,525, the rejects' own)."""
+    the benchmark's 1M lines and them peaked at 2,260 MiB; dealt, 1,525; with the
+    rejects spilled too, 1,309, most of it their one range: :mod:`pipeline.rejects`)."""
     missing = np.flatnonzero(keys.is_null().to_numpy(zero_copy_only=False))
     if len(missing):
         partition = partition.copy()
@@ -1053,6 +1061,10 @@ class _Context:
     register_by_key: Spill | None = None
     state_by_member: Spill | None = None
     by_range: Spill | None = None
+    register_rejects: Spill | None = None
+    """The register's rejects, a file a register task (written beside the reading)."""
+    claim_rejects: Spill | None = None
+    """The claim lines' rejects, by the output's ranges of ``claim_id``."""
     bounds: pa.Array | None = None
     run_id: str = ""
     invalid_members: frozenset[str] = frozenset()
@@ -1124,17 +1136,18 @@ def _claims_validated(
     return _validated(table, check, "claims")
 
 
-def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set[str], int]:
-    """Register pass for one partition of authorizations: its rejects, its counts, the
-    members of its invalid rows, and its state as of the run scattered to the members'
-    partitions."""
+def _register_task(index: int) -> tuple[dict[str, FileCounts], set[str], int]:
+    """Register pass for one partition of authorizations: its counts, the members of its
+    invalid rows, and how many rows are valid; its rejects spilled, and its state as of
+    the run scattered to the members' partitions."""
     context = _context()
     assert context.register_by_key is not None and context.state_by_member is not None
+    assert context.register_rejects is not None
     validated, counts = _validated(
         context.register_by_key.read(index), validate_authorizations, "authorizations"
     )
     if validated is None:
-        return empty_rejects(), {}, set(), 0
+        return {}, set(), 0
     known, invalid = state_and_invalid_members(validated, context.as_of)
     state = pa.Table.from_pandas(known, schema=STATE_SCHEMA, preserve_index=False)
     # A worker reads or indexes claims between register tasks, its task writers open on
@@ -1142,7 +1155,10 @@ def _register_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts], set
     context.state_by_member.add_as(
         index, state, partition_of(state.column("member_id"), context.partitions)
     )
-    return validated.rejects, counts, set(invalid.astype(str)), len(validated.valid)
+    if not validated.rejects.empty:
+        rejects = as_spilled(validated.rejects)
+        context.register_rejects.add_as(index, rejects, np.zeros(rejects.num_rows, np.int64))
+    return counts, set(invalid.astype(str)), len(validated.valid)
 
 
 def _split_task(index: int) -> tuple[int, int]:
@@ -1179,17 +1195,19 @@ def _split_task(index: int) -> tuple[int, int]:
 
 def _decide_task(
     index: int,
-) -> tuple[pd.DataFrame, dict[str, FileCounts], SummaryParts, pd.DataFrame | None, int]:
-    """Pass 3 for one member partition: its rejects, its counts, its figures, its units
-    and its decided lines scattered to their ranges of claim_id (see :meth:`Spill.writer`).
-    Lines of claims that span members are set aside, by claim, for :func:`_set_aside_task`."""
+) -> tuple[dict[str, FileCounts], SummaryParts, pd.DataFrame | None, int]:
+    """Pass 3 for one member partition: its counts, its figures, its units and how many
+    lines it decided; its decided lines and its rejects scattered to their ranges of
+    claim_id (see :meth:`Spill.writer`). Lines of claims that span members are set
+    aside, by claim, for :func:`_set_aside_task`."""
     context = _context()
     assert context.state_by_member is not None and context.split_ids is not None
     assert context.by_range is not None and context.bounds is not None
-    assert context.rows_before is not None
+    assert context.rows_before is not None and context.claim_rejects is not None
     # Asked for first: the earlier passes' file writers (and their buffers, a file per
     # partition) are let go before the partition is read.
-    by_range = context.by_range.writer()
+    writing = [context.by_range, context.claim_rejects]
+    by_range, rejected = (spill.writer(beside=writing) for spill in writing)
     table = context.by_member.read(index)
     # In the order of the output's ranges of claim_id: the decided lines then go to their
     # ranges as slices, where scattering them took every column of the decided lines
@@ -1209,12 +1227,13 @@ def _decide_task(
     parts = SummaryParts()
     validated, counts = _claims_validated(table, context)
     if validated is None:
-        return empty_rejects(), {}, parts, pd.DataFrame(), 0
+        return {}, parts, pd.DataFrame(), 0
+    _spill_rejects(rejected, validated.rejects, context.bounds)
     if not validated.passed.all():
         forget()  # the checked rows' columns, where the valid rows are copies of them
     lines = validated.valid.reset_index(drop=True)
     if lines.empty:
-        return validated.rejects, counts, parts, None, 0
+        return counts, parts, None, 0
     ledger_state = context.ledger_state
     standing = standing_takes(ledger_state) if ledger_state is not None else None
     partition = Partition(
@@ -1234,7 +1253,15 @@ def _decide_task(
         if standing is not None
         else None
     )
-    return validated.rejects, counts, parts, entry, len(lines)
+    return counts, parts, entry, len(lines)
+
+
+def _spill_rejects(spill: Spill, rejects: pd.DataFrame, bounds: pa.Array) -> None:
+    """Claim lines' rejects to the output's ranges of their ``claim_id`` (one without
+    a claim id to the last, where it sorts), for :func:`_write_rejects`."""
+    if not rejects.empty:
+        table = as_spilled(rejects)
+        spill.add(table, _range_of(table.column("claim_id"), bounds))
 
 
 def _as_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -1253,17 +1280,21 @@ def _set_aside(context: _Context, index: int, lines: pa.Table) -> None:
     spill.add_as(index, lines, partition_of(lines.column("claim_id"), spill.partitions))
 
 
-def _set_aside_task(index: int) -> tuple[pd.DataFrame, dict[str, FileCounts]]:
+def _set_aside_task(index: int) -> dict[str, FileCounts]:
     """The lines set aside by :func:`_decide_task`, every line of each of their claims
-    together: validated, and rejected (their lines disagree on the member)."""
+    together: validated, and rejected (their lines disagree on the member). Their counts;
+    their rejects spilled as the decide tasks' are."""
     context = _context()
-    assert context.split_lines is not None
+    assert context.split_lines is not None and context.claim_rejects is not None
+    assert context.by_range is not None and context.bounds is not None
+    rejected = context.claim_rejects.writer(beside=[context.by_range])
     validated, counts = _claims_validated(context.split_lines.read(index), context)
     if validated is None:
-        return empty_rejects(), {}
+        return {}
     if validated.passed.any():
         raise RuntimeError("a claim whose lines name different members passed validation")
-    return validated.rejects, counts
+    _spill_rejects(rejected, validated.rejects, context.bounds)
+    return counts
 
 
 def _state_of(table: pa.Table) -> pd.DataFrame:

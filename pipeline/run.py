@@ -36,13 +36,13 @@ from pipeline.ledger import (
 from pipeline.memory import use_jemalloc
 from pipeline.progress import Observer
 from pipeline.publish import publishing
+from pipeline.rejects import sort_rejects
 from pipeline.report import MANIFEST, write_report
 from pipeline.rules import Rules
 from pipeline.validate import (
     FileCounts,
     Validated,
     count_validated,
-    sort_rejects,
     validate_authorizations,
     validate_claims,
 )

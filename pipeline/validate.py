@@ -21,6 +21,7 @@ from pandera.errors import SchemaErrors
 
 from pipeline.io import SOURCE_FILE, SOURCE_ROW, to_frame
 from pipeline.partition import filter_rows
+from pipeline.rejects import sort_rejects
 from schemas import authorizations as register_contract
 from schemas import claims as claims_contract
 from schemas.checks import TEXT_DTYPE, all_empty, forget, message_template, row_rule_for
@@ -231,25 +232,6 @@ def _filled(cases: pd.DataFrame, frame: pd.DataFrame, column: str, key: str) -> 
             "message": message.astype("str").to_numpy(),
         }
     )
-
-
-def sort_rejects(rejects: pd.DataFrame) -> pd.DataFrame:
-    """Claims before the register, then by claim and line (as a number: ``010`` and
-    ``10`` are one line, told apart by where they were read), then by source row and
-    check."""
-    keys = pd.DataFrame(
-        {
-            "source": rejects["source"].ne("claims").astype("int8"),
-            "claim_id": rejects["claim_id"],
-            "line": pd.to_numeric(rejects["claim_line_number"], errors="coerce"),
-            "source_file": rejects["source_file"],
-            "source_row": rejects["source_row"],
-            "column": rejects["column"],
-            "check": rejects["check"],
-        }
-    )
-    order = keys.sort_values(list(keys.columns), kind="stable", na_position="last").index
-    return rejects.loc[order].reset_index(drop=True)
 
 
 @dataclass

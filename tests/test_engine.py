@@ -31,7 +31,6 @@ from pipeline.engine import (
     SAMPLE_EVERY,
     SAMPLED_LINES,
     SPAN,
-    _add_rejects,
     _Context,
     _decide_task,
     _files_of,
@@ -49,6 +48,7 @@ from pipeline.engine import (
     sample_every,
 )
 from pipeline.errors import InputError
+from pipeline.io import write_parquet
 from pipeline.memory import use_jemalloc
 from pipeline.partition import (
     Spill,
@@ -60,9 +60,11 @@ from pipeline.partition import (
     take_rows,
 )
 from pipeline.progress import Silent
+from pipeline.rejects import write_sorted
 from pipeline.rules import load_rules
+from pipeline.run import validate_files
 from pipeline.spans import Span
-from schemas.outputs import empty_rejects
+from schemas.outputs import REJECT_SCHEMA
 from tests.waiting import soon
 
 AS_OF = datetime(2026, 6, 30, 23, 59, 59)
@@ -270,6 +272,33 @@ def test_every_row_is_in_exactly_one_output(generated: tuple[str, str], tmp_path
     assert not valid & rejected
     assert valid | rejected == set(range(1, 30_001))
     assert len(adjudicated) == len(valid)
+
+
+def test_rejects_are_written_a_range_at_a_time_in_the_order_of_all_at_once(
+    generated: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tasks spill their rejects by the output's ranges; the run never holds them
+    # all, and writes the bytes that sorting them all at once writes (``validate``).
+    claims, register = generated
+    monkeypatch.setattr(engine, "ROWS_PER_GROUP", 2_000)
+    pieces: list[int] = []
+
+    def counted(tables: Iterator[pa.Table], path: Path) -> int:
+        def each() -> Iterator[pa.Table]:
+            for table in tables:
+                pieces.append(table.num_rows)
+                yield table
+
+        return write_sorted(each(), path)
+
+    monkeypatch.setattr(engine, "write_sorted", counted)
+    out = tmp_path / "run"
+    out.mkdir()
+    execute([claims], register, AS_OF, load_rules(), out, rows_per_partition=4_000, workers=2)
+    validated = validate_files([claims], register, AS_OF)
+    write_parquet(validated.rejects, tmp_path / "all-at-once.parquet", REJECT_SCHEMA)
+    assert (out / "rejects.parquet").read_bytes() == (tmp_path / "all-at-once.parquet").read_bytes()
+    assert len(pieces) > 10 and max(pieces) < sum(pieces) / 5, pieces
 
 
 def _run_limited(
@@ -869,16 +898,6 @@ def test_a_spills_open_files_hold_no_memory_between_writes(tmp_path: Path, parti
             spill.add(pa.table({"claim_id": ["C1"] * partitions}, schema), np.arange(partitions))
         assert pool.bytes_allocated() == before
         assert [spill.read(p).num_rows for p in (0, partitions - 1)] == [2, 2]
-
-
-def test_partitions_without_rejects_hold_nothing_to_the_end_of_the_run() -> None:
-    # Memory flat in the input: the run keeps one empty frame (its columns), not one
-    # a partition.
-    some = empty_rejects().reindex([0, 1])
-    rejects: list[pd.DataFrame] = []
-    for found in (empty_rejects(), empty_rejects(), some, empty_rejects(), some):
-        _add_rejects(rejects, found)
-    assert [len(frame) for frame in rejects] == [0, 2, 2]
 
 
 def _open_files_under(directory: Path) -> list[str]:
