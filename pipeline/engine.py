@@ -96,8 +96,8 @@ from pipeline.partition import (
     take_rows,
 )
 from pipeline.progress import Observer, Silent
+from pipeline.rejects import LINE_KEY, as_spilled, order, write_sorted
 from pipeline.rejects import SPILL_SCHEMA as REJECTS_SPILLED
-from pipeline.rejects import as_spilled, order, write_sorted
 from pipeline.rowgroups import JoinedParquet
 from pipeline.rules import Rules
 from pipeline.spans import Span, spans_of
@@ -479,8 +479,9 @@ def execute(
         }
         index_partitions = math.ceil(partitions / INDEX_SHARE)
         ranges = partitions_for(claim_rows, ROWS_PER_GROUP)  # about: lines not counted yet
-        # A decide task writes to every output range twice: its lines and its rejects.
-        open_files = partitions + index_partitions + 2 * ranges + OPEN_FILES_MARGIN
+        # A decide task writes to every output range twice, its lines and its rejects,
+        # and its rejects without a claim id to about as many blocks of rows.
+        open_files = partitions + index_partitions + 3 * ranges + OPEN_FILES_MARGIN
         _allow_open_files(open_files)
         files = {path: FileCounts(path, "claims") for path in claims}
         register_file = FileCounts(authorizations, "authorizations")
@@ -500,7 +501,9 @@ def execute(
             Spill(index_partitions, INDEX_SCHEMA, where) as claim_index,
             Spill(1, SPLIT_SCHEMA, where) as sampled,
             Spill(partitions, SPLIT_SCHEMA, where) as split_ids,
-            Spill(1, REJECTS_SPILLED, where) as register_rejects,
+            Spill(
+                partitions_for(register_rows, ROWS_PER_GROUP), REJECTS_SPILLED, where
+            ) as register_rejects,
             _workers(workers) as pool,
         ):
             context = _Context(
@@ -518,6 +521,7 @@ def execute(
                 split_ids=split_ids,
                 state_by_member=state_by_member,
                 register_rejects=register_rejects,
+                block_rows=ROWS_PER_GROUP,
                 ledger_state=ledger_state,
                 ledger_partition=None
                 if ledger_state is None
@@ -547,12 +551,15 @@ def execute(
             _refuse_copies(inputs)
             with (
                 Spill(len(bounds) + 1, _coded(_without(output_schema, lacked)), where) as by_range,
-                Spill(len(bounds) + 1, REJECTS_SPILLED, where) as claim_rejects,
+                Spill(
+                    len(bounds) + 2 + _row_blocks(files), REJECTS_SPILLED, where
+                ) as claim_rejects,
             ):
                 context = replace(
                     context,
                     by_range=by_range,
                     claim_rejects=claim_rejects,
+                    rows_before_file=_rows_before_file(files),
                     bounds=bounds,
                     run_id=run_id,
                 )
@@ -1064,7 +1071,12 @@ class _Context:
     register_rejects: Spill | None = None
     """The register's rejects, a file a register task (written beside the reading)."""
     claim_rejects: Spill | None = None
-    """The claim lines' rejects, by the output's ranges of ``claim_id``."""
+    """The claim lines' rejects, by the output's ranges of ``claim_id`` (see
+    :func:`_spill_rejects`)."""
+    rows_before_file: dict[str, int] | None = None
+    """Each claims file's rows before it among the files, their paths sorted."""
+    block_rows: int = ROWS_PER_GROUP
+    """Rows a block of the rejects spilled by their row (:func:`_in_blocks`)."""
     bounds: pa.Array | None = None
     run_id: str = ""
     invalid_members: frozenset[str] = frozenset()
@@ -1157,7 +1169,11 @@ def _register_task(index: int) -> tuple[dict[str, FileCounts], set[str], int]:
     )
     if not validated.rejects.empty:
         rejects = as_spilled(validated.rejects)
-        context.register_rejects.add_as(index, rejects, np.zeros(rejects.num_rows, np.int64))
+        rows = rejects.column("source_row").to_numpy() - 1  # one file: its rows' order
+        blocks = context.register_rejects.partitions
+        context.register_rejects.add_as(
+            index, rejects, _in_blocks(rows, blocks, context.block_rows)
+        )
     return counts, set(invalid.astype(str)), len(validated.valid)
 
 
@@ -1228,7 +1244,7 @@ def _decide_task(
     validated, counts = _claims_validated(table, context)
     if validated is None:
         return {}, parts, pd.DataFrame(), 0
-    _spill_rejects(rejected, validated.rejects, context.bounds)
+    _spill_rejects(rejected, validated.rejects, context)
     if not validated.passed.all():
         forget()  # the checked rows' columns, where the valid rows are copies of them
     lines = validated.valid.reset_index(drop=True)
@@ -1256,12 +1272,52 @@ def _decide_task(
     return counts, parts, entry, len(lines)
 
 
-def _spill_rejects(spill: Spill, rejects: pd.DataFrame, bounds: pa.Array) -> None:
-    """Claim lines' rejects to the output's ranges of their ``claim_id`` (one without
-    a claim id to the last, where it sorts), for :func:`_write_rejects`."""
-    if not rejects.empty:
-        table = as_spilled(rejects)
-        spill.add(table, _range_of(table.column("claim_id"), bounds))
+def _spill_rejects(spill: Spill, rejects: pd.DataFrame, context: _Context) -> None:
+    """Claim lines' rejects to the output's ranges of their ``claim_id``, for
+    :func:`_write_rejects`. Those without one sort after every claim's, by line and then
+    by file and row: with a line, to the range after the claims'; without, as a blank
+    row's, to the blocks after that by their file's place among the files sorted and
+    their row (:func:`_in_blocks`), so that 400,000 blank rows are not one range."""
+    assert context.bounds is not None and context.rows_before_file is not None
+    if rejects.empty:
+        return
+    table = as_spilled(rejects)
+    ranges = len(context.bounds) + 1
+    part = _range_of(table.column("claim_id"), context.bounds)
+    claimless = table.column("claim_id").is_null().to_numpy(zero_copy_only=False)
+    lineless = claimless & table.column(LINE_KEY).is_null().to_numpy(zero_copy_only=False)
+    part[claimless] = ranges
+    if lineless.any():
+        files = context.rows_before_file
+        blank = table.filter(pa.array(lineless))
+        place = pc.index_in(blank.column("source_file"), pa.array(list(files), pa.string()))
+        rows = np.asarray(list(files.values()), np.int64)[place.to_numpy()]
+        rows += blank.column("source_row").to_numpy() - 1
+        blocks = spill.partitions - ranges - 1
+        part[lineless] = ranges + 1 + _in_blocks(rows, blocks, context.block_rows)
+    spill.add(table, part)
+
+
+def _in_blocks(rows: np.ndarray, blocks: int, block_rows: int) -> np.ndarray:
+    """Each row's block of ``block_rows`` rows (rows counted from 0), the last block
+    taking any past ``blocks``' end (a count estimated short)."""
+    return np.minimum(rows // block_rows, blocks - 1)
+
+
+def _rows_before_file(files: dict[str, FileCounts]) -> dict[str, int]:
+    """Each claims file's rows before it, its path among the paths sorted: rejects'
+    order (:func:`_spill_rejects`)."""
+    before: dict[str, int] = {}
+    rows = 0
+    for path in sorted(files):
+        before[path] = rows
+        rows += files[path].rows
+    return before
+
+
+def _row_blocks(files: dict[str, FileCounts]) -> int:
+    """The blocks of ``ROWS_PER_GROUP`` rows the claims files' rows make."""
+    return partitions_for(sum(f.rows for f in files.values()), ROWS_PER_GROUP)
 
 
 def _as_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -1293,7 +1349,7 @@ def _set_aside_task(index: int) -> dict[str, FileCounts]:
         return {}
     if validated.passed.any():
         raise RuntimeError("a claim whose lines name different members passed validation")
-    _spill_rejects(rejected, validated.rejects, context.bounds)
+    _spill_rejects(rejected, validated.rejects, context)
     return counts
 
 

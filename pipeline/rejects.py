@@ -1,10 +1,11 @@
 """rejects.parquet's order, and its writing a sorted piece at a time.
 
 A run's rejects are spilled by the tasks that find them, by the output's ranges of
-``claim_id`` (the register's on their own, after every claim's), and written from the
-spill a range at a time: what the run holds of them is one range and one row group,
-not every reject of the run (held until the end, they took some 550 bytes a reject
-row, 1.5 GiB for a feed of 400,000 blank rows).
+``claim_id`` (those without one, and the register's, by blocks of their rows: see
+``pipeline.engine._spill_rejects``), and written from the spill a range at a time: what
+the run holds of them is one range and one row group, not every reject of the run (held
+until the end, they took some 550 bytes a reject row: 1M lines with every date written
+``MM/DD/YYYY`` peaked at 2,555 MiB, now 1,476).
 """
 
 from __future__ import annotations

@@ -1036,7 +1036,8 @@ def test_blank_rows_are_spread_and_rejected_alike_at_any_partition_count(
     add = partition_module.Spill.add
 
     def counted(spill: Any, table: pa.Table, partition: np.ndarray, **kw: Any) -> None:
-        if "claim_line_number" in table.column_names and spill.partitions > 1:
+        lines = "claim_line_number" in table.column_names and "check" not in table.column_names
+        if lines and spill.partitions > 1:  # claim lines, not their rejects
             read.append(partition)
         add(spill, table, partition, **kw)
 
@@ -1060,6 +1061,46 @@ def test_blank_rows_are_spread_and_rejected_alike_at_any_partition_count(
     for name in OUTPUTS[:3]:  # no ledger
         single = (tmp_path / "rows-10000000" / name).read_bytes()
         assert (tmp_path / "rows-500" / name).read_bytes() == single, name
+
+
+def test_rejects_without_a_claim_are_written_in_blocks_in_the_order_of_all_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rejects without a claim id sort after every claim's, by line, file and row: blank
+    # rows (no line either) go to blocks of rows by their file's place among the files
+    # sorted, so that a feed's blank rows are not held as one range; the register's
+    # rejects by their row likewise. Two files given out of their paths' order.
+    claims, register = generate(1_500, seed=8, bad_fraction=0.02, register_ratio=0.3)
+    blank = pd.DataFrame(None, index=range(700), columns=claims.columns, dtype=str)
+    halves = [pd.concat([claims.iloc[:750], blank], ignore_index=True), claims.iloc[750:].copy()]
+    halves[1].loc[halves[1].index[::40], "claim_id"] = None  # a line number, no claim
+    register.loc[register.index[::3], "valid_to"] = "2020-01-01"  # ends before it starts
+    paths = [tmp_path / "b.csv", tmp_path / "a.csv"]
+    for path, frame in (*zip(paths, halves, strict=True), (tmp_path / "r.csv", register)):
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
+    monkeypatch.setattr(engine, "ROWS_PER_GROUP", 100)
+    pieces: list[pa.Table] = []
+
+    def counted(tables: Iterator[pa.Table], path: Path) -> int:
+        def each() -> Iterator[pa.Table]:
+            for table in tables:
+                pieces.append(table)
+                yield table
+
+        return write_sorted(each(), path)
+
+    monkeypatch.setattr(engine, "write_sorted", counted)
+    out = tmp_path / "run"
+    out.mkdir()
+    names = [str(path) for path in paths]
+    execute(names, str(tmp_path / "r.csv"), AS_OF, load_rules(), out, rows_per_partition=400)
+    validated = validate_files(names, str(tmp_path / "r.csv"), AS_OF)
+    write_parquet(validated.rejects, tmp_path / "all-at-once.parquet", REJECT_SCHEMA)
+    assert (out / "rejects.parquet").read_bytes() == (tmp_path / "all-at-once.parquet").read_bytes()
+    blanks = [p for p in pieces if p.column("claim_line_number").null_count == p.num_rows]
+    claims_blank = [p for p in blanks if p.column("source")[0].as_py() == "claims"]
+    assert len(claims_blank) >= 7, [p.num_rows for p in claims_blank]  # 700 blank rows
+    assert len(blanks) - len(claims_blank) >= 2, "the register's rejects in blocks too"
 
 
 def test_a_task_is_shipped_the_spans_it_reads_and_no_others(tmp_path: Path) -> None:
