@@ -12,7 +12,7 @@ if sys.platform.startswith("linux"):  # where pyarrow's wheels are built with je
     # environment's own choice stands.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 """The program's version, written in every manifest: read from here, not from what an
 install recorded, so that code updated in place names its own version
 (``pyproject.toml`` reads its version from here too)."""

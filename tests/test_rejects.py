@@ -90,6 +90,18 @@ def test_a_line_number_past_what_an_integer_holds_still_sorts() -> None:
     assert as_spilled(frame).column(rejects_file.LINE_KEY).to_pylist() == [1e20, 3.0]
 
 
+def test_lines_past_a_doubles_precision_sort_alike_whatever_else_was_rejected() -> None:
+    # 2**53 + 1 and 2**53 are one double: such lines (rejected: a line is at most nine
+    # digits) go by file and row, with or without a register reject beside them. Sorted
+    # by pandas, they were told apart only where every reject had a whole-number line.
+    Row = tuple[str, str | None, str | None, str, int]
+    lines: list[Row] = [("claims", "C1", "9007199254740993", "c.csv", 1)]
+    lines += [("claims", "C1", "9007199254740992", "c.csv", 2)]
+    register: list[Row] = [("authorizations", None, None, "a.csv", 5)]
+    assert sort_rejects(_rejects(lines))["source_row"].tolist() == [1, 2]
+    assert sort_rejects(_rejects(lines + register))["source_row"].tolist() == [1, 2, 5]
+
+
 def _many(count: int, seed: int = 5) -> pd.DataFrame:
     """``count`` rejects, sorted, of varied text (some of it missing)."""
     rng = np.random.default_rng(seed)
