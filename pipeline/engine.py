@@ -923,7 +923,7 @@ def dealt(partition: np.ndarray, keys: pa.ChunkedArray, first: int, count: int) 
     that, and meets no other line in a check: otherwise all of them went to one
     partition, and a feed's 400,000 blank rows made one of 400,000 lines (a run of
     the benchmark's 1M lines and them peaked at 2,260 MiB; dealt, 1,525; with the
-    rejects spilled too, 1,309, most of it their one range: :mod:`pipeline.rejects`)."""
+    rejects spilled too, in blocks of rows, 1,357: :func:`_spill_rejects`)."""
     missing = np.flatnonzero(keys.is_null().to_numpy(zero_copy_only=False))
     if len(missing):
         partition = partition.copy()
