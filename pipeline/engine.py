@@ -615,14 +615,11 @@ def _write_rejects(context: _Context, path: Path) -> int:
     ``claim_id`` at a time, in the ranges' order, then the register's, each sorted as it
     is read (:mod:`pipeline.rejects`); how many rows."""
     assert context.claim_rejects is not None and context.register_rejects is not None
-    spills = [context.claim_rejects, context.register_rejects]
-    for spill in spills:
-        spill.close_writers()
+    spills = (context.claim_rejects, context.register_rejects)
 
     def pieces() -> Iterator[pa.Table]:
         for spill in spills:
-            for index in range(spill.partitions):
-                table = spill.read(index)
+            for _, table in spill:  # its partitions in order, its writers closed first
                 let_go_of_read_files()
                 if table.num_rows:
                     yield take_rows(table, order(table))

@@ -281,24 +281,37 @@ def test_rejects_are_written_a_range_at_a_time_in_the_order_of_all_at_once(
     # all, and writes the bytes that sorting them all at once writes (``validate``).
     claims, register = generated
     monkeypatch.setattr(engine, "ROWS_PER_GROUP", 2_000)
-    pieces: list[int] = []
+    written = _rejects_written(monkeypatch)
+    out = tmp_path / "run"
+    out.mkdir()
+    execute([claims], register, AS_OF, load_rules(), out, rows_per_partition=4_000, workers=2)
+    _assert_rejects_as_written_at_once(out, [claims], register)
+    pieces = [table.num_rows for table in written]
+    assert len(pieces) > 10 and max(pieces) < sum(pieces) / 5, pieces
 
-    def counted(tables: Iterator[pa.Table], path: Path) -> int:
+
+def _rejects_written(monkeypatch: pytest.MonkeyPatch) -> list[pa.Table]:
+    """The pieces the run's rejects.parquet is written from, each as it is written."""
+    written: list[pa.Table] = []
+
+    def recorded(tables: Iterator[pa.Table], path: Path) -> int:
         def each() -> Iterator[pa.Table]:
             for table in tables:
-                pieces.append(table.num_rows)
+                written.append(table)
                 yield table
 
         return write_sorted(each(), path)
 
-    monkeypatch.setattr(engine, "write_sorted", counted)
-    out = tmp_path / "run"
-    out.mkdir()
-    execute([claims], register, AS_OF, load_rules(), out, rows_per_partition=4_000, workers=2)
-    validated = validate_files([claims], register, AS_OF)
-    write_parquet(validated.rejects, tmp_path / "all-at-once.parquet", REJECT_SCHEMA)
-    assert (out / "rejects.parquet").read_bytes() == (tmp_path / "all-at-once.parquet").read_bytes()
-    assert len(pieces) > 10 and max(pieces) < sum(pieces) / 5, pieces
+    monkeypatch.setattr(engine, "write_sorted", recorded)
+    return written
+
+
+def _assert_rejects_as_written_at_once(out: Path, claims: list[str], register: str) -> None:
+    """``out``'s rejects.parquet is the bytes the ``validate`` command's rejects, sorted
+    all at once, write."""
+    at_once = out.parent / f"{out.name}-all-at-once.parquet"
+    write_parquet(validate_files(claims, register, AS_OF).rejects, at_once, REJECT_SCHEMA)
+    assert (out / "rejects.parquet").read_bytes() == at_once.read_bytes()
 
 
 def _run_limited(
@@ -1079,24 +1092,12 @@ def test_rejects_without_a_claim_are_written_in_blocks_in_the_order_of_all_at_on
     for path, frame in (*zip(paths, halves, strict=True), (tmp_path / "r.csv", register)):
         pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
     monkeypatch.setattr(engine, "ROWS_PER_GROUP", 100)
-    pieces: list[pa.Table] = []
-
-    def counted(tables: Iterator[pa.Table], path: Path) -> int:
-        def each() -> Iterator[pa.Table]:
-            for table in tables:
-                pieces.append(table)
-                yield table
-
-        return write_sorted(each(), path)
-
-    monkeypatch.setattr(engine, "write_sorted", counted)
+    pieces = _rejects_written(monkeypatch)
     out = tmp_path / "run"
     out.mkdir()
     names = [str(path) for path in paths]
     execute(names, str(tmp_path / "r.csv"), AS_OF, load_rules(), out, rows_per_partition=400)
-    validated = validate_files(names, str(tmp_path / "r.csv"), AS_OF)
-    write_parquet(validated.rejects, tmp_path / "all-at-once.parquet", REJECT_SCHEMA)
-    assert (out / "rejects.parquet").read_bytes() == (tmp_path / "all-at-once.parquet").read_bytes()
+    _assert_rejects_as_written_at_once(out, names, str(tmp_path / "r.csv"))
     blanks = [p for p in pieces if p.column("claim_line_number").null_count == p.num_rows]
     claims_blank = [p for p in blanks if p.column("source")[0].as_py() == "claims"]
     assert len(claims_blank) >= 7, [p.num_rows for p in claims_blank]  # 700 blank rows
