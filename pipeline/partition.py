@@ -397,23 +397,34 @@ class Spill:
                 combined.append(pa.concat_tables(tables).combine_chunks())
                 tables.clear()
 
-        for path in sorted(self.directory.glob(f"{partition:05d}-*.arrow")):
-            file: pa.NativeFile = (
-                pa.OSFile(str(path))
-                if combine_every
-                else pa.BufferReader(pa.memory_map(str(path)).read_buffer())
-            )
-            while file.tell() < file.size():  # a stream a write
-                with ipc.open_stream(file) as reader:
-                    tables.append(_dense(reader.read_all(), self.schema))
-                if len(tables) == combine_every:
-                    combine()
-            file.close()
-            _delete_read(path)
+        for table in self.pieces(partition, mapped=not combine_every):
+            tables.append(table)
+            if len(tables) == combine_every:
+                combine()
         combine()
         if not combined and not tables:
             return self.schema.empty_table()
         return pa.concat_tables([*combined, *tables])
+
+    def pieces(
+        self, partition: int, *, mapped: bool = True, keep: bool = False
+    ) -> Iterator[pa.Table]:
+        """One partition's rows a piece (a write) at a time, in :meth:`read`'s order:
+        ``mapped``, each file is mapped rather than read into memory; its files are
+        deleted once read (see :meth:`read`), unless ``keep``, for reading again."""
+        for path in sorted(self.directory.glob(f"{partition:05d}-*.arrow")):
+            file: pa.NativeFile = (
+                pa.BufferReader(pa.memory_map(str(path)).read_buffer())
+                if mapped
+                else pa.OSFile(str(path))
+            )
+            while file.tell() < file.size():  # a stream a write
+                with ipc.open_stream(file) as reader:
+                    table = _dense(reader.read_all(), self.schema)
+                yield table
+            file.close()
+            if not keep:
+                _delete_read(path)
 
     def gather(self, partition: int) -> int:
         """Rewrite one partition's files as one file of one piece (a stream of one record

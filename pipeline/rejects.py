@@ -66,6 +66,48 @@ def order(table: pa.Table) -> pa.Array:
     )
 
 
+SAMPLE_ONE_IN = 64
+"""Every how many rejects one is sampled to cut a partition too big to sort at once
+(:func:`cut_points`)."""
+_ORDINAL_BITS = 42
+"""Bits of a row's place among the run's rows in :func:`parts_of`'s keys (4.4e12 rows)."""
+
+
+def cut_points(lines: np.ndarray, rows: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where to cut rejects sampled as (line, row) pairs into about ``parts`` parts of
+    as many rejects each: the (line, row) pairs that start each part after the first,
+    in order, none twice. ``rows``: each reject's row as its place among the run's rows,
+    files in their paths' order (so in the order of rejects.parquet's file and row)."""
+    ordered = np.lexsort((rows, lines))
+    picks = ordered[(np.arange(1, parts) * len(ordered)) // parts]
+    cut_lines, cut_rows = lines[picks], rows[picks]
+    new = np.ones(len(picks), dtype=bool)
+    new[1:] = (cut_lines[1:] != cut_lines[:-1]) | (cut_rows[1:] != cut_rows[:-1])
+    return cut_lines[new], cut_rows[new]
+
+
+def parts_of(
+    lines: np.ndarray, rows: np.ndarray, cuts: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Each reject's part (0 .. as many as ``cuts``) by its (line, row), the parts in
+    rejects.parquet's order of line, file and row: the cuts at or before it.
+
+    Each pair is made one integer that compares as the pair does against the cuts: the
+    line's place among the cuts' distinct lines (twice it, plus one when it is one of
+    them), then the row when the line is a cut's."""
+    cut_lines, cut_rows = cuts
+    distinct = np.unique(cut_lines)
+    if not len(distinct):
+        return np.zeros(len(lines), dtype=np.int64)
+    assert rows.max(initial=0) < 1 << _ORDINAL_BITS and rows.min(initial=0) >= 0
+    place = np.searchsorted(distinct, lines)
+    exact = distinct[np.minimum(place, len(distinct) - 1)] == lines
+    keys = ((2 * place + exact) << _ORDINAL_BITS) | np.where(exact, rows, 0)
+    cut_place = np.searchsorted(distinct, cut_lines)
+    cut_keys = ((2 * cut_place + 1) << _ORDINAL_BITS) | cut_rows
+    return np.searchsorted(cut_keys, keys, side="right").astype(np.int64)
+
+
 def sort_rejects(rejects: pd.DataFrame) -> pd.DataFrame:
     """``rejects`` in rejects.parquet's order (:func:`order`), numbered afresh."""
     places = order(as_spilled(rejects)).to_numpy()

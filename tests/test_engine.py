@@ -1104,6 +1104,42 @@ def test_rejects_without_a_claim_are_written_in_blocks_in_the_order_of_all_at_on
     assert len(blanks) - len(claims_blank) >= 2, "the register's rejects in blocks too"
 
 
+def test_many_rejects_without_a_claim_are_sorted_in_parts_in_the_order_of_all_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rejects with a line number but no claim id sort by line, then file and row, and
+    # are spilled as one partition: a feed whose claim_id came empty sorted them all at
+    # once (10M lines: the parent at 2,828 MiB). Past a row group of them, they are cut
+    # into parts by a sample of their lines and rows, each sorted in turn. Two files
+    # given out of their paths' order, line numbers crowded on a few values (``01``
+    # and ``1`` one line), rows with more than one reject, two workers' pieces.
+    claims, register = generate(3_000, seed=12, bad_fraction=0.05, register_ratio=0.3)
+    claims.loc[claims.index[::5], "claim_line_number"] = "01"
+    claims.loc[claims.index[:2_400], "claim_id"] = None
+    halves = [claims.iloc[1_500:], claims.iloc[:1_500]]
+    paths = [tmp_path / "b.csv", tmp_path / "a.csv"]
+    for path, frame in (*zip(paths, halves, strict=True), (tmp_path / "r.csv", register)):
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
+    monkeypatch.setattr(engine, "ROWS_PER_GROUP", 100)
+    monkeypatch.setattr(engine, "ROW_GROUP_ROWS", 500)
+    pieces = _rejects_written(monkeypatch)
+    out = tmp_path / "run"
+    out.mkdir()
+    names = [str(path) for path in paths]
+    execute(
+        names, str(tmp_path / "r.csv"), AS_OF, load_rules(), out, rows_per_partition=700, workers=2
+    )
+    _assert_rejects_as_written_at_once(out, names, str(tmp_path / "r.csv"))
+    claimless = [
+        piece.num_rows
+        for piece in pieces
+        if piece.column("claim_id").null_count == piece.num_rows
+        and piece.column("claim_line_number").null_count < piece.num_rows
+    ]
+    assert sum(claimless) > 2_400 and len(claimless) >= 12, claimless
+    assert max(claimless) < sum(claimless) / 4, claimless
+
+
 def test_a_task_is_shipped_the_spans_it_reads_and_no_others(tmp_path: Path) -> None:
     # Every task carried every span: a run of 4,000 files (a span each) took 38 s where
     # one worker took 17, each of the 4,000 reading tasks shipping 260 KB of spans.

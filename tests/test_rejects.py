@@ -165,3 +165,33 @@ def test_the_row_group_is_the_size_pyarrow_writes_at_once(tmp_path: Path) -> Non
     metadata = pq.ParquetFile(tmp_path / "default.parquet").metadata
     sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     assert sizes == [rejects_file.ROW_GROUP_ROWS, 1]
+
+
+def test_parts_follow_the_order_of_line_then_file_and_row() -> None:
+    # A partition of rejects too big to sort at once is cut by a sample of its (line,
+    # row) pairs; each reject's part must never be before that of a reject it sorts
+    # after, and a reject equal to a cut starts the cut's part. Lines crowd on a few
+    # values, as a feed's line numbers do, with -0.0, infinities and fractions among
+    # them; rows repeat (a row with several rejects).
+    generator = np.random.default_rng(5)
+    values = np.array([-np.inf, -1.0, -0.0, 0.0, 1.0, 1.5, 2.0, 3.0, 10.0, np.inf])
+    lines = generator.choice(
+        values, size=20_000, p=[0.01, 0.01, 0.02, 0.02, 0.5, 0.02] + [0.2, 0.1, 0.11, 0.01]
+    )
+    rows = generator.integers(0, 5_000, size=20_000)
+    cuts = rejects_file.cut_points(lines[::64], rows[::64], 16)
+    assert 8 <= len(cuts[0]) <= 15
+    parts = rejects_file.parts_of(lines, rows, cuts)
+    ordered = np.lexsort((rows, lines))
+    assert np.all(np.diff(parts[ordered]) >= 0)
+    assert parts.min() == 0 and parts.max() == len(cuts[0])
+    at_cuts = rejects_file.parts_of(*cuts, cuts)
+    assert list(at_cuts) == list(range(1, len(cuts[0]) + 1))
+    sizes = np.bincount(parts)
+    assert sizes.max() < 4 * len(lines) / len(sizes), sizes  # about as many a part
+
+
+def test_no_cuts_is_one_part() -> None:
+    empty = (np.empty(0), np.empty(0, np.int64))
+    assert rejects_file.cut_points(*empty, 1)[0].size == 0
+    assert list(rejects_file.parts_of(np.array([1.0, 2.0]), np.array([3, 4]), empty)) == [0, 0]
