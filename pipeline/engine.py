@@ -98,6 +98,7 @@ from pipeline.partition import (
 from pipeline.progress import Observer, Silent
 from pipeline.rejects import (
     LINE_KEY,
+    PLACE,
     ROW_GROUP_ROWS,
     SAMPLE_ONE_IN,
     as_spilled,
@@ -621,42 +622,38 @@ def execute(
 
 def _write_rejects(context: _Context, path: Path) -> int:
     """rejects.parquet from the rejects spilled by the tasks: the claims' a range of
-    ``claim_id`` at a time, in the ranges' order (those with a line but no claim id in
-    parts of their own: :func:`_claimless_rejects`), then the register's, each sorted as
-    it is read (:mod:`pipeline.rejects`); how many rows."""
+    ``claim_id`` at a time, in the ranges' order (a range too big, in parts of its own:
+    :func:`_sorted_rejects`), then the register's, each sorted as it is read
+    (:mod:`pipeline.rejects`); how many rows."""
     assert context.claim_rejects is not None and context.register_rejects is not None
-    assert context.bounds is not None
-    claimless = len(context.bounds) + 1  # rejects with a line but no claim id
     claims, register = context.claim_rejects, context.register_rejects
 
     def pieces() -> Iterator[pa.Table]:
-        for spill in (claims, register):
-            spill.close_writers()
-            for partition in range(spill.partitions):
-                if spill is claims and partition == claimless:
-                    yield from _claimless_rejects(context, spill, partition)
-                    continue
-                table = spill.read(partition)
-                let_go_of_read_files()
-                if table.num_rows:
-                    yield take_rows(table, order(table))
+        claims.close_writers()
+        for partition in range(claims.partitions):
+            yield from _sorted_rejects(context, claims, partition)
+        for _, table in register:  # its partitions in order, its writers closed first
+            let_go_of_read_files()
+            if table.num_rows:
+                yield take_rows(table, order(table))
 
     return write_sorted(pieces(), path)
 
 
-def _claimless_rejects(context: _Context, spill: Spill, partition: int) -> Iterator[pa.Table]:
-    """The rejects of lines with a line number but no claim id, sorted a part at a time.
+def _sorted_rejects(context: _Context, spill: Spill, partition: int) -> Iterator[pa.Table]:
+    """A partition of claim lines' rejects, sorted: at once, up to a row group of them
+    (:data:`ROW_GROUP_ROWS`); past it, a part at a time.
 
-    They sort by line, then file and row, and are spilled as one partition (a line
-    number says nothing of how many lines share it). Up to a row group of them
-    (:data:`ROW_GROUP_ROWS`), they are sorted at once. Past it, the partition is read
-    twice, a piece at a time: first to sample their lines and rows
-    (:data:`SAMPLE_ONE_IN`) and cut them into parts of about ``ROWS_PER_GROUP``
-    (:func:`cut_points`), then to spill each reject to its part (:func:`parts_of`), each
-    part sorted in turn. A feed of 10M lines whose ``claim_id`` came empty: the parent
-    peaked at 591 MiB, against 2,828 sorting them at once."""
-    assert context.rows_before_file is not None
-    rows, lines, places = _sampled(spill, partition, context.rows_before_file)
+    A partition is one range of ``claim_id``, whole claims, so one claim id on many
+    lines makes it big; the rejects with a line number but no claim id are one
+    partition, as they sort by line before file and row. Counted first (their files
+    mapped, read no further than the pieces' sizes), a partition too big is read twice,
+    a piece at a time: to sample one reject in :data:`SAMPLE_ONE_IN` and cut them into
+    parts of about ``ROWS_PER_GROUP`` (:func:`cut_points`), then to spill each reject to
+    its part (:func:`parts_of`); each part is then sorted in turn. A feed of 10M lines
+    whose ``claim_id`` came empty: the parent peaked at 591 MiB, against 2,828 sorting
+    them at once."""
+    rows = sum(piece.num_rows for piece in spill.pieces(partition, keep=True))
     if rows <= ROW_GROUP_ROWS:
         table = spill.read(partition)
         let_go_of_read_files()
@@ -665,11 +662,10 @@ def _claimless_rejects(context: _Context, spill: Spill, partition: int) -> Itera
         return
     # No more parts than the spill has partitions, whose files the open-file limit counts.
     parts = min(partitions_for(rows, ROWS_PER_GROUP), spill.partitions)
-    cuts = cut_points(lines, places, parts)
-    with Spill(len(cuts[0]) + 1, spill.schema, spill.directory.parent) as parted:
+    cuts = cut_points(_sampled(context, spill, partition), parts)
+    with Spill(cuts.num_rows + 1, spill.schema, spill.directory.parent) as parted:
         for piece in spill.pieces(partition, mapped=False):
-            at = parts_of(_line_keys(piece), _row_places(piece, context.rows_before_file), cuts)
-            parted.add(piece, at)
+            parted.add(piece, parts_of(_cut_keys(context, piece), cuts))
         let_go_of_read_files()
         for _, table in parted:
             let_go_of_read_files()
@@ -677,25 +673,23 @@ def _claimless_rejects(context: _Context, spill: Spill, partition: int) -> Itera
                 yield take_rows(table, order(table))
 
 
-def _sampled(
-    spill: Spill, partition: int, rows_before_file: dict[str, int]
-) -> tuple[int, np.ndarray, np.ndarray]:
-    """How many rejects a partition of rejects with a line but no claim holds, and the
-    lines and rows (:func:`_row_places`) of one in :data:`SAMPLE_ONE_IN`, read a piece
-    at a time into memory and kept to be read again. (Mapped, a file's pages stay with
-    the process until its every piece is let go of: a file a worker, 470 MB at 10M.)"""
-    rows, lines, places = 0, [np.empty(0)], [np.empty(0, np.int64)]
-    for piece in spill.pieces(partition, mapped=False, keep=True):
-        rows += piece.num_rows
-        sample = piece.take(np.arange(0, piece.num_rows, SAMPLE_ONE_IN))
-        lines.append(_line_keys(sample))
-        places.append(_row_places(sample, rows_before_file))
-    return rows, np.concatenate(lines), np.concatenate(places)
+def _sampled(context: _Context, spill: Spill, partition: int) -> pa.Table:
+    """One in :data:`SAMPLE_ONE_IN` of a partition's rejects, as the keys they are cut by
+    (:func:`_cut_keys`). Read a piece at a time into memory, the files kept to be read
+    again: mapped, a file's pages stay with the process until its every piece is let go
+    of (a file a worker, 470 MB of them at 10M lines)."""
+    sampled = [
+        _cut_keys(context, piece.take(np.arange(0, piece.num_rows, SAMPLE_ONE_IN)))
+        for piece in spill.pieces(partition, mapped=False, keep=True)
+    ]
+    return pa.concat_tables(sampled)
 
 
-def _line_keys(rejects: pa.Table) -> np.ndarray:
-    """Spilled rejects' line numbers as numbers (every one has one)."""
-    return rejects.column(LINE_KEY).to_numpy()
+def _cut_keys(context: _Context, rejects: pa.Table) -> pa.Table:
+    """Claim lines' rejects as the keys a partition of them is cut by (:data:`CUT_BY`)."""
+    assert context.rows_before_file is not None
+    keys = rejects.select(["claim_id", LINE_KEY])
+    return keys.append_column(PLACE, pa.array(_row_places(rejects, context.rows_before_file)))
 
 
 def _write_units(directory: Path, units: list[pd.DataFrame] | None) -> list[tuple[str, int]]:
@@ -1359,7 +1353,11 @@ def _spill_rejects(spill: Spill, rejects: pd.DataFrame, context: _Context) -> No
         rows = _row_places(table.filter(pa.array(lineless)), context.rows_before_file)
         blocks = spill.partitions - ranges - 1
         part[lineless] = ranges + 1 + _in_blocks(rows, blocks, context.block_rows)
-    spill.add(table, part)
+    # In pieces of at most a block, the most the parent then reads of them at once (a
+    # claim's lines set aside are validated together: 1M of them made 4M rejects).
+    for start in range(0, table.num_rows, context.block_rows):
+        end = start + context.block_rows
+        spill.add(table.slice(start, context.block_rows), part[start:end])
 
 
 def _row_places(rejects: pa.Table, rows_before_file: dict[str, int]) -> np.ndarray:

@@ -69,43 +69,42 @@ def order(table: pa.Table) -> pa.Array:
 SAMPLE_ONE_IN = 64
 """Every how many rejects one is sampled to cut a partition too big to sort at once
 (:func:`cut_points`)."""
-_ORDINAL_BITS = 42
-"""Bits of a row's place among the run's rows in :func:`parts_of`'s keys (4.4e12 rows)."""
+PLACE = "_place"
+"""A claim line reject's row as its place among the claims files' rows, the files in
+their paths' order: the order of rejects.parquet's file and row, as one number."""
+CUT_BY = ("claim_id", LINE_KEY, PLACE)
+"""The keys a partition of claim lines' rejects is cut into parts by: rejects.parquet's
+order but for the column, check, value and message, which only tell apart the rejects
+of one row (a row's rejects stay in one part)."""
 
 
-def cut_points(lines: np.ndarray, rows: np.ndarray, parts: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where to cut rejects sampled as (line, row) pairs into about ``parts`` parts of
-    as many rejects each: the (line, row) pairs that start each part after the first,
-    in order, none twice. ``rows``: each reject's row as its place among the run's rows,
-    files in their paths' order (so in the order of rejects.parquet's file and row)."""
-    ordered = np.lexsort((rows, lines))
-    picks = ordered[(np.arange(1, parts) * len(ordered)) // parts]
-    cut_lines, cut_rows = lines[picks], rows[picks]
-    new = np.ones(len(picks), dtype=bool)
-    new[1:] = (cut_lines[1:] != cut_lines[:-1]) | (cut_rows[1:] != cut_rows[:-1])
-    return cut_lines[new], cut_rows[new]
+def cut_points(sample: pa.Table, parts: int) -> pa.Table:
+    """Where to cut the rejects ``sample`` stands for (:data:`CUT_BY`'s columns) into
+    about ``parts`` parts of as many rejects each: the keys that start each part after
+    the first, in order (a key twice makes a part of none)."""
+    ordered = pc.sort_indices(sample, sort_keys=[(n, "ascending", "at_end") for n in CUT_BY])
+    picks = ordered.to_numpy()[(np.arange(1, parts) * sample.num_rows) // parts]
+    return sample.select(list(CUT_BY)).take(picks)
 
 
-def parts_of(
-    lines: np.ndarray, rows: np.ndarray, cuts: tuple[np.ndarray, np.ndarray]
-) -> np.ndarray:
-    """Each reject's part (0 .. as many as ``cuts``) by its (line, row), the parts in
-    rejects.parquet's order of line, file and row: the cuts at or before it.
+def parts_of(keys: pa.Table, cuts: pa.Table) -> np.ndarray:
+    """Each reject's part (0 .. as many as ``cuts``) by its :data:`CUT_BY` keys, the
+    parts in rejects.parquet's order: how many cuts come at or before it.
 
-    Each pair is made one integer that compares as the pair does against the cuts: the
-    line's place among the cuts' distinct lines (twice it, plus one when it is one of
-    them), then the row when the line is a cut's."""
-    cut_lines, cut_rows = cuts
-    distinct = np.unique(cut_lines)
-    if not len(distinct):
-        return np.zeros(len(lines), dtype=np.int64)
-    assert rows.max(initial=0) < 1 << _ORDINAL_BITS and rows.min(initial=0) >= 0
-    place = np.searchsorted(distinct, lines)
-    exact = distinct[np.minimum(place, len(distinct) - 1)] == lines
-    keys = ((2 * place + exact) << _ORDINAL_BITS) | np.where(exact, rows, 0)
-    cut_place = np.searchsorted(distinct, cut_lines)
-    cut_keys = ((2 * cut_place + 1) << _ORDINAL_BITS) | cut_rows
-    return np.searchsorted(cut_keys, keys, side="right").astype(np.int64)
+    The cuts and the rejects are ranked together a key at a time (as Arrow orders them,
+    nulls last: rank's default), then ordered together, a cut before a reject of the
+    same keys."""
+    both = pa.concat_tables([cuts.select(list(CUT_BY)), keys.select(list(CUT_BY))])
+    ranks = [
+        pc.rank(both.column(name), "ascending", tiebreaker="dense").to_numpy() for name in CUT_BY
+    ]
+    is_reject = np.repeat(np.array([0, 1], np.int8), [cuts.num_rows, keys.num_rows])
+    ordered = np.lexsort((is_reject, *reversed(ranks)))
+    cuts_so_far = np.cumsum(is_reject[ordered] == 0)
+    rejects = is_reject[ordered] == 1
+    parts = np.empty(keys.num_rows, dtype=np.int64)
+    parts[ordered[rejects] - cuts.num_rows] = cuts_so_far[rejects]
+    return parts
 
 
 def sort_rejects(rejects: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -1104,19 +1105,21 @@ def test_rejects_without_a_claim_are_written_in_blocks_in_the_order_of_all_at_on
     assert len(blanks) - len(claims_blank) >= 2, "the register's rejects in blocks too"
 
 
-def test_many_rejects_without_a_claim_are_sorted_in_parts_in_the_order_of_all_at_once(
+def test_a_range_of_many_rejects_is_sorted_in_parts_in_the_order_of_all_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Rejects with a line number but no claim id sort by line, then file and row, and
-    # are spilled as one partition: a feed whose claim_id came empty sorted them all at
-    # once (10M lines: the parent at 2,828 MiB). Past a row group of them, they are cut
-    # into parts by a sample of their lines and rows, each sorted in turn. Two files
-    # given out of their paths' order, line numbers crowded on a few values (``01``
-    # and ``1`` one line), rows with more than one reject, two workers' pieces.
-    claims, register = generate(3_000, seed=12, bad_fraction=0.05, register_ratio=0.3)
+    # The parent sorted each range of rejects at once: a feed whose claim_id came empty
+    # (its rejects sort by line, then file and row, one partition: 10M lines, the parent
+    # at 2,828 MiB), or one claim id on many lines (a range of whole claims). Past a row
+    # group of rejects, a range is cut into parts by a sample of its keys, each part
+    # sorted in turn. Two files given out of their paths' order, line numbers crowded
+    # on a few values (``01`` and ``1`` one line), rows with more than one reject (the
+    # one claim's lines disagree on their member), two workers' pieces.
+    claims, register = generate(4_000, seed=12, bad_fraction=0.05, register_ratio=0.3)
     claims.loc[claims.index[::5], "claim_line_number"] = "01"
     claims.loc[claims.index[:2_400], "claim_id"] = None
-    halves = [claims.iloc[1_500:], claims.iloc[:1_500]]
+    claims.loc[claims.index[2_400:3_200], "claim_id"] = "C-ONE"
+    halves = [claims.iloc[2_000:], claims.iloc[:2_000]]
     paths = [tmp_path / "b.csv", tmp_path / "a.csv"]
     for path, frame in (*zip(paths, halves, strict=True), (tmp_path / "r.csv", register)):
         pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
@@ -1130,14 +1133,24 @@ def test_many_rejects_without_a_claim_are_sorted_in_parts_in_the_order_of_all_at
         names, str(tmp_path / "r.csv"), AS_OF, load_rules(), out, rows_per_partition=700, workers=2
     )
     _assert_rejects_as_written_at_once(out, names, str(tmp_path / "r.csv"))
-    claimless = [
-        piece.num_rows
-        for piece in pieces
-        if piece.column("claim_id").null_count == piece.num_rows
-        and piece.column("claim_line_number").null_count < piece.num_rows
-    ]
-    assert sum(claimless) > 2_400 and len(claimless) >= 12, claimless
-    assert max(claimless) < sum(claimless) / 4, claimless
+
+    def sizes(claim: str | None) -> list[int]:
+        """The pieces holding one claim's rejects (of lines with a line number, for None)."""
+        return [
+            piece.num_rows
+            for piece in pieces
+            if piece.column("claim_line_number").null_count < piece.num_rows
+            and pc.any(
+                pc.is_null(piece.column("claim_id"))
+                if claim is None
+                else pc.equal(piece.column("claim_id"), claim)
+            ).as_py()
+        ]
+
+    for claim, rejects in ((None, 2_400), ("C-ONE", 4 * 800)):
+        written = sizes(claim)
+        assert sum(written) >= rejects and len(written) >= 12, (claim, written)
+        assert max(written) < sum(written) / 4, (claim, written)
 
 
 def test_a_task_is_shipped_the_spans_it_reads_and_no_others(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -167,31 +168,37 @@ def test_the_row_group_is_the_size_pyarrow_writes_at_once(tmp_path: Path) -> Non
     assert sizes == [rejects_file.ROW_GROUP_ROWS, 1]
 
 
-def test_parts_follow_the_order_of_line_then_file_and_row() -> None:
-    # A partition of rejects too big to sort at once is cut by a sample of its (line,
-    # row) pairs; each reject's part must never be before that of a reject it sorts
-    # after, and a reject equal to a cut starts the cut's part. Lines crowd on a few
-    # values, as a feed's line numbers do, with -0.0, infinities and fractions among
-    # them; rows repeat (a row with several rejects).
+def test_parts_follow_the_order_of_claim_then_line_then_file_and_row() -> None:
+    # A partition of rejects too big to sort at once is cut by a sample of its (claim,
+    # line, row) keys; a reject's part must never be before that of a reject it sorts
+    # after, and a reject with a cut's keys starts the cut's part. Claims and lines
+    # crowd on a few values (one claim id on many lines, a feed's line numbers), with
+    # no claim, no line, -0.0, infinities and fractions among them; rows repeat (a row
+    # with several rejects).
     generator = np.random.default_rng(5)
-    values = np.array([-np.inf, -1.0, -0.0, 0.0, 1.0, 1.5, 2.0, 3.0, 10.0, np.inf])
+    size = 20_000
+    ids = np.array(["C2", "C10", "C1", None], dtype=object)
+    claims = generator.choice(ids, size=size, p=[0.5, 0.2, 0.1, 0.2])
     lines = generator.choice(
-        values, size=20_000, p=[0.01, 0.01, 0.02, 0.02, 0.5, 0.02] + [0.2, 0.1, 0.11, 0.01]
+        [-np.inf, -1.0, -0.0, 0.0, 1.0, 1.5, 2.0, 10.0, np.inf, np.nan],
+        size=size,
+        p=[0.01, 0.01, 0.02, 0.02, 0.5, 0.02, 0.2, 0.1, 0.01, 0.11],
     )
-    rows = generator.integers(0, 5_000, size=20_000)
-    cuts = rejects_file.cut_points(lines[::64], rows[::64], 16)
-    assert 8 <= len(cuts[0]) <= 15
-    parts = rejects_file.parts_of(lines, rows, cuts)
-    ordered = np.lexsort((rows, lines))
+    keys = pa.table(
+        {
+            "claim_id": pa.array(claims, pa.string()),
+            rejects_file.LINE_KEY: pa.array(lines, pa.float64(), from_pandas=True),
+            rejects_file.PLACE: generator.integers(0, 5_000, size=size),
+        }
+    )
+    cuts = rejects_file.cut_points(keys.take(np.arange(0, size, 64)), 16)
+    assert cuts.num_rows == 15
+    parts = rejects_file.parts_of(keys, cuts)
+    ordered = pc.sort_indices(
+        keys, sort_keys=[(name, "ascending", "at_end") for name in rejects_file.CUT_BY]
+    ).to_numpy()
     assert np.all(np.diff(parts[ordered]) >= 0)
-    assert parts.min() == 0 and parts.max() == len(cuts[0])
-    at_cuts = rejects_file.parts_of(*cuts, cuts)
-    assert list(at_cuts) == list(range(1, len(cuts[0]) + 1))
+    assert parts.min() == 0 and parts.max() == cuts.num_rows
+    assert list(rejects_file.parts_of(cuts, cuts)) == list(range(1, cuts.num_rows + 1))
     sizes = np.bincount(parts)
-    assert sizes.max() < 4 * len(lines) / len(sizes), sizes  # about as many a part
-
-
-def test_no_cuts_is_one_part() -> None:
-    empty = (np.empty(0), np.empty(0, np.int64))
-    assert rejects_file.cut_points(*empty, 1)[0].size == 0
-    assert list(rejects_file.parts_of(np.array([1.0, 2.0]), np.array([3, 4]), empty)) == [0, 0]
+    assert sizes.max() < 4 * size / len(sizes), sizes  # about as many a part
