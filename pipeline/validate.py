@@ -8,7 +8,7 @@ none is valid. A row is in exactly one of the two.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -63,12 +63,23 @@ def normalize_case(
     return frame.assign(**changes)
 
 
-def validate_claims(lines: pd.DataFrame, as_of: datetime, *, remember: bool = False) -> Validated:
+def validate_claims(
+    lines: pd.DataFrame,
+    as_of: datetime,
+    *,
+    remember: bool = False,
+    decided: Mapping[str, np.ndarray] | None = None,
+) -> Validated:
     """Check claim lines read as text against the claims contract at ``as_of``.
 
     ``remember``: what the checks computed once for the rows (their claim codes, a
     column's distinct values) stays remembered for the caller to reuse and to let go
-    of (:func:`schemas.checks.forget`); otherwise it is let go of here."""
+    of (:func:`schemas.checks.forget`); otherwise it is let go of here.
+
+    ``decided``: rules already applied to these rows elsewhere, by their pandera name:
+    whether each row passes. They are left out of the schema and their failures taken
+    as given (a claim's lines validated a piece at a time, its claim rules over all of
+    them first: :func:`claim_rules_passed`)."""
     lines = normalize_case(
         lines, claims_contract.UPPER_CASE_COLUMNS, claims_contract.LOWER_CASE_COLUMNS
     )
@@ -79,7 +90,40 @@ def validate_claims(lines: pd.DataFrame, as_of: datetime, *, remember: bool = Fa
         claims_contract.CONTRACT_COLUMNS,
         source="claims",
         remember=remember,
+        decided=decided or {},
     )
+
+
+def claim_rules_passed(lines: pyarrow.Table) -> dict[str, np.ndarray]:
+    """Whether each line passes each rule that checks a claim's lines against each other
+    (:func:`schemas.claims.claim_rules`), by the rule's pandera name, the lines' case
+    normalized first as :func:`validate_claims` does; for ``decided``. Only the columns
+    the rules read are taken from ``lines``."""
+    rules = claims_contract.claim_rules()
+    columns = claim_rule_columns()
+    keys = normalize_case(
+        to_frame(lines.select(columns)).astype(TEXT_DTYPE),
+        [name for name in claims_contract.UPPER_CASE_COLUMNS if name in columns],
+        [name for name in claims_contract.LOWER_CASE_COLUMNS if name in columns],
+    )
+    try:
+        return {
+            name: np.asarray(passes(keys[list(_reads(name))]), dtype=bool)
+            for name, passes in rules.items()
+        }
+    finally:
+        forget()  # what the rules computed once for these lines
+
+
+def claim_rule_columns() -> list[str]:
+    """The columns the claim rules read (:func:`claim_rules_passed`)."""
+    return sorted({name for key in claims_contract.claim_rules() for name in _reads(key)})
+
+
+def _reads(name: str) -> tuple[str, ...]:
+    rule = row_rule_for(name)
+    assert rule is not None, name
+    return rule.reads
 
 
 def validate_authorizations(register: pd.DataFrame) -> Validated:
@@ -101,7 +145,9 @@ def _validate(
     *,
     source: str,
     remember: bool = False,
+    decided: Mapping[str, np.ndarray] | None = None,
 ) -> Validated:
+    decided = decided or {}
     frame = frame.reset_index(drop=True)
     as_text = {
         c: frame[c].astype(TEXT_DTYPE) for c in contract_columns if frame[c].dtype != TEXT_DTYPE
@@ -113,6 +159,8 @@ def _validate(
     columns_only.checks = []
     by_columns: dict[tuple[str, ...], list[pa.Check]] = {}
     for check in schema.checks:
+        if check.name in decided:
+            continue
         rule = row_rule_for(check.name)
         reads = rule.reads if rule is not None else tuple(contract_columns)
         by_columns.setdefault(reads, []).append(check)
@@ -133,6 +181,7 @@ def _validate(
     finally:
         if not remember:
             forget()  # what the checks computed once for this frame
+    found += [_decided_failures(name, passes) for name, passes in decided.items()]
     failures = [cases for cases in found if cases is not None]
     passed = np.ones(len(frame), dtype=bool)
     if not failures:
@@ -144,6 +193,15 @@ def _validate(
 
 _ONE_BLOCK = "_one_block"
 """The NumPy column given to the row rules beside the columns they read."""
+
+
+def _decided_failures(name: str, passes: np.ndarray) -> pd.DataFrame | None:
+    """A rule's failures decided elsewhere, as pandera's failure cases name them (the
+    row, the check), or None when every row passed."""
+    rows = np.flatnonzero(~passes)
+    if not len(rows):
+        return None
+    return pd.DataFrame({"index": rows, "column": None, "check": name})
 
 
 def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame | None:

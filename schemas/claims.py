@@ -8,6 +8,7 @@ repaired. Columns the contract does not name pass through unchecked.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -566,6 +567,19 @@ CLAIM_AFTER_AS_OF = register_row_rule(
 )
 """A line's date of service after the as-of, named by the column it came from: the
 line's start date, or the claim's where the line has none (or none that is a date)."""
+
+
+def claim_rules() -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
+    """The rules that check a claim's lines against each other (those that read
+    ``claim_id``), by their pandera name, each giving whether a line passes: a claim
+    validated a piece at a time has them applied over all its lines first
+    (``pipeline.validate.claim_rules_passed``)."""
+    return {
+        "claim_line_number/duplicate_claim_line": ClaimLineInput._unique_line,
+        "member_id/differs_within_claim": ClaimLineInput._same_member,
+        "claim_type/differs_within_claim": ClaimLineInput._same_claim_type,
+        "plan_type/differs_within_claim": ClaimLineInput._same_plan_type,
+    }
 
 
 def claims_schema(as_of: datetime) -> pa.DataFrameSchema:

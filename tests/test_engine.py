@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -1151,6 +1152,47 @@ def test_a_range_of_many_rejects_is_sorted_in_parts_in_the_order_of_all_at_once(
         written = sizes(claim)
         assert sum(written) >= rejects and len(written) >= 12, (claim, written)
         assert max(written) < sum(written) / 4, (claim, written)
+
+
+def test_a_claim_set_aside_is_validated_in_pieces_as_if_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lines of a claim that name several members are set aside and validated
+    # together: 1M lines under one claim id held 4M rejects as pandera's failure cases
+    # (7.2 GB). Its claim rules (lines checked against each other) are applied over
+    # every line first, the rest a piece at a time; the rejects and counts are those of
+    # validating every line at once (the ``validate`` command).
+    claims, register = generate(2_000, seed=13, bad_fraction=0.05, register_ratio=0.3)
+    claims.loc[claims.index[300:1_100], "claim_id"] = "C-ONE"
+    claims.loc[claims.index[300:1_100:9], "plan_type"] = "HMO"
+    pacsv.write_csv(pa.Table.from_pandas(claims, preserve_index=False), tmp_path / "c.csv")
+    pacsv.write_csv(pa.Table.from_pandas(register, preserve_index=False), tmp_path / "r.csv")
+    validated: list[int] = []
+    check = engine.validate_claims
+
+    def counted(lines: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        if "decided" in kwargs:
+            validated.append(len(lines))
+        return check(lines, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "validate_claims", counted)
+    monkeypatch.setattr(engine, "SET_ASIDE_ROWS", 64)
+    out = tmp_path / "run"
+    out.mkdir()
+    claims_file, register_file = str(tmp_path / "c.csv"), str(tmp_path / "r.csv")
+    execute(
+        [claims_file], register_file, AS_OF, load_rules(), out, rows_per_partition=300, workers=1
+    )
+    assert sum(validated) >= 800 and max(validated) <= 64, validated
+    _assert_rejects_as_written_at_once(out, [claims_file], register_file)
+    summary = json.loads((out / "summary.json").read_text())
+    whole = validate_files([claims_file], register_file, AS_OF)
+    entry = next(f for f in summary["inputs"] if f["path"] == claims_file)
+    assert entry["rejected"] == whole.claims.rejected_rows
+    by_check = whole.claims.rejects.groupby(["column", "check"]).size()
+    assert {(c["column"], c["check"]): c["rejects"] for c in entry["rejects_by_check"]} == {
+        key: int(count) for key, count in by_check.items()
+    }
 
 
 def test_a_task_is_shipped_the_spans_it_reads_and_no_others(tmp_path: Path) -> None:

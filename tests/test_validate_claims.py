@@ -14,11 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from pipeline import engine
+from pipeline import engine, validate
 from pipeline.io import SOURCE_ROW
+from pipeline.rejects import sort_rejects
 from pipeline.run import read_claims
 from pipeline.setting import _Lines
 from pipeline.validate import Validated, validate_claims
@@ -833,3 +836,36 @@ def test_a_file_failing_only_column_checks_raises_no_warning(tmp_path: Path) -> 
     assert list(zip(rejects["column"], rejects["check"], strict=True)) == [
         ("place_of_service_code", "place_of_service_format")
     ]
+
+
+def test_rules_decided_over_all_lines_then_the_rest_in_pieces_give_the_same_rejects(
+    run: Run,
+) -> None:
+    # A claim's lines set aside whole are validated a piece at a time, its claim rules
+    # (lines checked against each other) applied over all of them first: the rejects
+    # are those of validating them all at once. Pieces of 7 lines cut claims apart.
+    lines, _ = read_claims([str(run.path)])
+    decided = validate.claim_rules_passed(pa.Table.from_pandas(lines, preserve_index=False))
+    assert set(decided) == set(claims_contract.claim_rules())
+    assert not all(passes.all() for passes in decided.values())  # the defects' cases
+    pieces = []
+    for start in range(0, len(lines), 7):
+        piece = {name: passes[start : start + 7] for name, passes in decided.items()}
+        pieces.append(validate_claims(lines.iloc[start : start + 7], AS_OF, decided=piece))
+    in_pieces = sort_rejects(pd.concat([p.rejects for p in pieces], ignore_index=True))
+    whole = run.result.rejects.reset_index(drop=True)
+    assert len(whole) > 20
+    pd.testing.assert_frame_equal(in_pieces.astype(whole.dtypes.to_dict()), whole)
+    assert list(np.concatenate([p.passed for p in pieces])) == list(run.result.passed)
+
+
+def test_the_claim_rules_are_every_rule_that_reads_the_claim_id() -> None:
+    # A rule that checks lines against each other reads claim_id; applied a piece at a
+    # time it would miss the claim's other pieces, so each such rule is listed.
+    schema = claims_contract.claims_schema(AS_OF)
+    reading = {
+        check.name
+        for check in schema.checks
+        if (rule := checks.row_rule_for(check.name)) is not None and "claim_id" in rule.reads
+    }
+    assert reading == set(claims_contract.claim_rules())
