@@ -662,12 +662,11 @@ def _sorted_rejects(context: _Context, spill: Spill, partition: int) -> Iterator
         if table.num_rows:
             yield take_rows(table, order(table))
         return
-    # No more parts than the spill has partitions, whose files the open-file limit counts.
-    parts = min(partitions_for(rows, ROWS_PER_GROUP), spill.partitions)
-    cuts = cut_points(_sampled(context, spill, partition), parts)
+    cuts = cut_points(_sampled(context, spill, partition), partitions_for(rows, ROWS_PER_GROUP))
     with Spill(cuts.num_rows + 1, spill.schema, spill.directory.parent) as parted:
         for piece in spill.pieces(partition, mapped=False):
-            parted.add(piece, parts_of(_cut_keys(context, piece), cuts))
+            # Each part's file closed once written (one open at a time, however many).
+            parted.add(piece, parts_of(_cut_keys(context, piece), cuts), once=True)
         let_go_of_read_files()
         for _, table in parted:
             let_go_of_read_files()

@@ -300,6 +300,7 @@ class Spill:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="adjudicate-spill-", dir=where))
         self._owner = directory is None
         self._files: dict[int, pa.NativeFile] = {}
+        self._written: set[int] = set()
         self.rows = np.zeros(partitions, dtype=np.int64)
 
     def writer(self, beside: Sequence[Spill] = ()) -> Spill:
@@ -330,8 +331,9 @@ class Spill:
         """Scatter ``table``'s rows to their partitions, keeping their order within each.
 
         A row whose partition is negative is left out (one copy of the rows, not a
-        filter and then a scatter). ``once``: this writer writes each partition once,
-        so each file is closed as soon as it is written (one file open at a time).
+        filter and then a scatter). ``once``: each file is closed as soon as it is
+        written, and opened again to append to should its partition be written again
+        (one file open at a time, however many partitions).
         """
         table = table.select(self.schema.names).cast(self.schema)
         dropped = int(np.count_nonzero(partition < 0))
@@ -357,13 +359,23 @@ class Spill:
     def _write(self, partition: int, table: pa.Table, *, close: bool = False) -> None:
         file = self._files.get(partition)
         if file is None:
-            file = self._files[partition] = pa.OSFile(str(self._path(partition)), "wb")
+            mode = "ab" if partition in self._written else "wb"  # closed after a write
+            file = self._files[partition] = pa.OSFile(str(self._path(partition)), mode)
         sink = pa.BufferedOutputStream(file, buffer_size=WRITE_BUFFER)
         table = _sparse(table)
-        with ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+        try:
+            with ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+        except BaseException:
+            # Stopped in the middle (the run interrupted): the buffer and its file closed
+            # now, not when the buffer is let go of, after the spill closed the file
+            # (Arrow then reports writing to a closed file).
+            self._files.pop(partition)
+            sink.close()
+            raise
         sink.detach()  # the buffer written to the file, which stays open
         self.rows[partition] += table.num_rows
+        self._written.add(partition)
         if close:
             self._files.pop(partition).close()
 
