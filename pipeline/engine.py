@@ -47,7 +47,7 @@ import os
 import resource
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -91,6 +91,7 @@ from pipeline.partition import (
     empty_columns,
     let_go_of_read_files,
     partition_of,
+    rebatched,
     release_writers,
     stable_hash,
     take_rows,
@@ -1430,7 +1431,10 @@ def _set_aside_task(index: int) -> dict[str, FileCounts]:
     counts: dict[str, FileCounts] = {}
     start = 0
     pieces = context.split_lines.pieces(index, mapped=False)  # a decide task's each
-    for lines in _rebatched(pieces, SET_ASIDE_ROWS):
+    # A validation costs some 45 ms however few its lines, and a set-aside partition
+    # comes in a piece from each member partition (20 lines each at --partition-rows
+    # 1000: 50,000 lines took 97 s validated a piece at a time, 10 s at once).
+    for lines in rebatched(pieces, SET_ASIDE_ROWS):
         end = start + lines.num_rows
         piece = {name: passes[start:end] for name, passes in decided.items()}
         check = functools.partial(validate_claims, as_of=context.as_of, decided=piece)
@@ -1444,24 +1448,6 @@ def _set_aside_task(index: int) -> dict[str, FileCounts]:
         merge_counts(counts, found)
         start = end
     return counts
-
-
-def _rebatched(tables: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
-    """``tables``' rows, in order, as tables of ``rows`` rows (the last of those left):
-    a validation costs some 45 ms however few its lines, and a partition set aside comes
-    in a piece from each member partition (20 lines each at ``--partition-rows 1000``:
-    50,000 lines took 97 s validated a piece at a time, 10 s at once)."""
-    held: list[pa.Table] = []
-    count = 0
-    for table in tables:
-        held.append(table)
-        count += table.num_rows
-        while count >= rows:
-            joined = pa.concat_tables(held)
-            yield joined.slice(0, rows)
-            held, count = [joined.slice(rows)], count - rows
-    if count:
-        yield pa.concat_tables(held)
 
 
 def _rule_columns(spill: Spill, partition: int) -> pa.Table:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.partition import rebatched
 from schemas.outputs import REJECT_COLUMNS, REJECT_SCHEMA
 
 LINE_KEY = "_line"
@@ -121,18 +122,13 @@ def write_sorted(pieces: Iterable[pa.Table], path: Path) -> int:
     The same bytes as ``pyarrow.parquet.write_table`` of them all at once (each row group
     written from one chunk a column, as a table made from pandas has)."""
     rows = 0
-    held: list[pa.Table] = []
+    rejects = (piece.select(list(REJECT_COLUMNS)).cast(REJECT_SCHEMA) for piece in pieces)
     with pq.ParquetWriter(
         path, REJECT_SCHEMA, compression="zstd", write_statistics=True, store_schema=False
     ) as writer:
-        for piece in pieces:
-            held.append(piece.select(list(REJECT_COLUMNS)).cast(REJECT_SCHEMA))
-            rows += piece.num_rows
-            while sum(t.num_rows for t in held) >= ROW_GROUP_ROWS:
-                group = pa.concat_tables(held)
-                writer.write_table(group.slice(0, ROW_GROUP_ROWS).combine_chunks())
-                held = [group.slice(ROW_GROUP_ROWS).combine_chunks()]
-        rest = pa.concat_tables(held) if held else REJECT_SCHEMA.empty_table()
-        if rest.num_rows or not rows:
-            writer.write_table(rest.combine_chunks())
+        for group in rebatched(rejects, ROW_GROUP_ROWS):
+            writer.write_table(group.combine_chunks())
+            rows += group.num_rows
+        if not rows:
+            writer.write_table(REJECT_SCHEMA.empty_table())
     return rows

@@ -59,6 +59,7 @@ from pipeline.partition import (
     filter_rows,
     let_go_of_read_files,
     partition_of,
+    rebatched,
     stable_hash,
     take_rows,
 )
@@ -704,6 +705,18 @@ def test_a_spill_keeps_each_partitions_rows_in_their_order(
         for index in range(4):
             expected = [f"C{i}" for i, p in enumerate(partition) if p == index]
             assert spill.read(index).column("claim_id").to_pylist() == expected
+
+
+def test_tables_rebatched_keep_their_rows_in_order_in_tables_of_the_size_asked() -> None:
+    values = iter(range(100))
+    sizes = (3, 0, 5, 1, 4)
+    tables = [
+        pa.table({"n": pa.array([next(values) for _ in range(n)], pa.int64())}) for n in sizes
+    ]
+    batches = list(rebatched(tables, 4))
+    assert [batch.num_rows for batch in batches] == [4, 4, 4, 1]
+    assert [n for batch in batches for n in batch.column("n").to_pylist()] == list(range(13))
+    assert list(rebatched([pa.table({"n": pa.array([], pa.int64())})], 4)) == []
 
 
 def test_a_spill_written_a_file_at_a_time_appends_to_a_partition_written_before(
