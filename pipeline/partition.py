@@ -318,7 +318,6 @@ class Spill:
         self._owner = directory is None
         self._files: dict[int, pa.NativeFile] = {}
         self._written: set[int] = set()
-        self.rows = np.zeros(partitions, dtype=np.int64)
 
     def writer(self, beside: Sequence[Spill] = ()) -> Spill:
         """This process's writer into the same files, for tasks: its own file per
@@ -376,7 +375,7 @@ class Spill:
     def _write(self, partition: int, table: pa.Table, *, close: bool = False) -> None:
         file = self._files.get(partition)
         if file is None:
-            mode = "ab" if partition in self._written else "wb"  # closed after a write
+            mode = "ab" if partition in self._written else "wb"  # written, then closed
             file = self._files[partition] = pa.OSFile(str(self._path(partition)), mode)
         sink = pa.BufferedOutputStream(file, buffer_size=WRITE_BUFFER)
         table = _sparse(table)
@@ -391,7 +390,6 @@ class Spill:
             sink.close()
             raise
         sink.detach()  # the buffer written to the file, which stays open
-        self.rows[partition] += table.num_rows
         self._written.add(partition)
         if close:
             self._files.pop(partition).close()
